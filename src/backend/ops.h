@@ -1,0 +1,164 @@
+#pragma once
+// The Ops interface: every numerical operation the model and the optimizers perform.
+// The model (src/model) and the optimizers (src/optim) are written ONCE against this interface;
+// each backend implements it: backend/cpu (the reference: plain loops, OpenMP, BLAS/LAPACK,
+// float and double) and cuda/ (kernels, cuBLASLt, cuSOLVER; float and bf16 activations).
+//
+// Conventions, shared by every backend (each CUDA op is tested against its CPU twin):
+// - Tensors are row-major and contiguous. "[N, C]" means a tensor whose leading dims fold into
+//   N rows of C columns (Tensor::rows()/cols()).
+// - Ops are asynchronous on devices; anything returning a host value synchronises.
+// - "(=)" means the op overwrites its output; "(+=)" means it accumulates into it.
+// - Mixed dtypes: activations may be bf16 while parameters, gradients and optimizer state are
+//   f32 (CUDA mixed precision). On the CPU every tensor of an op has the same dtype, f32 or f64,
+//   except token ids (i32). Statistics saved for backward (rstd, lse) and losses are f32, or f64
+//   when the activations are f64.
+// - Model dims in the comments: B batch, T sequence, C model width, H heads, hd = C/H head dim,
+//   V real vocabulary (50257), Vp padded vocabulary (50304).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mousse {
+
+struct AdamWArgs {
+  float lr, beta1, beta2, eps, weight_decay;
+  float bias_correction1;  // 1 - beta1^t
+  float bias_correction2;  // 1 - beta2^t
+  float grad_scale;        // multiplies the gradient first (clipping, 1/accumulation)
+};
+
+struct LionArgs {
+  float lr, beta1, beta2, weight_decay;
+  float grad_scale;
+};
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;  // "cpu (OpenBLAS, 2 threads)", "cuda (NVIDIA H100 ...)"
+
+  // ---------------------------------------------------------------- memory
+  virtual void* alloc(size_t bytes) = 0;  // used once, by the Arena
+  virtual void free(void* p) = 0;
+  virtual void to_host(void* dst, const Tensor& src) = 0;    // src.bytes() bytes; synchronises
+  virtual void from_host(const Tensor& dst, const void* src) = 0;  // dst.bytes() bytes
+  virtual void synchronize() = 0;
+
+  // ---------------------------------------------------------------- elementwise and reductions
+  virtual void fill(const Tensor& x, double value) = 0;
+  // dst = src, converting dtype (f32/f64 -> bf16 rounds to nearest even). Same numel.
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;
+  // dst (bf16) = src (f32) with stochastic rounding driven by (seed); used for the bf16 working
+  // copy of the weights. Where dst is not bf16 this is copy().
+  virtual void copy_stochastic(const Tensor& dst, const Tensor& src, uint64_t seed) = 0;
+  virtual void scale(const Tensor& x, double alpha) = 0;                 // x *= alpha
+  // y = a*x + b*y (elementwise, same numel; x may be y's dtype or f32)
+  virtual void axpby(const Tensor& y, double a, const Tensor& x, double b) = 0;
+  virtual double sum(const Tensor& x) = 0;          // host value, accumulated in double
+  virtual double sum_squares(const Tensor& x) = 0;  // host value, accumulated in double
+
+  // ---------------------------------------------------------------- GEMM
+  // out[M, N] (=) alpha * op(a) @ op(b) + beta * out, op(X) = trans ? Xᵀ : X.
+  // Each operand is viewed as a matrix (rows(), cols()). Accumulation is at least f32.
+  virtual void matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                      bool trans_b, float alpha = 1.f, float beta = 0.f) = 0;
+  // The same for a batch of equally shaped matrices: a, b, out are 3-D [batch, rows, cols].
+  virtual void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                              bool trans_b, float alpha = 1.f, float beta = 0.f) = 0;
+
+  // ---------------------------------------------------------------- model: forward
+  // out[N, C] (=) wte[tokens[n], :]; tokens i32 [N] (ids < wte rows, checked by the data loader)
+  virtual void embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) = 0;
+  // out[N, C] (=) inp / sqrt(mean(inp²) + 1e-6) per row; rstd[N] (=) the per-row 1/sqrt(...)
+  virtual void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) = 0;
+  // Fused residual add + RMSNorm: res_out (=) res_in + delta; norm_out, rstd as rmsnorm(res_out).
+  // res_out may alias res_in.
+  virtual void add_rmsnorm_forward(const Tensor& res_out, const Tensor& norm_out,
+                                   const Tensor& rstd, const Tensor& res_in,
+                                   const Tensor& delta) = 0;
+  // QK-Norm then RoPE on a fused qkv activation [B, T, 3C] laid out (q | k | v), each C = H*hd:
+  // q and k of every head are RMS-normalised over hd (no gain), then rotated by +angle with
+  // inv_freq[i] = rope_base^(-2i/hd) on the pairs (i, i + hd/2) at position t; v is copied.
+  // rstd [B*T, 2H] (=) the q then k per-head 1/rms.
+  virtual void qknorm_rope_forward(const Tensor& qkv_out, const Tensor& rstd,
+                                   const Tensor& qkv_in, int n_head, float rope_base) = 0;
+  // Causal softmax attention over qkv [B, T, 3C] (after QK-Norm/RoPE), scores q·k/sqrt(hd):
+  // out [B, T, C] (=) heads concatenated; lse [B, H, T] (=) log-sum-exp of each score row.
+  virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
+                                 int n_head) = 0;
+  virtual void relu2_forward(const Tensor& out, const Tensor& inp) = 0;  // out = relu(inp)²
+  // Fused classifier over logits [N, Vp]: losses[n] (=) logsumexp(logits[n, :V]) -
+  // logits[n, targets[n]]. If compute_grad, logits (=) grad_scale * (softmax - onehot) on the
+  // first V columns and 0 on the padding: the gradient of grad_scale * sum(losses).
+  virtual void classifier(const Tensor& losses, const Tensor& logits, const Tensor& targets,
+                          int64_t vocab_size, float grad_scale, bool compute_grad) = 0;
+
+  // ---------------------------------------------------------------- model: backward
+  virtual void embedding_backward(const Tensor& dwte, const Tensor& dout,
+                                  const Tensor& tokens) = 0;  // dwte (+=), deterministic
+  // dinp (+=) gradient of rmsnorm through (inp, rstd) given dout.
+  virtual void rmsnorm_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp,
+                                const Tensor& rstd) = 0;
+  // dqkv_in (=) gradient through QK-Norm + RoPE (v passes through).
+  virtual void qknorm_rope_backward(const Tensor& dqkv_in, const Tensor& dqkv_out,
+                                    const Tensor& qkv_in, const Tensor& rstd, int n_head,
+                                    float rope_base) = 0;
+  // dqkv (=) gradient of attention given dout, the forward's qkv, out and lse.
+  virtual void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                                  const Tensor& out, const Tensor& lse, int n_head) = 0;
+  virtual void relu2_backward(const Tensor& dinp, const Tensor& dout,
+                              const Tensor& inp) = 0;  // dinp (=) dout * 2 relu(inp)
+
+  // ---------------------------------------------------------------- optimizers: elementwise
+  // p, g, m, v flat, same numel; p/m/v f32 (or f64), g f32 (or f64).
+  // g' = grad_scale*g; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'²;
+  // p = p (1 - lr wd) - lr (m/bc1) / (sqrt(v/bc2) + eps)
+  virtual void adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
+                            const AdamWArgs& args) = 0;
+  // g' = grad_scale*g; u = sign(b1 m + (1-b1) g'); m = b2 m + (1-b2) g'; p = p(1-lr wd) - lr u
+  virtual void lion_update(const Tensor& p, const Tensor& g, const Tensor& m,
+                           const LionArgs& args) = 0;
+
+  // ---------------------------------------------------------------- optimizers: linear algebra
+  // Symmetric eigendecomposition of a [n, n] (lower triangle read; a unchanged):
+  // eigenvalues (=) ascending [n], eigenvectors (=) [n, n] with eigenvector j in COLUMN j.
+  // Returns 0 on success, nonzero if it did not converge or the input was not finite
+  // (outputs then unspecified). Computed in at least the tensors' precision.
+  virtual int eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) = 0;
+  // q (=) the orthonormal factor of a thin QR of a [m, n] (m >= n), Householder, with the
+  // signs fixed so diag(R) >= 0 (as LAPACK's/torch's do up to that convention).
+  virtual void qr_orthonormal(const Tensor& q, const Tensor& a) = 0;
+  // out[i, j] (=) inp[i, j] * row_scale[i] * col_scale[j]; an undefined scale tensor means 1.
+  // out may alias inp.
+  virtual void scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
+                               const Tensor& col_scale) = 0;
+  // out[i] (=) max(inp[i], floor)^exponent
+  virtual void pow_clamped(const Tensor& out, const Tensor& inp, double exponent,
+                           double floor) = 0;
+  virtual void add_to_diagonal(const Tensor& a, double value) = 0;  // a[i, i] += value
+  virtual double trace(const Tensor& a) = 0;                         // host value
+  virtual void transpose(const Tensor& out, const Tensor& inp) = 0;  // out [n, m] (=) inpᵀ
+  // out[:, j] (=) inp[:, index[j]] (index i32 [n], a permutation or selection of columns)
+  virtual void gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) = 0;
+  virtual void gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) = 0;
+  // v (=) beta v + (1 - beta) x², elementwise (second-moment EMA, e.g. SOAP in the eigenbasis)
+  virtual void ema_square(const Tensor& v, const Tensor& x, double beta) = 0;
+  // out (=) (m / bc1) / (sqrt(v / bc2) + eps), elementwise (Adam's direction)
+  virtual void adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
+                              double bias_correction1, double bias_correction2) = 0;
+};
+
+// The CPU reference backend (always available).
+std::unique_ptr<Ops> make_cpu_ops();
+// The CUDA backend, on the current device; throws mousse::Error if built without CUDA or if
+// no usable GPU is present.
+std::unique_ptr<Ops> make_cuda_ops();
+// True when this binary has the CUDA backend and a GPU it can use.
+bool cuda_available();
+
+}  // namespace mousse
