@@ -1,0 +1,52 @@
+#include "optim/adamw.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace mousse {
+
+AdamW::AdamW(const ConfigNode& node) {
+  auto betas = node.numbers("betas", {beta1, beta2});
+  if (betas.size() != 2) node.error("betas", "expected two numbers [beta1, beta2]");
+  beta1 = betas[0];
+  beta2 = betas[1];
+  eps = node.number("eps", eps);
+  weight_decay = node.number("weight_decay", weight_decay);
+  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
+    node.error("betas", "each beta must be in [0, 1)");
+  if (!(eps > 0)) node.error("eps", "must be > 0");
+  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
+}
+
+std::string AdamW::describe() const {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "adamw betas=(%g, %g) eps=%g weight_decay=%g", beta1, beta2,
+                eps, weight_decay);
+  return buf;
+}
+
+void AdamW::reserve_state(Arena& arena, const std::vector<Param*>& params) {
+  state_.resize(params.size());
+  for (size_t i = 0; i < params.size(); i++) {
+    const Param& p = *params[i];
+    arena.reserve(state_[i].m, "optimizer", "adamw.m." + p.name, p.weight.dtype, p.weight.shape);
+    arena.reserve(state_[i].v, "optimizer", "adamw.v." + p.name, p.weight.dtype, p.weight.shape);
+  }
+}
+
+void AdamW::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
+  MOUSSE_CHECK(params.size() == state_.size(), "AdamW: params changed since reserve_state");
+  AdamWArgs a;
+  a.lr = float(s.lr);
+  a.beta1 = float(beta1);
+  a.beta2 = float(beta2);
+  a.eps = float(eps);
+  a.weight_decay = float(weight_decay);
+  a.bias_correction1 = float(1.0 - std::pow(beta1, double(s.step)));
+  a.bias_correction2 = float(1.0 - std::pow(beta2, double(s.step)));
+  a.grad_scale = float(s.grad_scale);
+  for (size_t i = 0; i < params.size(); i++)
+    ops.adamw_update(params[i]->weight, params[i]->grad, state_[i].m, state_[i].v, a);
+}
+
+}  // namespace mousse

@@ -1,0 +1,44 @@
+#include "optim/lion.h"
+
+#include <cstdio>
+
+namespace mousse {
+
+Lion::Lion(const ConfigNode& node) {
+  auto betas = node.numbers("betas", {beta1, beta2});
+  if (betas.size() != 2) node.error("betas", "expected two numbers [beta1, beta2]");
+  beta1 = betas[0];
+  beta2 = betas[1];
+  weight_decay = node.number("weight_decay", weight_decay);
+  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
+    node.error("betas", "each beta must be in [0, 1)");
+  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
+}
+
+std::string Lion::describe() const {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "lion betas=(%g, %g) weight_decay=%g", beta1, beta2,
+                weight_decay);
+  return buf;
+}
+
+void Lion::reserve_state(Arena& arena, const std::vector<Param*>& params) {
+  momentum_.resize(params.size());
+  for (size_t i = 0; i < params.size(); i++)
+    arena.reserve(momentum_[i], "optimizer", "lion.m." + params[i]->name,
+                  params[i]->weight.dtype, params[i]->weight.shape);
+}
+
+void Lion::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
+  MOUSSE_CHECK(params.size() == momentum_.size(), "Lion: params changed since reserve_state");
+  LionArgs a;
+  a.lr = float(s.lr);
+  a.beta1 = float(beta1);
+  a.beta2 = float(beta2);
+  a.weight_decay = float(weight_decay);
+  a.grad_scale = float(s.grad_scale);
+  for (size_t i = 0; i < params.size(); i++)
+    ops.lion_update(params[i]->weight, params[i]->grad, momentum_[i], a);
+}
+
+}  // namespace mousse

@@ -1,0 +1,49 @@
+#pragma once
+// Optimizers: one small class each (AdamW, Lion, Muon, SOAP, Mousse), written once against the
+// Ops interface, so the CPU reference and the CUDA backend run the same code path.
+// An Optimizer serves one parameter group ("matrix", "embedding" or "lm_head"); the trainer
+// computes each group's learning rate (peak lr × schedule × multipliers) and calls step().
+// State tensors live in the arena (category "optimizer") under unique names, so checkpoints
+// save and restore them generically; host-side state goes through save_extra/load_extra.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/arena.h"
+#include "core/json_config.h"
+#include "model/params.h"
+
+namespace mousse {
+
+struct OptimStep {
+  int64_t step = 1;         // optimizer steps taken including this one (1-based)
+  double lr = 0.0;          // this group's learning rate for this step
+  double grad_scale = 1.0;  // multiplies the raw gradient first (gradient clipping)
+  bool diagnostics = false; // compute the diagnostics for this step (update RMS, ...)
+};
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual std::string type() const = 0;      // "adamw", "lion", "muon", "soap", "mousse"
+  virtual std::string describe() const = 0;  // one line: type and every hyperparameter
+  // Plans the state tensors for `params` (the ones this rank updates).
+  virtual void reserve_state(Arena& arena, const std::vector<Param*>& params) = 0;
+  // One update of every parameter in `params` from its .grad (master weights in .weight).
+  virtual void step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) = 0;
+  // Diagnostics of the last step run with s.diagnostics (merged into the JSONL log).
+  virtual json diagnostics() const { return json::object(); }
+  // Host-side state (counters, ...) for checkpoints; tensors go through the arena.
+  virtual json save_extra() const { return json::object(); }
+  virtual void load_extra(const json&) {}
+};
+
+// Builds the optimizer named by node["type"] from its config object (its keys are validated;
+// "lr" and the group-level keys are read by the caller, see train/param_groups.h).
+std::unique_ptr<Optimizer> make_optimizer(const ConfigNode& node, const std::string& group);
+
+// Shared helper: RMS of a tensor (sqrt(sum x² / n)), as a host double.
+double tensor_rms(Ops& ops, const Tensor& t);
+
+}  // namespace mousse
