@@ -1,0 +1,90 @@
+#pragma once
+// Argument checks and dtype dispatch shared by the CPU kernels (internal to backend/cpu).
+//
+// Every failure names the op and the offending tensor ("rmsnorm_forward: out [4, 8] and inp
+// [4, 9] differ in shape"), so a mistake in the model or an optimizer is found at the call.
+#include <cstdint>
+#include <vector>
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+namespace mousse {
+namespace cpu {
+
+constexpr double kRmsNormEps = 1e-6;  // design §2: rmsnorm(x) = x / sqrt(mean(x²) + 1e-6)
+constexpr int64_t kParallelMin = 1 << 14;  // below this many elements, OpenMP costs more than it saves
+
+// Defined (or empty) and on the CPU.
+inline void check_cpu(const char* op, const char* what, const Tensor& t) {
+  if (t.device != Device::cpu)
+    fail(op, ": ", what, " is a ", device_name(t.device), " tensor; the CPU backend needs cpu tensors");
+  if (!t.defined() && t.numel() != 0)
+    fail(op, ": ", what, " ", t.shape.str(), " has no memory (not allocated?)");
+}
+
+// f32 or f64 (the CPU backend computes in nothing else).
+inline void check_float(const char* op, const char* what, const Tensor& t) {
+  check_cpu(op, what, t);
+  if (t.dtype != DType::f32 && t.dtype != DType::f64)
+    fail(op, ": ", what, " is ", dtype_name(t.dtype),
+         "; the CPU backend computes in f32 or f64 only (bf16 is a CUDA activation format)");
+}
+
+// Same dtype as the op's reference tensor (on the CPU every float tensor of an op agrees).
+inline void check_dtype(const char* op, const char* what, const Tensor& t, const char* ref_what,
+                        const Tensor& ref) {
+  check_float(op, what, t);
+  if (t.dtype != ref.dtype)
+    fail(op, ": ", what, " is ", dtype_name(t.dtype), " but ", ref_what, " is ",
+         dtype_name(ref.dtype), "; on the CPU every float tensor of an op has the same dtype");
+}
+
+inline void check_i32(const char* op, const char* what, const Tensor& t) {
+  check_cpu(op, what, t);
+  if (t.dtype != DType::i32)
+    fail(op, ": ", what, " is ", dtype_name(t.dtype), "; expected i32 indices");
+}
+
+inline void check_same_numel(const char* op, const char* what, const Tensor& t,
+                             const char* ref_what, const Tensor& ref) {
+  if (t.numel() != ref.numel())
+    fail(op, ": ", what, " ", t.shape.str(), " and ", ref_what, " ", ref.shape.str(),
+         " differ in size (", t.numel(), " vs ", ref.numel(), " elements)");
+}
+
+inline void check_same_shape(const char* op, const char* what, const Tensor& t,
+                             const char* ref_what, const Tensor& ref) {
+  if (t.rows() != ref.rows() || t.cols() != ref.cols())
+    fail(op, ": ", what, " ", t.shape.str(), " and ", ref_what, " ", ref.shape.str(),
+         " differ in shape");
+}
+
+inline void check_numel(const char* op, const char* what, const Tensor& t, int64_t n,
+                        const char* expected) {
+  if (t.numel() != n)
+    fail(op, ": ", what, " ", t.shape.str(), " should have ", n, " elements (", expected, ")");
+}
+
+// Runs f(T{}) with T = float or double according to dt; anything else is an error naming op.
+template <class F>
+void dispatch_float(const char* op, DType dt, F&& f) {
+  switch (dt) {
+    case DType::f32: f(float{}); return;
+    case DType::f64: f(double{}); return;
+    default:
+      fail(op, ": dtype ", dtype_name(dt),
+           " is not supported by the CPU backend (f32 or f64 only; bf16 is CUDA-only)");
+  }
+}
+
+// Scratch memory that grows once and is then reused (no malloc per call): pass a
+// `thread_local std::vector<T>` declared at the use site, one per buffer.
+template <class T>
+T* grow(std::vector<T>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
+}
+
+}  // namespace cpu
+}  // namespace mousse

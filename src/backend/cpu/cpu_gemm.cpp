@@ -1,0 +1,94 @@
+// GEMM through OpenBLAS: out[M, N] = alpha * op(a) @ op(b) + beta * out (row-major).
+#include <cblas.h>
+
+#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/cpu_ops.h"
+
+namespace mousse {
+
+using namespace cpu;
+
+namespace {
+
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c) {
+  cblas_sgemm(CblasRowMajor, ta, tb, int(M), int(N), int(K), alpha, a, int(lda), b, int(ldb),
+              beta, c, int(N));
+}
+
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha,
+          const double* a, int64_t lda, const double* b, int64_t ldb, float beta, double* c) {
+  cblas_dgemm(CblasRowMajor, ta, tb, int(M), int(N), int(K), double(alpha), a, int(lda), b,
+              int(ldb), double(beta), c, int(N));
+}
+
+// The matrix shapes of one product, checked: op(a) is [M, K], op(b) is [K, N], out is [M, N].
+struct GemmShape {
+  int64_t M, N, K, lda, ldb;
+};
+
+GemmShape gemm_shape(const char* op, int64_t out_r, int64_t out_c, int64_t a_r, int64_t a_c,
+                     bool ta, int64_t b_r, int64_t b_c, bool tb, const Tensor& out,
+                     const Tensor& a, const Tensor& b) {
+  const int64_t M = ta ? a_c : a_r, Ka = ta ? a_r : a_c;
+  const int64_t Kb = tb ? b_c : b_r, N = tb ? b_r : b_c;
+  if (Ka != Kb || out_r != M || out_c != N)
+    fail(op, ": shapes do not multiply: out ", out.shape.str(), " = a", ta ? "^T " : " ",
+         a.shape.str(), " @ b", tb ? "^T " : " ", b.shape.str(), " (op(a) is [", M, ", ", Ka,
+         "], op(b) is [", Kb, ", ", N, "])");
+  if (M == 0 || N == 0 || Ka == 0)
+    fail(op, ": empty matrix product: out ", out.shape.str(), ", a ", a.shape.str(), ", b ",
+         b.shape.str());
+  const int64_t kIntMax = 2147483647;
+  if (a_r > kIntMax || a_c > kIntMax || b_r > kIntMax || b_c > kIntMax)
+    fail(op, ": matrix dimension beyond BLAS's 32-bit range");
+  return {M, N, Ka, a_c, b_c};
+}
+
+void check_gemm_dtypes(const char* op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  check_float(op, "out", out);
+  check_dtype(op, "a", a, "out", out);
+  check_dtype(op, "b", b, "out", out);
+}
+
+}  // namespace
+
+void CpuOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                    bool trans_b, float alpha, float beta) {
+  const char* op = "matmul";
+  check_gemm_dtypes(op, out, a, b);
+  const GemmShape s = gemm_shape(op, out.rows(), out.cols(), a.rows(), a.cols(), trans_a,
+                                 b.rows(), b.cols(), trans_b, out, a, b);
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  dispatch_float(op, out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    gemm(ta, tb, s.M, s.N, s.K, alpha, a.ptr<T>(), s.lda, b.ptr<T>(), s.ldb, beta, out.ptr<T>());
+  });
+}
+
+void CpuOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                            bool trans_b, float alpha, float beta) {
+  const char* op = "matmul_batched";
+  check_gemm_dtypes(op, out, a, b);
+  if (out.shape.ndim != 3 || a.shape.ndim != 3 || b.shape.ndim != 3)
+    fail(op, ": out ", out.shape.str(), ", a ", a.shape.str(), ", b ", b.shape.str(),
+         " must all be 3-D [batch, rows, cols]");
+  const int64_t batch = out.shape[0];
+  if (a.shape[0] != batch || b.shape[0] != batch)
+    fail(op, ": batch sizes differ: out ", out.shape.str(), ", a ", a.shape.str(), ", b ",
+         b.shape.str());
+  if (batch == 0) fail(op, ": empty batch");
+  const GemmShape s = gemm_shape(op, out.shape[1], out.shape[2], a.shape[1], a.shape[2], trans_a,
+                                 b.shape[1], b.shape[2], trans_b, out, a, b);
+  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  const int64_t sa = a.shape[1] * a.shape[2], sb = b.shape[1] * b.shape[2], so = s.M * s.N;
+  dispatch_float(op, out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    // One BLAS call per matrix; OpenBLAS parallelises each call internally.
+    for (int64_t i = 0; i < batch; i++)
+      gemm(ta, tb, s.M, s.N, s.K, alpha, a.ptr<T>() + i * sa, s.lda, b.ptr<T>() + i * sb, s.ldb,
+           beta, out.ptr<T>() + i * so);
+  });
+}
+
+}  // namespace mousse

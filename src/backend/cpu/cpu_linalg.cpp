@@ -1,0 +1,254 @@
+// Linear algebra for the matrix optimizers (Mousse, SOAP, Muon): symmetric eigendecomposition,
+// thin QR, diagonal scalings, elementwise powers, trace, transpose, row/column gathers.
+#include <lapacke.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/cpu_ops.h"
+
+namespace mousse {
+
+using namespace cpu;
+
+namespace {
+
+lapack_int syevd(double* a, lapack_int n, double* w) {
+  return LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w);
+}
+lapack_int syevd(float* a, lapack_int n, float* w) {
+  return LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w);
+}
+lapack_int geqrf(double* a, lapack_int m, lapack_int n, double* tau) {
+  return LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, m, n, a, n, tau);
+}
+lapack_int geqrf(float* a, lapack_int m, lapack_int n, float* tau) {
+  return LAPACKE_sgeqrf(LAPACK_ROW_MAJOR, m, n, a, n, tau);
+}
+lapack_int orgqr(double* a, lapack_int m, lapack_int n, const double* tau) {
+  return LAPACKE_dorgqr(LAPACK_ROW_MAJOR, m, n, n, a, n, tau);
+}
+lapack_int orgqr(float* a, lapack_int m, lapack_int n, const float* tau) {
+  return LAPACKE_sorgqr(LAPACK_ROW_MAJOR, m, n, n, a, n, tau);
+}
+
+void check_square(const char* op, const char* what, const Tensor& a) {
+  if (a.shape.ndim != 2 || a.shape[0] != a.shape[1] || a.numel() == 0)
+    fail(op, ": ", what, " ", a.shape.str(), " must be a non-empty square matrix [n, n]");
+}
+
+void check_no_alias(const char* op, const Tensor& out, const Tensor& inp) {
+  if (out.data == inp.data && out.numel() > 0)
+    fail(op, ": out and inp must be different memory");
+}
+
+}  // namespace
+
+// LAPACK ?syevd on the lower triangle (row-major). Returns 0 on success, LAPACK's info (> 0)
+// if it did not converge, -1 if the lower triangle holds a non-finite value.
+int CpuOps::eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) {
+  const char* op = "eigh";
+  check_float(op, "a", a);
+  check_dtype(op, "eigenvectors", eigenvectors, "a", a);
+  check_dtype(op, "eigenvalues", eigenvalues, "a", a);
+  check_square(op, "a", a);
+  const int64_t n = a.shape[0];
+  if (eigenvectors.rows() != n || eigenvectors.cols() != n)
+    fail(op, ": eigenvectors ", eigenvectors.shape.str(), " must be [", n, ", ", n, "] like a ",
+         a.shape.str());
+  check_numel(op, "eigenvalues", eigenvalues, n, "one per row of a");
+  int result = 0;
+  dispatch_float(op, a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* pa = a.ptr<T>();
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j <= i; j++)
+        if (!std::isfinite(pa[i * n + j])) {
+          result = -1;
+          return;
+        }
+    T* q = eigenvectors.ptr<T>();
+    if (q != pa) std::memcpy(q, pa, a.bytes());
+    const lapack_int info = syevd(q, lapack_int(n), eigenvalues.ptr<T>());
+    if (info < 0) fail(op, ": LAPACK ?syevd rejected argument ", -info, " (n = ", n, ")");
+    result = int(info);
+  });
+  return result;
+}
+
+// Thin Householder QR via ?geqrf + ?orgqr; column j of Q is negated where R[j, j] < 0 so that
+// diag(R) >= 0 (the factorisation is then unique for full-rank a).
+void CpuOps::qr_orthonormal(const Tensor& q, const Tensor& a) {
+  const char* op = "qr_orthonormal";
+  check_float(op, "a", a);
+  check_dtype(op, "q", q, "a", a);
+  const int64_t m = a.rows(), n = a.cols();
+  if (a.numel() == 0 || m < n)
+    fail(op, ": a ", a.shape.str(), " must be a non-empty [m, n] matrix with m >= n");
+  check_same_shape(op, "q", q, "a", a);
+  dispatch_float(op, a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* pq = q.ptr<T>();
+    if (pq != a.ptr<T>()) std::memcpy(pq, a.ptr<T>(), a.bytes());
+    thread_local std::vector<T> tau_buf;
+    thread_local std::vector<bool> flip;
+    T* tau = grow(tau_buf, size_t(n));
+    lapack_int info = geqrf(pq, lapack_int(m), lapack_int(n), tau);
+    if (info != 0) fail(op, ": LAPACK ?geqrf failed with info ", info, " for a ", a.shape.str());
+    flip.assign(size_t(n), false);
+    for (int64_t j = 0; j < n; j++) flip[size_t(j)] = pq[j * n + j] < T(0);  // R in the upper triangle
+    info = orgqr(pq, lapack_int(m), lapack_int(n), tau);
+    if (info != 0) fail(op, ": LAPACK ?orgqr failed with info ", info, " for a ", a.shape.str());
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++)
+        if (flip[size_t(j)]) pq[i * n + j] = -pq[i * n + j];
+  });
+}
+
+void CpuOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
+                             const Tensor& col_scale) {
+  const char* op = "scale_rows_cols";
+  check_float(op, "inp", inp);
+  check_dtype(op, "out", out, "inp", inp);
+  check_same_shape(op, "out", out, "inp", inp);
+  const int64_t R = inp.rows(), C = inp.cols();
+  if (row_scale.defined()) {
+    check_dtype(op, "row_scale", row_scale, "inp", inp);
+    check_numel(op, "row_scale", row_scale, R, "one per row of inp");
+  }
+  if (col_scale.defined()) {
+    check_dtype(op, "col_scale", col_scale, "inp", inp);
+    check_numel(op, "col_scale", col_scale, C, "one per column of inp");
+  }
+  dispatch_float(op, inp.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = inp.ptr<T>();
+    T* y = out.ptr<T>();  // may alias x (elementwise)
+    const T* rs = row_scale.defined() ? row_scale.ptr<T>() : nullptr;
+    const T* cs = col_scale.defined() ? col_scale.ptr<T>() : nullptr;
+#pragma omp parallel for schedule(static) if (R * C >= kParallelMin)
+    for (int64_t i = 0; i < R; i++) {
+      const T r = rs ? rs[i] : T(1);
+      for (int64_t j = 0; j < C; j++) y[i * C + j] = x[i * C + j] * r * (cs ? cs[j] : T(1));
+    }
+  });
+}
+
+void CpuOps::pow_clamped(const Tensor& out, const Tensor& inp, double exponent, double floor) {
+  const char* op = "pow_clamped";
+  check_float(op, "inp", inp);
+  check_dtype(op, "out", out, "inp", inp);
+  check_same_numel(op, "out", out, "inp", inp);
+  const int64_t n = inp.numel();
+  dispatch_float(op, inp.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = inp.ptr<T>();
+    T* y = out.ptr<T>();
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; i++) y[i] = T(std::pow(std::max(double(x[i]), floor), exponent));
+  });
+}
+
+void CpuOps::add_to_diagonal(const Tensor& a, double value) {
+  const char* op = "add_to_diagonal";
+  check_float(op, "a", a);
+  check_square(op, "a", a);
+  const int64_t n = a.shape[0];
+  dispatch_float(op, a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = a.ptr<T>();
+    for (int64_t i = 0; i < n; i++) p[i * n + i] = T(double(p[i * n + i]) + value);
+  });
+}
+
+double CpuOps::trace(const Tensor& a) {
+  const char* op = "trace";
+  check_float(op, "a", a);
+  check_square(op, "a", a);
+  const int64_t n = a.shape[0];
+  double t = 0.0;
+  dispatch_float(op, a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = a.ptr<T>();
+    for (int64_t i = 0; i < n; i++) t += double(p[i * n + i]);
+  });
+  return t;
+}
+
+void CpuOps::transpose(const Tensor& out, const Tensor& inp) {
+  const char* op = "transpose";
+  check_float(op, "inp", inp);
+  check_dtype(op, "out", out, "inp", inp);
+  const int64_t m = inp.rows(), n = inp.cols();
+  if (out.rows() != n || out.cols() != m)
+    fail(op, ": out ", out.shape.str(), " must be [", n, ", ", m, "], the transpose of inp ",
+         inp.shape.str());
+  check_no_alias(op, out, inp);
+  dispatch_float(op, inp.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = inp.ptr<T>();
+    T* y = out.ptr<T>();
+    constexpr int64_t kTile = 32;  // tiles keep both the reads and the writes cache-friendly
+#pragma omp parallel for schedule(static) if (m * n >= kParallelMin)
+    for (int64_t i0 = 0; i0 < m; i0 += kTile)
+      for (int64_t j0 = 0; j0 < n; j0 += kTile)
+        for (int64_t i = i0; i < std::min(m, i0 + kTile); i++)
+          for (int64_t j = j0; j < std::min(n, j0 + kTile); j++) y[j * m + i] = x[i * n + j];
+  });
+}
+
+namespace {
+void check_index(const char* op, const Tensor& index, int64_t bound, const char* what) {
+  check_i32(op, "index", index);
+  const int32_t* idx = index.ptr<int32_t>();
+  for (int64_t k = 0; k < index.numel(); k++)
+    if (idx[k] < 0 || idx[k] >= bound)
+      fail(op, ": index[", k, "] = ", idx[k], " is outside the ", bound, " ", what, " of inp");
+}
+}  // namespace
+
+void CpuOps::gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) {
+  const char* op = "gather_columns";
+  check_float(op, "inp", inp);
+  check_dtype(op, "out", out, "inp", inp);
+  const int64_t R = inp.rows(), Cin = inp.cols(), Cout = index.numel();
+  if (out.rows() != R || out.cols() != Cout)
+    fail(op, ": out ", out.shape.str(), " must be [", R, ", ", Cout,
+         "] (inp's rows, one column per index)");
+  check_index(op, index, Cin, "columns");
+  check_no_alias(op, out, inp);
+  const int32_t* idx = index.ptr<int32_t>();
+  dispatch_float(op, inp.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = inp.ptr<T>();
+    T* y = out.ptr<T>();
+#pragma omp parallel for schedule(static) if (R * Cout >= kParallelMin)
+    for (int64_t i = 0; i < R; i++)
+      for (int64_t j = 0; j < Cout; j++) y[i * Cout + j] = x[i * Cin + idx[j]];
+  });
+}
+
+void CpuOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) {
+  const char* op = "gather_rows";
+  check_float(op, "inp", inp);
+  check_dtype(op, "out", out, "inp", inp);
+  const int64_t Rin = inp.rows(), C = inp.cols(), Rout = index.numel();
+  if (out.rows() != Rout || out.cols() != C)
+    fail(op, ": out ", out.shape.str(), " must be [", Rout, ", ", C,
+         "] (one row per index, inp's columns)");
+  check_index(op, index, Rin, "rows");
+  check_no_alias(op, out, inp);
+  const int32_t* idx = index.ptr<int32_t>();
+  dispatch_float(op, inp.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = inp.ptr<T>();
+    T* y = out.ptr<T>();
+#pragma omp parallel for schedule(static) if (Rout * C >= kParallelMin)
+    for (int64_t i = 0; i < Rout; i++) std::copy(x + idx[i] * C, x + (idx[i] + 1) * C, y + i * C);
+  });
+}
+
+}  // namespace mousse

@@ -1,0 +1,132 @@
+// Elementwise optimizer updates: AdamW, Lion, and the pieces SOAP-style optimizers compose
+// (second-moment EMA, Adam direction). Arithmetic in double, each result rounded once to the
+// state dtype.
+#include <cmath>
+
+#include "backend/cpu/cpu_common.h"
+#include "backend/cpu/cpu_ops.h"
+
+namespace mousse {
+
+using namespace cpu;
+
+namespace {
+
+// p, m, v of type T; g of type T or f32 (ops.h: an f32 gradient may drive f64 state).
+template <class T, class G>
+void adamw_kernel(T* p, const G* g, T* m, T* v, int64_t n, const AdamWArgs& a) {
+  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - double(a.lr) * a.weight_decay;
+  const double bc1 = a.bias_correction1, bc2 = a.bias_correction2, eps = a.eps;
+  const double gs = a.grad_scale;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const double gi = gs * double(g[i]);
+    const double mi = b1 * double(m[i]) + (1.0 - b1) * gi;
+    const double vi = b2 * double(v[i]) + (1.0 - b2) * gi * gi;
+    m[i] = T(mi);
+    v[i] = T(vi);
+    p[i] = T(double(p[i]) * decay - lr * (mi / bc1) / (std::sqrt(vi / bc2) + eps));
+  }
+}
+
+template <class T, class G>
+void lion_kernel(T* p, const G* g, T* m, int64_t n, const LionArgs& a) {
+  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - double(a.lr) * a.weight_decay;
+  const double gs = a.grad_scale;
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const double gi = gs * double(g[i]);
+    const double c = b1 * double(m[i]) + (1.0 - b1) * gi;
+    const double u = double((c > 0.0) - (c < 0.0));  // sign, 0 at 0 (as torch.sign)
+    m[i] = T(b2 * double(m[i]) + (1.0 - b2) * gi);
+    p[i] = T(double(p[i]) * decay - lr * u);
+  }
+}
+
+// Runs f(T{}, G{}) for the state dtype T of `state` and gradient dtype G (T, or f32).
+template <class F>
+void dispatch_state_grad(const char* op, const Tensor& state, const Tensor& g, F&& f) {
+  check_float(op, "g", g);
+  if (g.dtype == state.dtype)
+    dispatch_float(op, state.dtype, [&](auto tag) { f(tag, tag); });
+  else if (state.dtype == DType::f64 && g.dtype == DType::f32)
+    f(double{}, float{});
+  else
+    fail(op, ": g is ", dtype_name(g.dtype), " but p is ", dtype_name(state.dtype),
+         "; the gradient must be p's dtype or f32");
+}
+
+}  // namespace
+
+void CpuOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
+                          const AdamWArgs& args) {
+  const char* op = "adamw_update";
+  check_float(op, "p", p);
+  check_dtype(op, "m", m, "p", p);
+  check_dtype(op, "v", v, "p", p);
+  check_same_numel(op, "g", g, "p", p);
+  check_same_numel(op, "m", m, "p", p);
+  check_same_numel(op, "v", v, "p", p);
+  if (!(args.bias_correction1 > 0.f) || !(args.bias_correction2 > 0.f))
+    fail(op, ": bias corrections (", args.bias_correction1, ", ", args.bias_correction2,
+         ") must be > 0 (1 - beta^t with t >= 1)");
+  dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
+    using T = decltype(t_tag);
+    using G = decltype(g_tag);
+    adamw_kernel(p.ptr<T>(), g.ptr<G>(), m.ptr<T>(), v.ptr<T>(), p.numel(), args);
+  });
+}
+
+void CpuOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args) {
+  const char* op = "lion_update";
+  check_float(op, "p", p);
+  check_dtype(op, "m", m, "p", p);
+  check_same_numel(op, "g", g, "p", p);
+  check_same_numel(op, "m", m, "p", p);
+  dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
+    using T = decltype(t_tag);
+    using G = decltype(g_tag);
+    lion_kernel(p.ptr<T>(), g.ptr<G>(), m.ptr<T>(), p.numel(), args);
+  });
+}
+
+void CpuOps::ema_square(const Tensor& v, const Tensor& x, double beta) {
+  const char* op = "ema_square";
+  check_float(op, "v", v);
+  check_dtype(op, "x", x, "v", v);
+  check_same_numel(op, "x", x, "v", v);
+  const int64_t n = v.numel();
+  dispatch_float(op, v.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* pv = v.ptr<T>();
+    const T* px = x.ptr<T>();
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; i++)
+      pv[i] = T(beta * double(pv[i]) + (1.0 - beta) * double(px[i]) * double(px[i]));
+  });
+}
+
+void CpuOps::adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
+                            double bias_correction1, double bias_correction2) {
+  const char* op = "adam_direction";
+  check_float(op, "out", out);
+  check_dtype(op, "m", m, "out", out);
+  check_dtype(op, "v", v, "out", out);
+  check_same_numel(op, "m", m, "out", out);
+  check_same_numel(op, "v", v, "out", out);
+  if (!(bias_correction1 > 0.0) || !(bias_correction2 > 0.0))
+    fail(op, ": bias corrections (", bias_correction1, ", ", bias_correction2, ") must be > 0");
+  const int64_t n = out.numel();
+  dispatch_float(op, out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* po = out.ptr<T>();
+    const T* pm = m.ptr<T>();
+    const T* pv = v.ptr<T>();
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; i++)
+      po[i] = T((double(pm[i]) / bias_correction1) /
+                (std::sqrt(double(pv[i]) / bias_correction2) + eps));
+  });
+}
+
+}  // namespace mousse
