@@ -1,0 +1,138 @@
+#include "gpt2_tokenizer.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <sys/stat.h>
+
+#include "bpe.h"
+#include "gpt2_vocab.h"
+#include "pretokenize.h"
+#include "utf8.h"
+
+namespace mousse::tok {
+
+// Direct-mapped cache of pieces of 2..24 bytes that need the merge loop, with up to 8 tokens.
+struct EncodeCache::Impl {
+  static constexpr size_t kSlots = 1 << 14;
+  static constexpr size_t kMaxPiece = 24, kMaxToks = 8;
+  struct Slot {
+    uint8_t len = 0, ntok = 0;
+    char bytes[kMaxPiece];
+    uint32_t toks[kMaxToks];
+  };
+  std::vector<Slot> slots{kSlots};
+  static size_t hash(std::string_view s) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
+    return size_t(h ^ (h >> 32)) & (kSlots - 1);
+  }
+};
+EncodeCache::EncodeCache() : impl_(new Impl) {}
+EncodeCache::~EncodeCache() = default;
+
+Gpt2Tokenizer::Gpt2Tokenizer(const std::string& dir) {
+  Gpt2Vocab v = load_gpt2_vocab(dir);
+  core_ = std::make_unique<BpeCore>(v);
+  tokens_ = std::move(v.tokens);
+}
+Gpt2Tokenizer::~Gpt2Tokenizer() = default;
+
+static bool has_vocab(const std::string& d) {
+  struct stat st;
+  return stat((d + "/encoder.json").c_str(), &st) == 0 && stat((d + "/vocab.bpe").c_str(), &st) == 0;
+}
+
+std::string Gpt2Tokenizer::find_vocab_dir(const std::string& explicit_dir) {
+  if (!explicit_dir.empty()) {
+    if (!has_vocab(explicit_dir))
+      throw std::runtime_error("GPT-2 vocabulary directory " + explicit_dir + " lacks encoder.json or vocab.bpe");
+    return explicit_dir;
+  }
+  if (const char* env = std::getenv("MOUSSE_GPT2_DIR"); env && *env) {
+    if (!has_vocab(env))
+      throw std::runtime_error(std::string("MOUSSE_GPT2_DIR=") + env + " lacks encoder.json or vocab.bpe");
+    return env;
+  }
+  for (const char* d : {"../shared/data/gpt2", "../../shared/data/gpt2"})
+    if (has_vocab(d)) return d;
+  throw std::runtime_error(
+      "GPT-2 vocabulary not found: pass --vocab DIR or set MOUSSE_GPT2_DIR to a directory holding "
+      "encoder.json and vocab.bpe (scripts/get-gpt2-vocab.sh DIR fetches them)");
+}
+
+std::vector<uint32_t> Gpt2Tokenizer::encode_ordinary(std::string_view text) const {
+  std::vector<uint32_t> out;
+  out.reserve(text.size() / 3 + 8);
+  encode_ordinary(text, out, nullptr);
+  return out;
+}
+
+void Gpt2Tokenizer::encode_ordinary(std::string_view text, std::vector<uint32_t>& out, EncodeCache* cache) const {
+  std::string scratch;
+  encode_ordinary_valid(utf8_sanitize(text, scratch), out, cache);
+}
+
+void Gpt2Tokenizer::encode_ordinary_valid(std::string_view text, std::vector<uint32_t>& out, EncodeCache* cache) const {
+  const BpeCore& core = *core_;
+  Pretokenizer pt(text);
+  size_t start, len;
+  EncodeCache::Impl* c = cache ? cache->impl_.get() : nullptr;
+  while (pt.next(&start, &len)) {
+    std::string_view piece = text.substr(start, len);
+    if (len == 1) {
+      out.push_back(core.byte_token(uint8_t(piece[0])));
+      continue;
+    }
+    uint32_t id = core.lookup(piece);
+    if (id != BpeCore::kNone) {
+      out.push_back(id);
+      continue;
+    }
+    if (c && len <= EncodeCache::Impl::kMaxPiece) {
+      auto& slot = c->slots[EncodeCache::Impl::hash(piece)];
+      if (slot.len == len && std::memcmp(slot.bytes, piece.data(), len) == 0) {
+        out.insert(out.end(), slot.toks, slot.toks + slot.ntok);
+        continue;
+      }
+      size_t before = out.size();
+      core.merge_small(piece, out);
+      size_t nt = out.size() - before;
+      if (nt <= EncodeCache::Impl::kMaxToks) {
+        slot.len = uint8_t(len);
+        slot.ntok = uint8_t(nt);
+        std::memcpy(slot.bytes, piece.data(), len);
+        std::memcpy(slot.toks, out.data() + before, nt * sizeof(uint32_t));
+      }
+      continue;
+    }
+    if (len <= 128) core.merge_small(piece, out);
+    else core.merge_large(piece, out);
+  }
+}
+
+const std::string& Gpt2Tokenizer::token_bytes(uint32_t id) const {
+  if (id >= tokens_.size()) throw std::out_of_range("GPT-2 token id " + std::to_string(id) + " out of range");
+  return tokens_[id];
+}
+
+std::string Gpt2Tokenizer::decode(const uint32_t* tokens, size_t n) const {
+  std::string out;
+  out.reserve(n * 4);
+  for (size_t i = 0; i < n; ++i) out += token_bytes(tokens[i]);
+  return out;
+}
+
+std::string Gpt2Tokenizer::decode(const uint16_t* tokens, size_t n) const {
+  std::string out;
+  out.reserve(n * 4);
+  for (size_t i = 0; i < n; ++i) out += token_bytes(tokens[i]);
+  return out;
+}
+
+std::string Gpt2Tokenizer::decode_text(const std::vector<uint32_t>& tokens) const {
+  std::string raw = decode(tokens), clean;
+  return std::string(utf8_sanitize(raw, clean));
+}
+
+}  // namespace mousse::tok
