@@ -3,16 +3,24 @@
 
 #include "optim/adamw.h"
 #include "optim/lion.h"
+#include "optim/mousse.h"
+#include "optim/muon.h"
+#include "optim/soap.h"
 
 namespace mousse {
 
 std::unique_ptr<Optimizer> make_optimizer(const ConfigNode& node, const std::string& group) {
   const std::string type = node.choice("type", "", {"adamw", "lion", "muon", "soap", "mousse"});
+  if ((type == "muon" || type == "soap" || type == "mousse") &&
+      (group == "embedding" || group == "lm_head"))
+    node.error("type", "'" + type + "' is a matrix optimizer (for the attention and MLP " +
+                           "matrices); use 'lion' or 'adamw' for the " + group + " group");
   std::unique_ptr<Optimizer> opt;
   if (type == "adamw") opt = std::make_unique<AdamW>(node);
   else if (type == "lion") opt = std::make_unique<Lion>(node);
-  else node.error("type", "'" + type + "' is not implemented yet");
-  (void)group;
+  else if (type == "muon") opt = std::make_unique<Muon>(node);
+  else if (type == "soap") opt = std::make_unique<Soap>(node);
+  else opt = std::make_unique<Mousse>(node);
   return opt;
 }
 

@@ -1,0 +1,64 @@
+#pragma once
+#include "optim/matrix_common.h"
+#include "optim/newton_schulz.h"
+#include "optim/optimizer.h"
+
+namespace mousse {
+
+// Mousse (Algorithm 1 of the paper, as pinned in design §3), per matrix W (m × n = out × in):
+//   M ← βM + G                                  (Nesterov optional: M_eff = G + βM)
+//   L ← β_pc L + (1−β_pc) G Gᵀ ;  R ← β_pc R + (1−β_pc) Gᵀ G
+//   every T steps, the first included:
+//       L̃ ← dim(L)/(tr L + ε) · L  (trace normalisation, optional);  same for R
+//       Q_L, Λ_L ← eigh(L̃ + εI) ;  s_L ← max(Λ_L, ε)^(−α)        (a failed eigh keeps the
+//                                                                  previous basis; counted)
+//   M̃ ← diag(s_L) (Q_Lᵀ M_eff Q_R) diag(s_R) ;  M̄ ← NS5(M̃) ;  γ ← ‖M̄‖_F
+//   U ← Q_L (diag(s_L) M̄ diag(s_R)) Q_Rᵀ ;  U ← γ U / ‖U‖_F        (grafting, optional; ‖U‖=0 kept)
+//   W ← W(1 − lr·wd) − lr·scale(m, n)·U
+// Whitening side: "both", "output" (L only, m×m), "input" (R only, n×n), "smaller" (the side
+// with the smaller dimension; "output" on square matrices). See docs/optimizers.md.
+class Mousse : public Optimizer {
+ public:
+  enum class Side { both, output, input, smaller };
+  explicit Mousse(const ConfigNode& node);
+  std::string type() const override { return "mousse"; }
+  std::string describe() const override;
+  void reserve_state(Arena& arena, const std::vector<Param*>& params) override;
+  void step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) override;
+  json diagnostics() const override { return diag_; }
+  json save_extra() const override;
+  void load_extra(const json& j) override;
+
+  double momentum = 0.95, beta_pc = 0.95, eps = 1e-5, alpha = 0.125, weight_decay = 0.01;
+  int64_t update_interval = 10;
+  bool nesterov = false, trace_normalize = true, grafting = true;
+  bool pc_bias_correction = false;  // divide L, R by (1 − β_pc^t) before eigh (paper §3.2 form)
+  Side whiten = Side::both;
+  UpdateScale scale = UpdateScale::sqrt_out_in;
+
+  int64_t eigh_failures() const { return failures_; }
+
+ private:
+  struct Factor {  // one side's preconditioner
+    bool on = false;
+    int64_t dim = 0;
+    Tensor stat, basis, scaling;  // L (dim×dim), Q_L (dim×dim), s_L (dim)
+    double cond = 0.0;            // of L̃ + εI at the last successful eigh (diagnostics)
+  };
+  struct State {
+    std::string name;
+    Tensor m;
+    Factor out, in;  // L (output side, m×m) and R (input side, n×n)
+  };
+  void refresh(Ops& ops, Factor& f);
+
+  Orthogonalizer ortho_;
+  std::vector<State> st_;
+  Tensor s1_, s2_, sq1_, sq2_, lam_;  // scratch
+  int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)
+  int64_t failures_ = 0;
+  double eigh_seconds_total_ = 0.0, eigh_seconds_window_ = 0.0;
+  json diag_ = json::object();
+};
+
+}  // namespace mousse

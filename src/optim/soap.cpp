@@ -1,0 +1,216 @@
+#include "optim/soap.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+namespace mousse {
+
+Soap::Soap(const ConfigNode& node) {
+  auto betas = node.numbers("betas", {beta1, beta2});
+  if (betas.size() != 2) node.error("betas", "expected two numbers [beta1, beta2]");
+  beta1 = betas[0];
+  beta2 = betas[1];
+  eps = node.number("eps", eps);
+  weight_decay = node.number("weight_decay", weight_decay);
+  update_interval = node.integer("update_interval", update_interval);
+  beta_pc = node.number("beta_pc", beta_pc);
+  max_precond_dim = node.integer("max_precond_dim", max_precond_dim);
+  normalize_grads = node.boolean("normalize_grads", normalize_grads);
+  correct_bias = node.boolean("correct_bias", correct_bias);
+  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
+    node.error("betas", "each beta must be in [0, 1)");
+  if (!(eps > 0)) node.error("eps", "must be > 0");
+  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
+  if (update_interval < 1) node.error("update_interval", "must be >= 1");
+  if (!(beta_pc >= 0 && beta_pc < 1)) node.error("beta_pc", "must be in [0, 1)");
+  if (max_precond_dim < 1) node.error("max_precond_dim", "must be >= 1");
+}
+
+std::string Soap::describe() const {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "soap betas=(%g, %g) eps=%g weight_decay=%g update_interval=%lld beta_pc=%g "
+                "max_precond_dim=%lld normalize_grads=%s correct_bias=%s",
+                beta1, beta2, eps, weight_decay, (long long)update_interval, beta_pc,
+                (long long)max_precond_dim, normalize_grads ? "true" : "false",
+                correct_bias ? "true" : "false");
+  return buf;
+}
+
+void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
+  st_.clear();
+  st_.resize(params.size());
+  int64_t max_mn = 0, max_d = 0;
+  DType dt = DType::f32;
+  for (size_t i = 0; i < params.size(); i++) {
+    const Param& p = *params[i];
+    MOUSSE_CHECK(p.weight.shape.ndim == 2, "soap: ", p.name, " is not a matrix");
+    State& s = st_[i];
+    dt = p.weight.dtype;
+    arena.reserve(s.m, "optimizer", "soap.exp_avg." + p.name, dt, p.weight.shape);
+    arena.reserve(s.v, "optimizer", "soap.exp_avg_sq." + p.name, dt, p.weight.shape);
+    auto plan = [&](Side& sd, int64_t d, const char* tag) {
+      sd.dim = d;
+      sd.on = d <= max_precond_dim;
+      if (!sd.on) return;
+      arena.reserve(sd.gg, "optimizer", std::string("soap.") + tag + "." + p.name, dt,
+                    Shape{d, d});
+      arena.reserve(sd.q, "optimizer", std::string("soap.Q") + tag + "." + p.name, dt,
+                    Shape{d, d});
+      max_d = std::max(max_d, d);
+    };
+    plan(s.out, p.rows, "L");
+    plan(s.in, p.cols, "R");
+    max_mn = std::max(max_mn, p.weight.numel());
+  }
+  if (max_mn == 0) return;
+  const std::string c = "optimizer_scratch";
+  arena.reserve(s1_, c, "soap.scratch1", dt, Shape{max_mn});
+  arena.reserve(s2_, c, "soap.scratch2", dt, Shape{max_mn});
+  if (max_d > 0) {
+    arena.reserve(sq1_, c, "soap.scratch_sq1", dt, Shape{max_d * max_d});
+    arena.reserve(sq2_, c, "soap.scratch_sq2", dt, Shape{max_d * max_d});
+    arena.reserve(vec_, c, "soap.scratch_vec", dt, Shape{max_d});
+    arena.reserve(idx_, c, "soap.scratch_index", DType::i32, Shape{max_d});
+  }
+}
+
+// Q ← eigenvectors of GG, columns in descending eigenvalue order (eigh(GG + 1e-30 I), flipped).
+void Soap::init_basis(Ops& ops, Side& sd) {
+  const int64_t d = sd.dim;
+  Tensor a = scratch_view(sq1_, Shape{d, d}), vecs = scratch_view(sq2_, Shape{d, d});
+  Tensor lam = scratch_view(vec_, Shape{d}), idx = scratch_view(idx_, Shape{d});
+  ops.copy(a, sd.gg);
+  ops.add_to_diagonal(a, 1e-30);
+  const int rc = ops.eigh(vecs, lam, a);
+  std::vector<double> l = read_vector(ops, lam);
+  bool ok = rc == 0;
+  for (double e : l) ok = ok && std::isfinite(e);
+  if (!ok) {
+    failures_++;
+    ops.fill(sd.q, 0.0);
+    ops.add_to_diagonal(sd.q, 1.0);
+    return;
+  }
+  std::vector<double> rev(static_cast<size_t>(d));
+  for (int64_t j = 0; j < d; j++) rev[size_t(j)] = double(d - 1 - j);
+  write_vector(ops, idx, rev);
+  ops.gather_columns(sd.q, vecs, idx);
+}
+
+// One power iteration + QR (get_orthogonal_matrix_QR), permuting v along this side's dim.
+void Soap::refresh_basis(Ops& ops, Side& sd, const Tensor& v, bool rows) {
+  const int64_t d = sd.dim;
+  Tensor p = scratch_view(sq1_, Shape{d, d}), e = scratch_view(sq2_, Shape{d, d});
+  Tensor est = scratch_view(vec_, Shape{d, 1}), idx = scratch_view(idx_, Shape{d});
+  ops.matmul(p, sd.gg, false, sd.q, false);  // GG Q
+  ops.matmul(e, sd.q, true, p, false);        // Qᵀ GG Q
+  std::vector<double> di(static_cast<size_t>(d));
+  for (int64_t i = 0; i < d; i++) di[size_t(i)] = double(i * (d + 1));
+  write_vector(ops, idx, di);
+  ops.gather_rows(est, e.view(Shape{d * d, 1}), idx);  // its diagonal
+  std::vector<double> ev = read_vector(ops, est);
+  std::vector<int64_t> order(static_cast<size_t>(d));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return ev[size_t(a)] > ev[size_t(b)]; });
+  std::vector<double> perm(order.begin(), order.end());
+  write_vector(ops, idx, perm);
+  // v permuted along this dimension (v is [m, n]; scratch s1 holds the copy)
+  Tensor tmp = scratch_view(s1_, v.shape);
+  if (rows) ops.gather_rows(tmp, v, idx);
+  else ops.gather_columns(tmp, v, idx);
+  ops.copy(v, tmp);
+  ops.gather_columns(e, p, idx);  // (GG Q)[:, σ] = GG (Q[:, σ])
+  ops.qr_orthonormal(sd.q, e);
+}
+
+// dst (=) Q_Lᵀ src Q_R (back=false) or Q_L src Q_Rᵀ (back=true); s2 is the intermediate.
+// dst may alias src.
+void Soap::rotate(Ops& ops, const Tensor& dst, const Tensor& src, const State& st, bool back) {
+  const Tensor mid = scratch_view(s2_, src.shape);
+  MOUSSE_CHECK(dst.data != mid.data && src.data != mid.data, "soap: rotate aliasing");
+  if (st.out.on && st.in.on) {
+    ops.matmul(mid, st.out.q, !back, src, false);
+    ops.matmul(dst, mid, false, st.in.q, back);
+  } else if (st.out.on) {
+    ops.matmul(mid, st.out.q, !back, src, false);
+    ops.copy(dst, mid);
+  } else if (st.in.on) {
+    ops.matmul(mid, src, false, st.in.q, back);
+    ops.copy(dst, mid);
+  } else if (dst.data != src.data) {
+    ops.copy(dst, src);
+  }
+}
+
+void Soap::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
+  MOUSSE_CHECK(params.size() == st_.size(), "Soap: params changed since reserve_state");
+  const bool first = calls_ == 0;
+  if (!first) k_++;
+  const bool refresh = !first && k_ % update_interval == 0;
+  const double gs = s.grad_scale;
+  const double bc1 = 1.0 - std::pow(beta1, double(k_)), bc2 = 1.0 - std::pow(beta2, double(k_));
+  const double step_size = correct_bias && !first ? s.lr * std::sqrt(bc2) / bc1 : s.lr;
+  RmsAccumulator rms;
+  for (size_t i = 0; i < params.size(); i++) {
+    Param& p = *params[i];
+    State& st = st_[i];
+    const Shape sh = p.weight.shape;
+    const Tensor S1 = scratch_view(s1_, sh);
+    if (!first) {
+      // Adam in the eigenbasis
+      rotate(ops, S1, p.grad, st, false);  // G' (unscaled)
+      ops.axpby(st.m, (1.0 - beta1) * gs, S1, beta1);
+      if (gs != 1.0) ops.scale(S1, gs);
+      ops.ema_square(st.v, S1, beta2);
+      ops.adam_direction(S1, st.m, st.v, eps, 1.0, 1.0);  // m / (sqrt(v) + eps)
+      rotate(ops, S1, S1, st, true);  // N = Q_L (...) Q_Rᵀ, back in the parameter space
+      double ssq = (normalize_grads || s.diagnostics) ? ops.sum_squares(S1) : 0.0;
+      double mult = 1.0;
+      if (normalize_grads) mult = 1.0 / (1e-30 + std::sqrt(ssq / double(S1.numel())));
+      if (s.diagnostics) rms.add(ssq * mult * mult * (step_size / s.lr) * (step_size / s.lr),
+                                 S1.numel());
+      ops.axpby(p.weight, -step_size * mult, S1, 1.0);
+      if (weight_decay > 0) ops.scale(p.weight, 1.0 - s.lr * weight_decay);
+    }
+    // update the preconditioner: exp_avg leaves the old basis first when the basis changes
+    if (refresh) rotate(ops, st.m, st.m, st, true);
+    const double w = (1.0 - beta_pc) * gs * gs;
+    if (st.out.on) {
+      Tensor gg = scratch_view(sq1_, Shape{st.out.dim, st.out.dim});
+      ops.matmul(gg, p.grad, false, p.grad, true);
+      ops.axpby(st.out.gg, w, gg, beta_pc);
+    }
+    if (st.in.on) {
+      Tensor gg = scratch_view(sq1_, Shape{st.in.dim, st.in.dim});
+      ops.matmul(gg, p.grad, true, p.grad, false);
+      ops.axpby(st.in.gg, w, gg, beta_pc);
+    }
+    if (first) {
+      if (st.out.on) init_basis(ops, st.out);
+      if (st.in.on) init_basis(ops, st.in);
+    }
+    if (refresh) {
+      if (st.out.on) refresh_basis(ops, st.out, st.v, true);
+      if (st.in.on) refresh_basis(ops, st.in, st.v, false);
+      rotate(ops, st.m, st.m, st, false);
+    }
+  }
+  calls_++;
+  if (s.diagnostics) diag_ = json{{"update_rms", rms.rms()}, {"eigh_failures", failures_}};
+}
+
+json Soap::save_extra() const {
+  return json{{"calls", calls_}, {"k", k_}, {"eigh_failures", failures_}};
+}
+
+void Soap::load_extra(const json& j) {
+  calls_ = j.value("calls", int64_t(0));
+  k_ = j.value("k", int64_t(0));
+  failures_ = j.value("eigh_failures", int64_t(0));
+}
+
+}  // namespace mousse

@@ -1,0 +1,58 @@
+#pragma once
+#include "optim/matrix_common.h"
+#include "optim/optimizer.h"
+
+namespace mousse {
+
+// SOAP (Vyas et al. 2024, reference implementation nikhilvyas/SOAP soap.py, for 2-D
+// parameters): Adam in the eigenbasis of the Shampoo factors L = EMA(G Gᵀ), R = EMA(Gᵀ G).
+//  - first step: L, R ← (1−β_pc)·(G Gᵀ, Gᵀ G); Q_L, Q_R ← eigenvectors (descending eigenvalues);
+//    no parameter update (the reference skips it so the current gradient is never projected
+//    with a basis built from itself);
+//  - then, with k counting the Adam steps (1, 2, ...):
+//      G' = Q_Lᵀ G Q_R;  m ← β1 m + (1−β1) G';  v ← β2 v + (1−β2) G'²
+//      N  = Q_L (m / (sqrt(v) + eps)) Q_Rᵀ  (optionally divided by its RMS: normalize_grads)
+//      W ← W − lr·sqrt(1−β2^k)/(1−β1^k)·N;  W ← W(1 − lr·wd)      (the reference's order)
+//      L, R ← EMA with G (β_pc);  every T Adam steps: one power iteration + QR per factor
+//      (Q ← qr(L Q[:, σ]) with σ sorting diag(Qᵀ L Q) descending, v permuted by σ along
+//      that dimension, m rotated from the old basis into the new one).
+//  - a dimension larger than max_precond_dim is not preconditioned (identity basis).
+// m lives in the eigenbasis (the current reference); ops on state are double-safe.
+class Soap : public Optimizer {
+ public:
+  explicit Soap(const ConfigNode& node);
+  std::string type() const override { return "soap"; }
+  std::string describe() const override;
+  void reserve_state(Arena& arena, const std::vector<Param*>& params) override;
+  void step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) override;
+  json diagnostics() const override { return diag_; }
+  json save_extra() const override;
+  void load_extra(const json& j) override;
+
+  double beta1 = 0.95, beta2 = 0.95, eps = 1e-8, weight_decay = 0.01, beta_pc = 0.95;
+  int64_t update_interval = 10, max_precond_dim = 10000;
+  bool normalize_grads = false, correct_bias = true;
+
+ private:
+  struct Side {
+    bool on = false;
+    int64_t dim = 0;
+    Tensor gg, q;
+  };
+  struct State {
+    Tensor m, v;
+    Side out, in;  // L (rows, m×m) and R (cols, n×n)
+  };
+  void init_basis(Ops& ops, Side& sd);
+  void refresh_basis(Ops& ops, Side& sd, const Tensor& v, bool rows);
+  void rotate(Ops& ops, const Tensor& dst, const Tensor& src, const State& st, bool back);
+
+  std::vector<State> st_;
+  Tensor s1_, s2_, sq1_, sq2_, vec_, idx_;  // scratch
+  int64_t calls_ = 0;  // step() calls so far (the first only builds the preconditioner)
+  int64_t k_ = 0;      // Adam steps so far (the reference's state["step"])
+  int64_t failures_ = 0;
+  json diag_ = json::object();
+};
+
+}  // namespace mousse
