@@ -1,0 +1,170 @@
+// CudaOps construction, memory, scratch, and the factory functions.
+#include "cuda_ops.h"
+
+#include <cstring>
+#include <vector>
+
+#include "check.h"
+
+namespace mousse {
+
+namespace {
+__global__ void probe_kernel(int* p) {
+  if (p) *p = 1;
+}
+constexpr size_t kLtWorkspaceBytes = 64ull << 20;
+}  // namespace
+
+void require_cuda(const Tensor& t, const char* op, const char* what) {
+  if (!t.defined()) fail("cuda ", op, ": tensor '", what, "' is undefined");
+  if (t.device != Device::cuda)
+    fail("cuda ", op, ": tensor '", what, "' lives on ", device_name(t.device),
+         ", expected cuda");
+}
+
+void require_same_numel(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.numel() != b.numel())
+    fail("cuda ", op, ": element counts differ: ", a.shape.str(), " vs ", b.shape.str());
+}
+
+CudaOps::CudaOps() {
+  CUDA_CHECK(cudaGetDevice(&device_));
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+  name_ = std::string("cuda (") + prop.name + ", sm_" + std::to_string(prop.major) +
+          std::to_string(prop.minor) + ")";
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  CUBLAS_CHECK(cublasLtCreate(&lt_));
+  CUSOLVER_CHECK(cusolverDnCreate(&solver_));
+  CUSOLVER_CHECK(cusolverDnSetStream(solver_, stream_));
+  CUSOLVER_CHECK(cusolverDnCreateParams(&solver_params_));
+  lt_workspace_bytes_ = kLtWorkspaceBytes;
+  CUDA_CHECK(cudaMalloc(&lt_workspace_, lt_workspace_bytes_));
+  // Small initial scratch / staging so most ops never grow them.
+  scratch(16ull << 20);
+  host_staging(1ull << 20);
+}
+
+CudaOps::~CudaOps() {
+  // Destructors must not throw: best effort.
+  if (stream_) cudaStreamSynchronize(stream_);
+  if (lt_workspace_) cudaFree(lt_workspace_);
+  if (scratch_) cudaFree(scratch_);
+  if (rope_) cudaFree(rope_);
+  if (solver_ws_) cudaFree(solver_ws_);
+  if (host_) cudaFreeHost(host_);
+  if (solver_params_) cusolverDnDestroyParams(solver_params_);
+  if (solver_) cusolverDnDestroy(solver_);
+  if (lt_) cublasLtDestroy(lt_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void* CudaOps::alloc(size_t bytes) {
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, bytes);
+  if (e != cudaSuccess) {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    fail("cuda alloc: cudaMalloc of ", bytes, " bytes failed (", cudaGetErrorString(e), "); ",
+         free_b, " of ", total_b, " bytes free on the device: reduce the batch size or the model");
+  }
+  return p;
+}
+
+void CudaOps::free(void* p) {
+  if (!p) return;
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaFree(p));
+}
+
+void CudaOps::to_host(void* dst, const Tensor& src) {
+  require_cuda(src, "to_host", "src");
+  CUDA_CHECK(cudaMemcpyAsync(dst, src.data, src.bytes(), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaOps::from_host(const Tensor& dst, const void* src) {
+  require_cuda(dst, "from_host", "dst");
+  // From pageable memory the call returns once src has been staged, so src may be reused.
+  CUDA_CHECK(cudaMemcpyAsync(dst.data, src, dst.bytes(), cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaOps::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void* CudaOps::scratch(size_t bytes) {
+  if (bytes <= scratch_bytes_) return scratch_;
+  size_t want = scratch_bytes_ ? scratch_bytes_ : 1;
+  while (want < bytes) want *= 2;
+  if (scratch_) {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaFree(scratch_));
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+  }
+  CUDA_CHECK(cudaMalloc(&scratch_, want));
+  scratch_bytes_ = want;
+  return scratch_;
+}
+
+void* CudaOps::solver_ws(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (bytes <= solver_ws_bytes_) return solver_ws_;
+  if (solver_ws_) {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaFree(solver_ws_));
+    solver_ws_ = nullptr;
+    solver_ws_bytes_ = 0;
+  }
+  CUDA_CHECK(cudaMalloc(&solver_ws_, bytes));
+  solver_ws_bytes_ = bytes;
+  return solver_ws_;
+}
+
+void* CudaOps::host_staging(size_t bytes) {
+  if (bytes <= host_bytes_) return host_;
+  size_t want = host_bytes_ ? host_bytes_ : 1;
+  while (want < bytes) want *= 2;
+  if (host_) {
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    CUDA_CHECK(cudaFreeHost(host_));
+    host_ = nullptr;
+    host_bytes_ = 0;
+  }
+  CUDA_CHECK(cudaMallocHost(&host_, want));
+  host_bytes_ = want;
+  return host_;
+}
+
+double CudaOps::finish_partials(const double* d_partials, int n) {
+  double* h = static_cast<double*>(host_staging(sizeof(double) * n));
+  CUDA_CHECK(cudaMemcpyAsync(h, d_partials, sizeof(double) * n, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  double s = 0.0;
+  for (int i = 0; i < n; i++) s += h[i];
+  return s;
+}
+
+std::unique_ptr<Ops> make_cuda_ops() {
+  if (!cuda_available())
+    fail("device 'cuda' requested, but no usable GPU was found (no device, a driver problem, "
+         "or this binary was not compiled for the GPU's architecture: rebuild with "
+         "-DMOUSSE_CUDA_ARCH=<sm>); set device to 'cpu' to run on the CPU");
+  return std::make_unique<CudaOps>();
+}
+
+bool cuda_available() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n <= 0) {
+    cudaGetLastError();
+    return false;
+  }
+  // A kernel image for this GPU must exist (MOUSSE_CUDA_ARCH matches the device).
+  cudaFuncAttributes attr;
+  if (cudaFuncGetAttributes(&attr, probe_kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace mousse

@@ -1,0 +1,351 @@
+// Optimizer-side ops: adamw, lion, ema_square, adam_direction, scale_rows_cols, pow_clamped,
+// add_to_diagonal, trace, transpose, gather_rows, gather_columns.
+#include "bf16.cuh"
+#include "check.h"
+#include "cuda_ops.h"
+
+namespace mousse {
+using namespace cuda;
+
+namespace {
+
+#define GRID_STRIDE(i, n)                                                            \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += int64_t(gridDim.x) * blockDim.x)
+
+template <class Tp, class Tg>
+__global__ void adamw_kernel(Tp* p, const Tg* g, Tp* m, Tp* v, int64_t n, AdamWArgs a) {
+  using A = acc_t<Tp>;
+  GRID_STRIDE(i, n) {
+    const A gs = A(a.grad_scale) * A(ld(g, i));
+    const A mi = A(a.beta1) * ld(m, i) + (A(1) - A(a.beta1)) * gs;
+    const A vi = A(a.beta2) * ld(v, i) + (A(1) - A(a.beta2)) * gs * gs;
+    const A mhat = mi / A(a.bias_correction1);
+    const A vhat = vi / A(a.bias_correction2);
+    const A pi = ld(p, i) * (A(1) - A(a.lr) * A(a.weight_decay)) - A(a.lr) * mhat / (sqrt(vhat) + A(a.eps));
+    st(m, i, mi);
+    st(v, i, vi);
+    st(p, i, pi);
+  }
+}
+
+template <class Tp, class Tg>
+__global__ void lion_kernel(Tp* p, const Tg* g, Tp* m, int64_t n, LionArgs a) {
+  using A = acc_t<Tp>;
+  GRID_STRIDE(i, n) {
+    const A gs = A(a.grad_scale) * A(ld(g, i));
+    const A mi = ld(m, i);
+    const A c = A(a.beta1) * mi + (A(1) - A(a.beta1)) * gs;
+    const A u = c > A(0) ? A(1) : (c < A(0) ? A(-1) : A(0));
+    st(m, i, A(a.beta2) * mi + (A(1) - A(a.beta2)) * gs);
+    st(p, i, ld(p, i) * (A(1) - A(a.lr) * A(a.weight_decay)) - A(a.lr) * u);
+  }
+}
+
+template <class Tv, class Tx>
+__global__ void ema_square_kernel(Tv* v, const Tx* x, int64_t n, double beta) {
+  using A = acc_t<Tv>;
+  const A b = A(beta);
+  GRID_STRIDE(i, n) {
+    const A xi = A(ld(x, i));
+    st(v, i, b * ld(v, i) + (A(1) - b) * xi * xi);
+  }
+}
+
+template <class To, class Tm>
+__global__ void adam_direction_kernel(To* out, const Tm* m, const Tm* v, int64_t n, double eps,
+                                      double bc1, double bc2) {
+  using A = acc_t<Tm>;
+  GRID_STRIDE(i, n) {
+    const A mh = ld(m, i) / A(bc1), vh = ld(v, i) / A(bc2);
+    st(out, i, mh / (sqrt(vh) + A(eps)));
+  }
+}
+
+template <class T, class Ts>
+__global__ void scale_rows_cols_kernel(T* out, const T* inp, const Ts* rs, const Ts* cs,
+                                       int64_t rows, int64_t cols) {
+  using A = acc_t<T>;
+  GRID_STRIDE(i, rows * cols) {
+    const int64_t r = i / cols, c = i - r * cols;
+    A v = ld(inp, i);
+    if (rs) v *= A(ld(rs, r));
+    if (cs) v *= A(ld(cs, c));
+    st(out, i, v);
+  }
+}
+
+template <class To, class Ti>
+__global__ void pow_clamped_kernel(To* out, const Ti* inp, int64_t n, double exponent, double floor_) {
+  GRID_STRIDE(i, n) {
+    const double x = double(ld(inp, i));
+    st(out, i, pow(x < floor_ ? floor_ : x, exponent));  // NaN input stays NaN (std::max)
+  }
+}
+
+template <class T>
+__global__ void add_diag_kernel(T* a, int64_t n, int64_t cols, double value) {
+  GRID_STRIDE(i, n) {
+    const int64_t o = i * cols + i;
+    if constexpr (std::is_same<T, double>::value) a[o] += value;
+    else st(a, o, ld(a, o) + float(value));
+  }
+}
+
+template <class T>
+__global__ void trace_kernel(double* out, const T* a, int64_t n, int64_t cols) {
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(ld(a, i * cols + i));
+  s = block_sum(s);
+  if (threadIdx.x == 0) *out = s;
+}
+
+// out [cols, rows] = inp [rows, cols]ᵀ, 32x32 tiles through shared memory (padded).
+template <class T>
+__global__ void transpose_kernel(T* out, const T* inp, int64_t rows, int64_t cols) {
+  __shared__ T tile[32][33];
+  const int64_t r0 = int64_t(blockIdx.y) * 32, c0 = int64_t(blockIdx.x) * 32;
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    const int64_t r = r0 + k, c = c0 + threadIdx.x;
+    if (r < rows && c < cols) tile[k][threadIdx.x] = inp[r * cols + c];
+  }
+  __syncthreads();
+  for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+    const int64_t c = c0 + k, r = r0 + threadIdx.x;  // out row c, col r
+    if (r < rows && c < cols) out[c * rows + r] = tile[threadIdx.x][k];
+  }
+}
+
+template <class T>
+__global__ void gather_cols_kernel(T* out, const T* inp, const int32_t* index, int64_t rows,
+                                   int64_t in_cols, int64_t k) {
+  GRID_STRIDE(i, rows * k) {
+    const int64_t r = i / k, j = i - r * k;
+    out[i] = inp[r * in_cols + index[j]];
+  }
+}
+
+template <class T>
+__global__ void gather_rows_kernel(T* out, const T* inp, const int32_t* index, int64_t k,
+                                   int64_t cols) {
+  GRID_STRIDE(i, k * cols) {
+    const int64_t r = i / cols, c = i - r * cols;
+    out[i] = inp[int64_t(index[r]) * cols + c];
+  }
+}
+
+template <class F> void dispatch_all(DType dt, const char* op, F&& f) {
+  if (dt == DType::i32) f(int32_t{});
+  else dispatch_fdb(dt, op, f);
+}
+
+}  // namespace
+
+void CudaOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
+                           const AdamWArgs& args) {
+  const char* op = "adamw_update";
+  require_cuda(p, op, "p"); require_cuda(g, op, "g"); require_cuda(m, op, "m"); require_cuda(v, op, "v");
+  require_same_numel(p, g, op); require_same_numel(p, m, op); require_same_numel(p, v, op);
+  if (m.dtype != p.dtype || v.dtype != p.dtype) fail("cuda ", op, ": p, m, v must share a dtype");
+  const int64_t n = p.numel();
+  if (n == 0) return;
+  dispatch_fd(p.dtype, op, [&](auto tp) {
+    using Tp = decltype(tp);
+    dispatch_fdb(g.dtype, op, [&](auto tg) {
+      using Tg = decltype(tg);
+      adamw_kernel<Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(
+          static_cast<Tp*>(p.data), static_cast<const Tg*>(g.data), static_cast<Tp*>(m.data),
+          static_cast<Tp*>(v.data), n, args);
+      CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void CudaOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args) {
+  const char* op = "lion_update";
+  require_cuda(p, op, "p"); require_cuda(g, op, "g"); require_cuda(m, op, "m");
+  require_same_numel(p, g, op); require_same_numel(p, m, op);
+  if (m.dtype != p.dtype) fail("cuda ", op, ": p and m must share a dtype");
+  const int64_t n = p.numel();
+  if (n == 0) return;
+  dispatch_fd(p.dtype, op, [&](auto tp) {
+    using Tp = decltype(tp);
+    dispatch_fdb(g.dtype, op, [&](auto tg) {
+      using Tg = decltype(tg);
+      lion_kernel<Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(
+          static_cast<Tp*>(p.data), static_cast<const Tg*>(g.data), static_cast<Tp*>(m.data), n, args);
+      CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void CudaOps::ema_square(const Tensor& v, const Tensor& x, double beta) {
+  const char* op = "ema_square";
+  require_cuda(v, op, "v"); require_cuda(x, op, "x");
+  require_same_numel(v, x, op);
+  const int64_t n = v.numel();
+  if (n == 0) return;
+  dispatch_fdb(v.dtype, op, [&](auto tv) {
+    using Tv = decltype(tv);
+    dispatch_fdb(x.dtype, op, [&](auto tx) {
+      using Tx = decltype(tx);
+      ema_square_kernel<Tv, Tx><<<grid_for(n), 256, 0, stream_>>>(
+          static_cast<Tv*>(v.data), static_cast<const Tx*>(x.data), n, beta);
+      CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void CudaOps::adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
+                             double bias_correction1, double bias_correction2) {
+  const char* op = "adam_direction";
+  require_cuda(out, op, "out"); require_cuda(m, op, "m"); require_cuda(v, op, "v");
+  require_same_numel(out, m, op); require_same_numel(out, v, op);
+  if (m.dtype != v.dtype) fail("cuda ", op, ": m and v must share a dtype");
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_fdb(out.dtype, op, [&](auto to) {
+    using To = decltype(to);
+    dispatch_fdb(m.dtype, op, [&](auto tm) {
+      using Tm = decltype(tm);
+      adam_direction_kernel<To, Tm><<<grid_for(n), 256, 0, stream_>>>(
+          static_cast<To*>(out.data), static_cast<const Tm*>(m.data),
+          static_cast<const Tm*>(v.data), n, eps, bias_correction1, bias_correction2);
+      CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void CudaOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
+                              const Tensor& col_scale) {
+  const char* op = "scale_rows_cols";
+  require_cuda(out, op, "out"); require_cuda(inp, op, "inp");
+  require_same_numel(out, inp, op);
+  if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
+  const int64_t rows = inp.rows(), cols = inp.cols();
+  if (row_scale.defined()) {
+    require_cuda(row_scale, op, "row_scale");
+    if (row_scale.numel() != rows) fail("cuda ", op, ": row_scale has ", row_scale.numel(), " elements, expected ", rows);
+  }
+  if (col_scale.defined()) {
+    require_cuda(col_scale, op, "col_scale");
+    if (col_scale.numel() != cols) fail("cuda ", op, ": col_scale has ", col_scale.numel(), " elements, expected ", cols);
+  }
+  if (row_scale.defined() && col_scale.defined() && row_scale.dtype != col_scale.dtype)
+    fail("cuda ", op, ": row_scale and col_scale must share a dtype");
+  const DType sdt = row_scale.defined() ? row_scale.dtype : (col_scale.defined() ? col_scale.dtype : inp.dtype);
+  if (rows * cols == 0) return;
+  dispatch_fdb(out.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    dispatch_fdb(sdt, op, [&](auto ts) {
+      using Ts = decltype(ts);
+      scale_rows_cols_kernel<T, Ts><<<grid_for(rows * cols), 256, 0, stream_>>>(
+          static_cast<T*>(out.data), static_cast<const T*>(inp.data),
+          static_cast<const Ts*>(row_scale.data), static_cast<const Ts*>(col_scale.data), rows, cols);
+      CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void CudaOps::pow_clamped(const Tensor& out, const Tensor& inp, double exponent, double floor) {
+  const char* op = "pow_clamped";
+  require_cuda(out, op, "out"); require_cuda(inp, op, "inp");
+  require_same_numel(out, inp, op);
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  dispatch_fdb(out.dtype, op, [&](auto to) {
+    using To = decltype(to);
+    dispatch_fdb(inp.dtype, op, [&](auto ti) {
+      using Ti = decltype(ti);
+      pow_clamped_kernel<To, Ti><<<grid_for(n), 256, 0, stream_>>>(
+          static_cast<To*>(out.data), static_cast<const Ti*>(inp.data), n, exponent, floor);
+      CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void CudaOps::add_to_diagonal(const Tensor& a, double value) {
+  const char* op = "add_to_diagonal";
+  require_cuda(a, op, "a");
+  const int64_t rows = a.rows(), cols = a.cols();
+  const int64_t n = rows < cols ? rows : cols;
+  if (n == 0) return;
+  dispatch_fdb(a.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    add_diag_kernel<T><<<grid_for(n), 256, 0, stream_>>>(static_cast<T*>(a.data), n, cols, value);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+double CudaOps::trace(const Tensor& a) {
+  const char* op = "trace";
+  require_cuda(a, op, "a");
+  const int64_t rows = a.rows(), cols = a.cols();
+  const int64_t n = rows < cols ? rows : cols;
+  if (n == 0) return 0.0;
+  double* d = static_cast<double*>(scratch(sizeof(double)));
+  dispatch_fdb(a.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    trace_kernel<T><<<1, 1024, 0, stream_>>>(d, static_cast<const T*>(a.data), n, cols);
+    CUDA_CHECK_LAUNCH();
+  });
+  return finish_partials(d, 1);
+}
+
+void CudaOps::transpose(const Tensor& out, const Tensor& inp) {
+  const char* op = "transpose";
+  require_cuda(out, op, "out"); require_cuda(inp, op, "inp");
+  if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
+  const int64_t rows = inp.rows(), cols = inp.cols();
+  if (out.rows() != cols || out.cols() != rows)
+    fail("cuda ", op, ": out ", out.shape.str(), " is not the transpose of ", inp.shape.str());
+  if (rows * cols == 0) return;
+  if (out.data == inp.data) fail("cuda ", op, ": out must not alias inp");
+  const int64_t gx = (cols + 31) / 32, gy = (rows + 31) / 32;
+  if (gy > 65535) fail("cuda ", op, ": too many rows (", rows, ")");
+  dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
+  dispatch_all(inp.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    transpose_kernel<T><<<grid, dim3(32, 8), 0, stream_>>>(static_cast<T*>(out.data),
+                                                          static_cast<const T*>(inp.data), rows, cols);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+void CudaOps::gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) {
+  const char* op = "gather_columns";
+  require_cuda(out, op, "out"); require_cuda(inp, op, "inp"); require_cuda(index, op, "index");
+  if (index.dtype != DType::i32) fail("cuda ", op, ": index must be i32");
+  if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
+  const int64_t rows = inp.rows(), k = index.numel();
+  if (out.rows() != rows || out.cols() != k)
+    fail("cuda ", op, ": out ", out.shape.str(), " is not [", rows, ", ", k, "]");
+  if (rows * k == 0) return;
+  dispatch_all(inp.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    gather_cols_kernel<T><<<grid_for(rows * k), 256, 0, stream_>>>(
+        static_cast<T*>(out.data), static_cast<const T*>(inp.data),
+        static_cast<const int32_t*>(index.data), rows, inp.cols(), k);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+void CudaOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) {
+  const char* op = "gather_rows";
+  require_cuda(out, op, "out"); require_cuda(inp, op, "inp"); require_cuda(index, op, "index");
+  if (index.dtype != DType::i32) fail("cuda ", op, ": index must be i32");
+  if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
+  const int64_t k = index.numel(), cols = inp.cols();
+  if (out.rows() != k || out.cols() != cols)
+    fail("cuda ", op, ": out ", out.shape.str(), " is not [", k, ", ", cols, "]");
+  if (k * cols == 0) return;
+  dispatch_all(inp.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    gather_rows_kernel<T><<<grid_for(k * cols), 256, 0, stream_>>>(
+        static_cast<T*>(out.data), static_cast<const T*>(inp.data),
+        static_cast<const int32_t*>(index.data), k, cols);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace mousse
