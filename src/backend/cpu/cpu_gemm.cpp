@@ -49,6 +49,10 @@ void check_gemm_dtypes(const char* op, const Tensor& out, const Tensor& a, const
   check_float(op, "out", out);
   check_dtype(op, "a", a, "out", out);
   check_dtype(op, "b", b, "out", out);
+  // (before any rows(): a [.., 0] tensor has no row count)
+  if (out.numel() == 0 || a.numel() == 0 || b.numel() == 0)
+    fail(op, ": empty matrix product: out ", out.shape.str(), ", a ", a.shape.str(), ", b ",
+         b.shape.str());
 }
 
 }  // namespace

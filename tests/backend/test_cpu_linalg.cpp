@@ -1,0 +1,202 @@
+// CPU backend linear algebra: eigh, qr_orthonormal, scale_rows_cols, pow_clamped,
+// add_to_diagonal, trace, transpose, gather_rows / gather_columns.
+#include <limits>
+
+#include "test_util.h"
+
+using namespace mousse;
+using namespace mousse::test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+// Naive product of row-major matrices [m, k] @ [k, n], either operand optionally transposed.
+std::vector<double> mm(const std::vector<double>& a, bool ta, const std::vector<double>& b,
+                       bool tb, int64_t m, int64_t k, int64_t n) {
+  std::vector<double> c(size_t(m * n));
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t l = 0; l < k; l++)
+        s += (ta ? a[size_t(l * m + i)] : a[size_t(i * k + l)]) *
+             (tb ? b[size_t(j * k + l)] : b[size_t(l * n + j)]);
+      c[size_t(i * n + j)] = s;
+    }
+  return c;
+}
+
+std::vector<double> eye(int64_t n) {
+  std::vector<double> I(size_t(n * n));
+  for (int64_t i = 0; i < n; i++) I[size_t(i * n + i)] = 1.0;
+  return I;
+}
+
+// A random symmetric matrix (a Gram matrix plus a symmetric perturbation: mixed-sign spectrum).
+Buf<double> random_symmetric(int64_t n, std::mt19937_64& rng) {
+  auto g = randn(Shape{n, n}, rng);
+  Buf<double> a(Shape{n, n});
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) a[size_t(i * n + j)] = g[size_t(i * n + j)] + g[size_t(j * n + i)];
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("cpu eigh: A Q = Q Λ, QᵀQ = I, ascending, lower triangle only, f32", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(71);
+  const int64_t n = 12;
+  auto a = random_symmetric(n, rng);
+  const auto a_sym = a.v;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = i + 1; j < n; j++) a[size_t(i * n + j)] = 1e6;  // upper triangle: ignored
+  const auto a_before = a.v;
+  Buf<double> q(Shape{n, n}), w(Shape{n});
+  REQUIRE(ops->eigh(q, w, a) == 0);
+  CHECK(a.v == a_before);  // a unchanged
+  for (int64_t i = 1; i < n; i++) CHECK(w[size_t(i - 1)] <= w[size_t(i)]);
+  // eigenvector j in column j: A Q = Q diag(w)
+  auto aq = mm(a_sym, false, q.v, false, n, n, n);
+  std::vector<double> ql(q.v);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) ql[size_t(i * n + j)] *= w[size_t(j)];
+  CHECK(max_abs_diff(aq, ql) < 1e-12);
+  CHECK(max_abs_diff(mm(q.v, true, q.v, false, n, n, n), eye(n)) < 1e-13);
+
+  auto af = cast<float>(a);
+  Buf<float> qf(Shape{n, n}), wf(Shape{n});
+  REQUIRE(ops->eigh(qf, wf, af) == 0);
+  CHECK(rel_err(wf.v, w.v) < kF32Tol);
+  std::vector<double> qfd(qf.v.begin(), qf.v.end());
+  CHECK(max_abs_diff(mm(qfd, true, qfd, false, n, n, n), eye(n)) < 1e-5);
+}
+
+TEST_CASE("cpu eigh: known spectrum, non-finite input returns nonzero", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  Buf<double> a(Shape{3, 3}), q(Shape{3, 3}), w(Shape{3});
+  // diag(3, 1, 2): eigenvalues 1, 2, 3 with eigenvectors e1, e2, e0 (up to sign)
+  a[0] = 3, a[4] = 1, a[8] = 2;
+  REQUIRE(ops->eigh(q, w, a) == 0);
+  CHECK(w.v == std::vector<double>{1, 2, 3});
+  CHECK(std::fabs(q[1 * 3 + 0]) == 1.0);  // column 0 = ±e1
+  CHECK(std::fabs(q[2 * 3 + 1]) == 1.0);  // column 1 = ±e2
+  CHECK(std::fabs(q[0 * 3 + 2]) == 1.0);  // column 2 = ±e0
+
+  a[3] = std::numeric_limits<double>::quiet_NaN();
+  CHECK(ops->eigh(q, w, a) != 0);
+  a[3] = std::numeric_limits<double>::infinity();
+  CHECK(ops->eigh(q, w, a) != 0);
+  Buf<float> af(Shape{3, 3}), qf(Shape{3, 3}), wf(Shape{3});
+  af[8] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(ops->eigh(qf, wf, af) != 0);
+
+  Buf<double> rect(Shape{3, 4}), w4(Shape{4});
+  CHECK_THROWS_WITH(ops->eigh(q, w, rect), Contains("eigh") && Contains("square"));
+  CHECK_THROWS_WITH(ops->eigh(q, w4, a), Contains("eigenvalues") && Contains("[4]"));
+}
+
+TEST_CASE("cpu qr_orthonormal: QᵀQ = I, A = QR with R upper triangular, diag(R) >= 0",
+          "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(72);
+  for (auto mn : {std::pair<int64_t, int64_t>{9, 5}, {6, 6}}) {
+    const int64_t m = mn.first, n = mn.second;
+    DYNAMIC_SECTION(m << "x" << n) {
+      auto a = randn(Shape{m, n}, rng);
+      Buf<double> q(Shape{m, n});
+      ops->qr_orthonormal(q, a);
+      CHECK(max_abs_diff(mm(q.v, true, q.v, false, n, m, n), eye(n)) < 1e-13);
+      auto r = mm(q.v, true, a.v, false, n, m, n);  // R = Qᵀ A
+      for (int64_t i = 0; i < n; i++) {
+        CHECK(r[size_t(i * n + i)] > 0.0);
+        for (int64_t j = 0; j < i; j++) CHECK(std::fabs(r[size_t(i * n + j)]) < 1e-13);
+      }
+      CHECK(max_abs_diff(mm(q.v, false, r, false, m, n, n), a.v) < 1e-13);  // A = Q R
+
+      auto af = cast<float>(a);
+      Buf<float> qf(Shape{m, n});
+      ops->qr_orthonormal(qf, af);
+      CHECK(rel_err(qf.v, q.v) < kF32Tol);  // the sign convention makes Q unique
+
+      auto inplace = a;  // q may alias a
+      ops->qr_orthonormal(inplace, inplace);
+      CHECK(inplace.v == q.v);
+    }
+  }
+  Buf<double> wide(Shape{3, 5}), qw(Shape{3, 5});
+  CHECK_THROWS_WITH(ops->qr_orthonormal(qw, wide), Contains("qr_orthonormal") && Contains("m >= n"));
+}
+
+TEST_CASE("cpu scale_rows_cols, pow_clamped, add_to_diagonal, trace", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(73);
+  const int64_t R = 5, C = 7;
+  auto x = randn(Shape{R, C}, rng), rs = randn(Shape{R}, rng), cs = randn(Shape{C}, rng);
+  Buf<double> y(Shape{R, C});
+  ops->scale_rows_cols(y, x, rs, cs);
+  for (int64_t i = 0; i < R; i++)
+    for (int64_t j = 0; j < C; j++)
+      CHECK(y[size_t(i * C + j)] ==
+            Approx(x[size_t(i * C + j)] * rs[size_t(i)] * cs[size_t(j)]).epsilon(1e-15));
+  ops->scale_rows_cols(y, x, rs, Tensor{});  // undefined scale = 1
+  for (int64_t j = 0; j < C; j++) CHECK(y[size_t(2 * C + j)] == x[size_t(2 * C + j)] * rs[2]);
+  auto z = x;  // out may alias inp
+  ops->scale_rows_cols(z, z, Tensor{}, cs);
+  for (int64_t i = 0; i < R; i++) CHECK(z[size_t(i * C + 3)] == x[size_t(i * C + 3)] * cs[3]);
+  Buf<double> cs_bad(Shape{C + 1});
+  CHECK_THROWS_WITH(ops->scale_rows_cols(y, x, rs, cs_bad),
+                    Contains("scale_rows_cols") && Contains("col_scale"));
+
+  auto lam = randn(Shape{R * C}, rng);  // some below the floor, some negative
+  Buf<double> p(Shape{R * C});
+  ops->pow_clamped(p, lam, -0.125, 1e-2);
+  for (size_t i = 0; i < p.size(); i++)
+    CHECK(p[i] == Approx(std::pow(std::max(lam[i], 1e-2), -0.125)).epsilon(1e-15));
+  Buf<float> pf(Shape{R * C});
+  ops->pow_clamped(pf, cast<float>(lam), -0.125, 1e-2);
+  CHECK(rel_err(pf.v, p.v) < kF32Tol);
+
+  auto sq = randn(Shape{6, 6}, rng);
+  double tr = 0;
+  for (int i = 0; i < 6; i++) tr += sq[size_t(i * 7)];
+  CHECK(ops->trace(sq) == Approx(tr).epsilon(1e-15));
+  auto sq0 = sq;
+  ops->add_to_diagonal(sq, 0.5);
+  for (int i = 0; i < 6; i++)
+    for (int j = 0; j < 6; j++)
+      CHECK(sq[size_t(i * 6 + j)] == sq0[size_t(i * 6 + j)] + (i == j ? 0.5 : 0.0));
+  CHECK(ops->trace(sq) == Approx(tr + 3.0).epsilon(1e-15));
+  CHECK_THROWS_WITH(ops->trace(x), Contains("trace") && Contains("square"));
+}
+
+TEST_CASE("cpu transpose and gathers", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(74);
+  const int64_t m = 37, n = 45;  // not multiples of the tile size
+  auto x = randn(Shape{m, n}, rng);
+  Buf<double> xt(Shape{n, m});
+  ops->transpose(xt, x);
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < n; j++) CHECK(xt[size_t(j * m + i)] == x[size_t(i * n + j)]);
+  Buf<float> xtf(Shape{n, m});
+  ops->transpose(xtf, cast<float>(x));
+  CHECK(rel_err(xtf.v, xt.v) < kF32Tol);
+  CHECK_THROWS_WITH(ops->transpose(x, x), Contains("transpose") && Contains("[37, 45]"));
+
+  Buf<int32_t> cols(Shape{4});
+  cols[0] = 44, cols[1] = 0, cols[2] = 7, cols[3] = 7;
+  Buf<double> gc(Shape{m, 4});
+  ops->gather_columns(gc, x, cols);
+  for (int64_t i = 0; i < m; i++)
+    for (int64_t j = 0; j < 4; j++) CHECK(gc[size_t(i * 4 + j)] == x[size_t(i * n + cols[size_t(j)])]);
+  Buf<int32_t> rows(Shape{3});
+  rows[0] = 36, rows[1] = 2, rows[2] = 0;
+  Buf<double> gr(Shape{3, n});
+  ops->gather_rows(gr, x, rows);
+  for (int64_t i = 0; i < 3; i++)
+    for (int64_t j = 0; j < n; j++) CHECK(gr[size_t(i * n + j)] == x[size_t(rows[size_t(i)] * n + j)]);
+  rows[1] = 37;
+  CHECK_THROWS_WITH(ops->gather_rows(gr, x, rows), Contains("gather_rows") && Contains("37"));
+  Buf<double> gc_bad(Shape{m, 5});
+  CHECK_THROWS_WITH(ops->gather_columns(gc_bad, x, cols), Contains("gather_columns"));
+}
