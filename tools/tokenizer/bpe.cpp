@@ -7,7 +7,12 @@
 namespace mousse::tok {
 
 uint64_t BpeCore::hash_bytes(std::string_view s) {
-  // FNV-1a over 8-byte words, then a final mix; good enough for short tokens.
+  if (s.size() <= 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, s.data(), s.size());
+    return mix(w ^ (uint64_t(s.size()) << 59) ^ 0x9E3779B97F4A7C15ULL);
+  }
+  // multiply-xor over 8-byte words, then a final mix
   uint64_t h = 0xcbf29ce484222325ULL ^ s.size();
   size_t i = 0;
   for (; i + 8 <= s.size(); i += 8) {
@@ -22,19 +27,24 @@ uint64_t BpeCore::hash_bytes(std::string_view s) {
   return mix(h);
 }
 
-BpeCore::BpeCore(const Gpt2Vocab& vocab) : tokens_(vocab.tokens) {
+BpeCore::BpeCore(const Gpt2Vocab& vocab) {
   const uint32_t n = 50256;  // ordinary tokens only
-  tokens_.resize(n);
-  // Token table: open addressing on a 64-bit hash; ids verified by comparing bytes.
+  std::vector<std::string> tokens_(vocab.tokens.begin(), vocab.tokens.begin() + n);
+  offsets_.push_back(0);
+  for (uint32_t id = 0; id < n; ++id) {
+    pool_ += tokens_[id];
+    offsets_.push_back(uint32_t(pool_.size()));
+  }
+  // Token table: open addressing; ids verified by comparing bytes.
   size_t cap = 1;
-  while (cap < n * 4) cap <<= 1;
+  while (cap < n * 2) cap <<= 1;
   tok_slots_.assign(cap, TokSlot{0, kNone});
   tok_mask_ = cap - 1;
   for (uint32_t id = 0; id < n; ++id) {
     uint64_t h = hash_bytes(tokens_[id]);
     size_t s = h & tok_mask_;
     while (tok_slots_[s].id != kNone) s = (s + 1) & tok_mask_;
-    tok_slots_[s] = TokSlot{h, id};
+    tok_slots_[s] = TokSlot{tag_of(h, tokens_[id].size()), id};
   }
   for (int b = 0; b < 256; ++b) {
     char c = char(b);
@@ -66,10 +76,23 @@ BpeCore::BpeCore(const Gpt2Vocab& vocab) : tokens_(vocab.tokens) {
 uint32_t BpeCore::lookup(std::string_view bytes) const {
   uint64_t h = hash_bytes(bytes);
   size_t s = h & tok_mask_;
+  const uint32_t tag = tag_of(h, bytes.size());
   while (true) {
     const TokSlot& t = tok_slots_[s];
     if (t.id == kNone) return kNone;
-    if (t.hash == h && tokens_[t.id] == bytes) return t.id;
+    if (t.tag == tag) {
+      uint32_t b = offsets_[t.id], e = offsets_[t.id + 1];
+      if (e - b == bytes.size()) {
+        const char* a = pool_.data() + b;
+        bool eq = true;
+        if (bytes.size() <= 16) {
+          for (size_t k = 0; k < bytes.size(); ++k) eq &= (a[k] == bytes[k]);
+        } else {
+          eq = std::memcmp(a, bytes.data(), bytes.size()) == 0;
+        }
+        if (eq) return t.id;
+      }
+    }
     s = (s + 1) & tok_mask_;
   }
 }

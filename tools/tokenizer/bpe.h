@@ -52,13 +52,17 @@ class BpeCore {
   };
   std::vector<PairSlot> pair_slots_;
   size_t pair_mask_ = 0;
+  // Token table: 8-byte slots {tag, id} (tag = high hash bits and the length), the bytes of all tokens
+  // in one pool; compact so that lookups mostly hit the cache.
   struct TokSlot {
-    uint64_t hash;
+    uint32_t tag;
     uint32_t id;  // kNone when empty
   };
+  static uint32_t tag_of(uint64_t h, size_t len) { return (uint32_t(h >> 40) << 8) | uint32_t(len < 255 ? len : 255); }
   std::vector<TokSlot> tok_slots_;
   size_t tok_mask_ = 0;
-  std::vector<std::string> tokens_;
+  std::string pool_;
+  std::vector<uint32_t> offsets_;  // token id -> [offsets_[id], offsets_[id + 1]) in pool_
   uint32_t byte_tokens_[256];
 };
 
