@@ -1,0 +1,502 @@
+// Every CUDA op against its CPU twin on fresh seeded random inputs, at f32 (~1e-5 relative to
+// the tensor's scale) and bf16 (~1e-2) tolerances. bf16 inputs are rounded on the host first so
+// both backends see identical values (the CPU computes in f32).
+//
+// Without a usable GPU the executable prints a SKIPPED line and exits 77 (ctest: skipped).
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+#include "gpu_test_util.h"
+
+using namespace mousse;
+using namespace mousse::gputest;
+using Outs = std::vector<std::vector<double>>;
+
+namespace {
+
+Ops& cpu() {
+  static std::unique_ptr<Ops> o = make_cpu_ops();
+  return *o;
+}
+Ops& gpu() {
+  static std::unique_ptr<Ops> o = make_cuda_ops();
+  return *o;
+}
+
+void expect_close(const std::vector<double>& got, const std::vector<double>& want, double rtol,
+                  const std::string& what) {
+  REQUIRE(got.size() == want.size());
+  const CloseResult r = closeness(got, want, rtol);
+  INFO(what << ": worst ratio " << r.ratio << " at " << r.worst << " got " << r.got << " want "
+            << r.want << " (max |want| " << r.max_abs_want << ", rtol " << rtol << ", n "
+            << got.size() << ")");
+  CHECK(!r.nonfinite);
+  CHECK(r.ratio <= 1.0);
+}
+
+void expect_all_close(const Outs& got, const Outs& want, double rtol, const std::string& what) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); i++)
+    expect_close(got[i], want[i], rtol, what + " output " + std::to_string(i));
+}
+
+double tol(DType dt, double f32_tol = 1e-5) { return dt == DType::bf16 ? 2e-2 : f32_tol; }
+
+// Runs f on the CPU (f32) and on the GPU (dt) and compares every output.
+template <class F>
+void compare(DType dt, double rtol, const std::string& what, F&& f) {
+  const Outs want = f(cpu(), DType::f32);
+  const Outs got = f(gpu(), dt);
+  expect_all_close(got, want, rtol, what + " [" + dtype_name(dt) + "]");
+}
+
+std::vector<float> maybe_round(std::vector<float> v, DType dt) {
+  if (dt == DType::bf16) round_bf16(v);
+  return v;
+}
+
+const DType kActDtypes[] = {DType::f32, DType::bf16};
+
+}  // namespace
+
+// ------------------------------------------------------------------ elementwise / reductions
+
+TEST_CASE("cuda fill, scale, axpby, copy (dtype conversions)", "[gpu]") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const int64_t n = 1037;
+    auto x = randn(n, 1), y = randn(n, 2);
+    compare(dt, 1e-6, "fill/scale/axpby", [&](Ops& o, DType d) {
+      DevTensor a = make(o, d, {n}, x), b = make(o, d, {n}, y), f(o, d, {7, 3});
+      o.fill(*f, 2.5);
+      o.scale(*a, -0.75);
+      o.axpby(*b, 0.5, *a, -1.25);
+      return Outs{download(o, *a), download(o, *b), download(o, *f)};
+    });
+  }
+  // axpby with an f32 x into a bf16 y, and copy conversions (exact vs the host's RNE rounding).
+  const int64_t n = 2049;
+  auto x = randn(n, 3, 3.f);
+  Ops& g = gpu();
+  DevTensor xf = make(g, DType::f32, {n}, x), xb(g, DType::bf16, {n}), xd(g, DType::f64, {n}),
+      back(g, DType::f32, {n});
+  g.copy(*xb, *xf);
+  g.copy(*xd, *xb);
+  g.copy(*back, *xd);
+  auto hb = download(g, *xb), hback = download(g, *back);
+  std::vector<double> want(n);
+  for (int64_t i = 0; i < n; i++) want[i] = round_bf16(x[i]);
+  expect_close(hb, want, 0.0 + 1e-12, "copy f32->bf16 (RNE)");
+  expect_close(hback, want, 1e-12, "copy bf16->f64->f32");
+  DevTensor yb = make(g, DType::bf16, {n}, maybe_round(randn(n, 4), DType::bf16));
+  auto y0 = download(g, *yb);
+  g.axpby(*yb, 2.0, *xf, 0.5);
+  auto y1 = download(g, *yb);
+  std::vector<double> w(n);
+  for (int64_t i = 0; i < n; i++) w[i] = 2.0 * x[i] + 0.5 * y0[i];
+  expect_close(y1, w, 1e-2, "axpby bf16 y, f32 x");
+  DevTensor ti = make(g, DType::i32, {5}, {1, 2, 3, 4, 5}), ti2(g, DType::i32, {5});
+  g.fill(*ti2, 7);
+  auto hi = download(g, *ti2);
+  CHECK(hi == std::vector<double>(5, 7.0));
+  g.copy(*ti2, *ti);
+  CHECK(download(g, *ti2) == download(g, *ti));
+}
+
+TEST_CASE("cuda copy_stochastic is unbiased, seeded and lands on a neighbour", "[gpu]") {
+  Ops& g = gpu();
+  const int64_t n = 1 << 16;
+  // One value between two bf16 neighbours, repeated: the mean must approach it.
+  const float v = 1.0f + 0.3f * (1.0f / 128.0f);  // 30% of the way from 1 to the next bf16
+  std::vector<float> x(n, v);
+  DevTensor src = make(g, DType::f32, {n}, x), d1(g, DType::bf16, {n}), d2(g, DType::bf16, {n}),
+      d3(g, DType::bf16, {n});
+  g.copy_stochastic(*d1, *src, 42);
+  g.copy_stochastic(*d2, *src, 42);
+  g.copy_stochastic(*d3, *src, 43);
+  auto h1 = download(g, *d1), h2 = download(g, *d2), h3 = download(g, *d3);
+  CHECK(h1 == h2);
+  CHECK(h1 != h3);
+  double mean = 0;
+  int off_grid = 0;
+  for (double e : h1) {
+    if (!(e == 1.0 || e == 1.0 + 1.0 / 128.0)) off_grid++;
+    mean += e;
+  }
+  CHECK(off_grid == 0);
+  mean /= n;
+  CHECK(std::fabs(mean - v) < 2e-4);
+  // Random values: every result is the floor or the ceiling bf16 of its input.
+  auto r = randn(n, 5, 10.f);
+  DevTensor s2 = make(g, DType::f32, {n}, r), o2(g, DType::bf16, {n});
+  g.copy_stochastic(*o2, *s2, 7);
+  auto h = download(g, *o2);
+  int bad = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (std::fabs(h[i] - r[i]) > std::fabs(r[i]) * (1.0 / 128.0) + 1e-30) bad++;
+  }
+  CHECK(bad == 0);
+}
+
+TEST_CASE("cuda sum and sum_squares", "[gpu]") {
+  for (int64_t n : {1, 1000, 300001}) {
+    auto x = randn(n, 10 + n, 1.f, 0.3f);
+    for (DType dt : {DType::f32, DType::f64}) {
+      DevTensor c = make(cpu(), dt, {n}, x), d = make(gpu(), dt, {n}, x);
+      CHECK(gpu().sum(*d) == Approx(cpu().sum(*c)).epsilon(1e-9).margin(1e-9));
+      CHECK(gpu().sum_squares(*d) == Approx(cpu().sum_squares(*c)).epsilon(1e-9));
+    }
+    auto xr = maybe_round(x, DType::bf16);
+    DevTensor b = make(gpu(), DType::bf16, {n}, xr);
+    double s = 0, ss = 0;
+    for (float v : xr) s += v, ss += double(v) * v;
+    CHECK(gpu().sum(*b) == Approx(s).epsilon(1e-9).margin(1e-9));
+    CHECK(gpu().sum_squares(*b) == Approx(ss).epsilon(1e-9));
+  }
+}
+
+TEST_CASE("cuda relu2 forward/backward", "[gpu]") {
+  for (DType dt : kActDtypes) {
+    const int64_t n = 5000;
+    auto x = maybe_round(randn(n, 20), dt), g = maybe_round(randn(n, 21), dt);
+    compare(dt, tol(dt), "relu2", [&](Ops& o, DType d) {
+      DevTensor in = make(o, d, {50, 100}, x), go = make(o, d, {50, 100}, g), out(o, d, {50, 100}),
+          din(o, d, {50, 100});
+      o.relu2_forward(*out, *in);
+      o.relu2_backward(*din, *go, *in);
+      return Outs{download(o, *out), download(o, *din)};
+    });
+  }
+}
+
+// ------------------------------------------------------------------ GEMM
+
+TEST_CASE("cuda matmul: transposes, alpha/beta, dtypes", "[gpu]") {
+  const int64_t M = 67, N = 45, K = 93;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      Shape sa = ta ? Shape{K, M} : Shape{M, K};
+      Shape sb = tb ? Shape{N, K} : Shape{K, N};
+      auto a = randn(M * K, 30 + ta), b = randn(K * N, 32 + tb), c = randn(M * N, 34);
+      for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+        auto ar = maybe_round(a, dt), br = maybe_round(b, dt);
+        for (DType od : {DType::f32, DType::bf16}) {
+          if (dt != DType::bf16 && od == DType::bf16) continue;
+          const DType out_dt = dt == DType::f64 ? DType::f64 : od;
+          auto cr = maybe_round(c, out_dt);
+          const std::string what = std::string("matmul ta=") + char('0' + ta) + " tb=" + char('0' + tb) +
+                                   " out " + dtype_name(out_dt);
+          const Outs want = [&] {
+            Ops& o = cpu();
+            DevTensor A = make(o, DType::f32, sa, ar), B = make(o, DType::f32, sb, br),
+                      C = make(o, DType::f32, {M, N}, cr), C2(o, DType::f32, {M, N});
+            o.matmul(*C, *A, ta, *B, tb, 0.75f, 0.5f);
+            o.matmul(*C2, *A, ta, *B, tb);
+            return Outs{download(o, *C), download(o, *C2)};
+          }();
+          Ops& o = gpu();
+          DevTensor A = make(o, dt, sa, ar), B = make(o, dt, sb, br), C = make(o, out_dt, {M, N}, cr),
+                    C2(o, out_dt, {M, N});
+          o.fill(*C2, 123.0);  // beta = 0 must ignore the old contents
+          o.matmul(*C, *A, ta, *B, tb, 0.75f, 0.5f);
+          o.matmul(*C2, *A, ta, *B, tb);
+          const double rt = dt == DType::bf16 ? (out_dt == DType::bf16 ? 1e-2 : 1e-3) : 1e-5;
+          expect_all_close(Outs{download(o, *C), download(o, *C2)}, want, rt, what);
+        }
+      }
+    }
+}
+
+TEST_CASE("cuda matmul at model shapes (bf16 -> f32 weight gradient accumulation)", "[gpu]") {
+  const int64_t BT = 256, C = 768;
+  auto x = maybe_round(randn(BT * C, 40), DType::bf16), w = maybe_round(randn(3 * C * C, 41, 0.03f), DType::bf16);
+  auto dy = maybe_round(randn(BT * 3 * C, 42), DType::bf16), dw0 = randn(3 * C * C, 43, 0.1f);
+  compare(DType::bf16, 3e-3, "matmul 162m shapes", [&](Ops& o, DType d) {
+    DevTensor X = make(o, d, {BT, C}, x), W = make(o, d, {3 * C, C}, w), Y(o, DType::f32, {BT, 3 * C}),
+              DY = make(o, d, {BT, 3 * C}, dy), DW = make(o, DType::f32, {3 * C, C}, dw0);
+    o.matmul(*Y, *X, false, *W, true);              // y = x Wᵀ
+    o.matmul(*DW, *DY, true, *X, false, 1.f, 1.f);  // dW += dyᵀ x
+    return Outs{download(o, *Y), download(o, *DW)};
+  });
+}
+
+TEST_CASE("cuda matmul_batched", "[gpu]") {
+  const int64_t Bn = 3, M = 33, N = 17, K = 29;
+  for (DType dt : {DType::f32, DType::bf16, DType::f64})
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        auto a = maybe_round(randn(Bn * M * K, 50), dt), b = maybe_round(randn(Bn * K * N, 51), dt),
+             c = maybe_round(randn(Bn * M * N, 52), dt);
+        compare(dt, tol(dt), "matmul_batched", [&](Ops& o, DType d) {
+          DevTensor A = make(o, d, ta ? Shape{Bn, K, M} : Shape{Bn, M, K}, a),
+                    B = make(o, d, tb ? Shape{Bn, N, K} : Shape{Bn, K, N}, b),
+                    C = make(o, d, {Bn, M, N}, c);
+          o.matmul_batched(*C, *A, ta, *B, tb, 1.5f, -0.5f);
+          return Outs{download(o, *C)};
+        });
+      }
+}
+
+// ------------------------------------------------------------------ model ops
+
+TEST_CASE("cuda embedding forward/backward (deterministic)", "[gpu]") {
+  const int64_t V = 300, C = 96, N = 517;
+  std::vector<float> tok(N);
+  std::mt19937 rng(60);
+  for (auto& t : tok) t = float(rng() % 40 == 0 ? rng() % V : rng() % 7);  // many repeats
+  auto wte = randn(V * C, 61), dout = randn(N * C, 62), dw0 = randn(V * C, 63);
+  for (DType dt : kActDtypes) {
+    auto dr = maybe_round(dout, dt), wr = maybe_round(wte, dt);
+    compare(dt, tol(dt), "embedding", [&](Ops& o, DType d) {
+      DevTensor W = make(o, d, {V, C}, wr), T = make(o, DType::i32, {N}, tok), out(o, d, {N, C}),
+                DO = make(o, d, {N, C}, dr), DW = make(o, DType::f32, {V, C}, dw0);
+      o.embedding_forward(*out, *W, *T);
+      o.embedding_backward(*DW, *DO, *T);
+      return Outs{download(o, *out), download(o, *DW)};
+    });
+  }
+  Ops& g = gpu();
+  DevTensor T = make(g, DType::i32, {N}, tok), DO = make(g, DType::f32, {N, C}, dout),
+            A = make(g, DType::f32, {V, C}, dw0), B = make(g, DType::f32, {V, C}, dw0);
+  g.embedding_backward(*A, *DO, *T);
+  g.embedding_backward(*B, *DO, *T);
+  CHECK(download(g, *A) == download(g, *B));  // bitwise reproducible
+}
+
+TEST_CASE("cuda rmsnorm forward/backward and add_rmsnorm", "[gpu]") {
+  for (DType dt : kActDtypes)
+    for (int64_t C : {768, 100}) {
+      const int64_t N = 37;
+      auto x = maybe_round(randn(N * C, 70, 2.f), dt), dl = maybe_round(randn(N * C, 71), dt),
+           g = maybe_round(randn(N * C, 72), dt), d0 = maybe_round(randn(N * C, 73), dt);
+      compare(dt, tol(dt), "rmsnorm", [&](Ops& o, DType d) {
+        DevTensor X = make(o, d, {N, C}, x), Y(o, d, {N, C}), R(o, DType::f32, {N}),
+                  G = make(o, d, {N, C}, g), DX = make(o, d, {N, C}, d0);
+        o.rmsnorm_forward(*Y, *R, *X);
+        o.rmsnorm_backward(*DX, *G, *X, *R);
+        return Outs{download(o, *Y), download(o, *R), download(o, *DX)};
+      });
+      compare(dt, tol(dt), "add_rmsnorm (aliased residual)", [&](Ops& o, DType d) {
+        DevTensor X = make(o, d, {N, C}, x), D = make(o, d, {N, C}, dl), Y(o, d, {N, C}),
+                  R(o, DType::f32, {N});
+        o.add_rmsnorm_forward(*X, *Y, *R, *X, *D);
+        return Outs{download(o, *X), download(o, *Y), download(o, *R)};
+      });
+    }
+}
+
+TEST_CASE("cuda qknorm_rope forward/backward", "[gpu]") {
+  struct Cfg { int64_t B, T; int H, hd; };
+  for (Cfg c : {Cfg{2, 37, 3, 64}, Cfg{1, 1030, 2, 128}, Cfg{2, 9, 4, 8}, Cfg{1, 20, 1, 256}})
+    for (DType dt : kActDtypes) {
+      const int64_t C3 = 3 * int64_t(c.H) * c.hd, n = c.B * c.T * C3;
+      auto x = maybe_round(randn(n, 80, 1.5f), dt), g = maybe_round(randn(n, 81), dt);
+      compare(dt, tol(dt, 2e-5), "qknorm_rope hd=" + std::to_string(c.hd), [&](Ops& o, DType d) {
+        DevTensor X = make(o, d, {c.B, c.T, C3}, x), Y(o, d, {c.B, c.T, C3}),
+                  R(o, DType::f32, {c.B * c.T, 2 * c.H}), G = make(o, d, {c.B, c.T, C3}, g),
+                  DX(o, d, {c.B, c.T, C3});
+        o.qknorm_rope_forward(*Y, *R, *X, c.H, 10000.f);
+        o.qknorm_rope_backward(*DX, *G, *X, *R, c.H, 10000.f);
+        return Outs{download(o, *Y), download(o, *R), download(o, *DX)};
+      });
+    }
+}
+
+TEST_CASE("cuda attention forward/backward", "[gpu]") {
+  struct Cfg { int64_t B, T; int H, hd; };
+  for (Cfg c : {Cfg{2, 67, 2, 64}, Cfg{1, 200, 2, 128}, Cfg{2, 33, 3, 16}, Cfg{1, 45, 1, 256},
+                Cfg{1, 1, 2, 64}, Cfg{1, 96, 1, 96}})
+    for (DType dt : kActDtypes) {
+      const int64_t C = int64_t(c.H) * c.hd, n = c.B * c.T * 3 * C;
+      auto qkv = maybe_round(randn(n, 90 + c.hd, 1.0f), dt);
+      auto dout = maybe_round(randn(c.B * c.T * C, 91), dt);
+      const std::string what = "attention B=" + std::to_string(c.B) + " T=" + std::to_string(c.T) +
+                               " hd=" + std::to_string(c.hd);
+      // Forward, then backward through the backend's own forward outputs (out rounded to dt).
+      compare(dt, tol(dt, 5e-5), what, [&](Ops& o, DType d) {
+        DevTensor QKV = make(o, d, {c.B, c.T, 3 * C}, qkv), O(o, d, {c.B, c.T, C}),
+                  L(o, DType::f32, {c.B, c.H, c.T}), DO = make(o, d, {c.B, c.T, C}, dout),
+                  DQKV(o, d, {c.B, c.T, 3 * C});
+        o.attention_forward(*O, *L, *QKV, c.H);
+        auto out = download(o, *O);
+        // Both backends run the backward from the same (GPU-precision) forward output so the
+        // comparison isolates the backward.
+        std::vector<float> outf(out.begin(), out.end());
+        DevTensor O2 = make(o, d, {c.B, c.T, C}, maybe_round(outf, d));
+        o.attention_backward(*DQKV, *DO, *QKV, *O2, *L, c.H);
+        return Outs{out, download(o, *L), download(o, *DQKV)};
+      });
+    }
+}
+
+TEST_CASE("cuda classifier (loss, in-place gradient, padded columns)", "[gpu]") {
+  struct Cfg { int64_t N, Vp, V; };
+  for (Cfg c : {Cfg{7, 128, 100}, Cfg{4, 50304, 50257}})
+    for (DType dt : kActDtypes)
+      for (bool grad : {true, false}) {
+        auto logits = maybe_round(randn(c.N * c.Vp, 100, 3.f), dt);
+        std::vector<float> tgt(c.N);
+        for (int64_t i = 0; i < c.N; i++) tgt[i] = float((i * 7919) % c.V);
+        compare(dt, dt == DType::bf16 ? 2e-2 : 2e-5, "classifier", [&](Ops& o, DType d) {
+          DevTensor Lg = make(o, d, {c.N, c.Vp}, logits), T = make(o, DType::i32, {c.N}, tgt),
+                    Ls(o, DType::f32, {c.N});
+          o.classifier(*Ls, *Lg, *T, c.V, 1.f / c.N, grad);
+          return Outs{download(o, *Ls), download(o, *Lg)};
+        });
+      }
+}
+
+// ------------------------------------------------------------------ optimizer ops
+
+TEST_CASE("cuda adamw and lion updates", "[gpu]") {
+  const int64_t n = 4099;
+  auto p = randn(n, 110), g = randn(n, 111), m = randn(n, 112, 0.1f), v = randu(n, 113, 0.f, 0.2f);
+  AdamWArgs aa{1e-3f, 0.9f, 0.95f, 1e-8f, 0.01f, 1 - 0.9f * 0.9f, 1 - 0.95f * 0.95f, 0.5f};
+  LionArgs la{3e-4f, 0.95f, 0.98f, 0.1f, 2.f};
+  for (DType gd : {DType::f32, DType::bf16}) {
+    auto gr = maybe_round(g, gd);
+    compare(DType::f32, 1e-5, std::string("adamw/lion grad ") + dtype_name(gd), [&](Ops& o, DType) {
+      const DType gdt = o.device() == Device::cpu ? DType::f32 : gd;
+      DevTensor P = make(o, DType::f32, {n}, p), G = make(o, gdt, {n}, gr),
+                M = make(o, DType::f32, {n}, m), V = make(o, DType::f32, {n}, v),
+                P2 = make(o, DType::f32, {n}, p), M2 = make(o, DType::f32, {n}, m);
+      o.adamw_update(*P, *G, *M, *V, aa);
+      o.lion_update(*P2, *G, *M2, la);
+      return Outs{download(o, *P), download(o, *M), download(o, *V), download(o, *P2), download(o, *M2)};
+    });
+  }
+}
+
+TEST_CASE("cuda ema_square, adam_direction, pow_clamped, scale_rows_cols", "[gpu]") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const int64_t R = 37, C = 53, n = R * C;
+    auto x = randn(n, 120), v = randu(n, 121, 0.f, 1.f), m = randn(n, 122);
+    auto rs = randu(R, 123, 0.5f, 2.f), cs = randu(C, 124, 0.5f, 2.f), e = randu(n, 125, -1e-3f, 2.f);
+    compare(dt, dt == DType::f64 ? 1e-12 : 1e-5, "optimizer elementwise", [&](Ops& o, DType d) {
+      DevTensor X = make(o, d, {R, C}, x), V = make(o, d, {R, C}, v), M = make(o, d, {R, C}, m),
+                D(o, d, {R, C}), Pw(o, d, {R, C}), E = make(o, d, {R, C}, e),
+                RS = make(o, d, {R}, rs), CS = make(o, d, {C}, cs), S1(o, d, {R, C}), S2(o, d, {R, C}),
+                S3 = make(o, d, {R, C}, x);
+      o.ema_square(*V, *X, 0.95);
+      o.adam_direction(*D, *M, *V, 1e-8, 0.3, 0.1);
+      o.pow_clamped(*Pw, *E, -0.125, 1e-5);
+      o.scale_rows_cols(*S1, *X, *RS, *CS);
+      o.scale_rows_cols(*S2, *X, Tensor{}, *CS);
+      o.scale_rows_cols(*S3, *S3, *RS, Tensor{});  // aliased
+      return Outs{download(o, *V), download(o, *D), download(o, *Pw), download(o, *S1),
+                  download(o, *S2), download(o, *S3)};
+    });
+  }
+}
+
+TEST_CASE("cuda add_to_diagonal, trace, transpose, gather_rows/columns", "[gpu]") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const int64_t n = 45, R = 70, C = 33;
+    auto a = randn(n * n, 130), b = randn(R * C, 131);
+    std::vector<float> ci = {5, 0, 32, 7, 7, 1}, ri = {69, 3, 0, 12};
+    DevTensor Ac = make(cpu(), dt, {n, n}, a), Ag = make(gpu(), dt, {n, n}, a);
+    CHECK(gpu().trace(*Ag) == Approx(cpu().trace(*Ac)).epsilon(1e-9).margin(1e-9));
+    compare(dt, 1e-12, "diag/transpose/gather", [&](Ops& o, DType d) {
+      DevTensor A = make(o, d, {n, n}, a), B = make(o, d, {R, C}, b), BT(o, d, {C, R}),
+                CI = make(o, DType::i32, {int64_t(ci.size())}, ci),
+                RI = make(o, DType::i32, {int64_t(ri.size())}, ri),
+                GC(o, d, {R, int64_t(ci.size())}), GR(o, d, {int64_t(ri.size()), C});
+      o.add_to_diagonal(*A, 0.25);
+      o.transpose(*BT, *B);
+      o.gather_columns(*GC, *B, *CI);
+      o.gather_rows(*GR, *B, *RI);
+      return Outs{download(o, *A), download(o, *BT), download(o, *GC), download(o, *GR)};
+    });
+  }
+}
+
+namespace {
+// A random symmetric PSD matrix with a spread spectrum (plus a rank-deficient variant).
+std::vector<float> spd(int64_t n, uint64_t seed, int64_t rank) {
+  auto g = randn(n * rank, seed);
+  std::vector<float> a(n * n, 0.f);
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) {
+      double s = 0;
+      for (int64_t k = 0; k < rank; k++) s += double(g[i * rank + k]) * g[j * rank + k];
+      a[i * n + j] = float(s / rank);
+    }
+  return a;
+}
+}  // namespace
+
+TEST_CASE("cuda eigh (row-major, eigenvectors in columns) and qr_orthonormal", "[gpu]") {
+  for (DType dt : {DType::f32, DType::f64})
+    for (int64_t rank : {64, 20}) {
+      const int64_t n = 64;
+      auto a = spd(n, 140 + rank, rank);
+      // Only the lower triangle is read: poison the upper triangle.
+      auto ap = a;
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++) ap[i * n + j] = 1e3f;
+      std::vector<double> wc, wg, vg;
+      {
+        Ops& o = cpu();
+        DevTensor A = make(o, dt, {n, n}, a), V(o, dt, {n, n}), W(o, dt, {n});
+        REQUIRE(o.eigh(*V, *W, *A) == 0);
+        wc = download(o, *W);
+      }
+      {
+        Ops& o = gpu();
+        DevTensor A = make(o, dt, {n, n}, ap), V(o, dt, {n, n}), W(o, dt, {n});
+        REQUIRE(o.eigh(*V, *W, *A) == 0);
+        wg = download(o, *W);
+        vg = download(o, *V);
+        CHECK(download(o, *A) == download(o, *make(o, dt, {n, n}, ap)));  // a unchanged
+      }
+      expect_close(wg, wc, dt == DType::f64 ? 1e-10 : 2e-5, "eigh eigenvalues");
+      // A v_j = w_j v_j for each column j, and VᵀV = I.
+      double worst = 0, worst_orth = 0;
+      for (int64_t j = 0; j < n; j++) {
+        for (int64_t i = 0; i < n; i++) {
+          double av = 0;
+          for (int64_t k = 0; k < n; k++) av += double(a[i * n + k]) * vg[k * n + j];
+          worst = std::max(worst, std::fabs(av - wg[j] * vg[i * n + j]));
+        }
+        for (int64_t k = 0; k < n; k++) {
+          double d = 0;
+          for (int64_t i = 0; i < n; i++) d += vg[i * n + j] * vg[i * n + k];
+          worst_orth = std::max(worst_orth, std::fabs(d - (j == k ? 1.0 : 0.0)));
+        }
+      }
+      const double scale = *std::max_element(wc.begin(), wc.end());
+      CHECK(worst <= (dt == DType::f64 ? 1e-10 : 1e-4) * scale);
+      CHECK(worst_orth <= (dt == DType::f64 ? 1e-10 : 1e-4));
+    }
+  {  // non-finite input: nonzero return
+    Ops& o = gpu();
+    std::vector<float> bad(16, 1.f);
+    bad[5] = NAN;
+    DevTensor A = make(o, DType::f32, {4, 4}, bad), V(o, DType::f32, {4, 4}), W(o, DType::f32, {4});
+    CHECK(o.eigh(*V, *W, *A) != 0);
+  }
+  for (DType dt : {DType::f32, DType::f64})
+    for (int64_t m : {70, 30}) {
+      const int64_t n = 30;
+      auto a = randn(m * n, 150 + m);
+      compare(dt, dt == DType::f64 ? 1e-10 : 1e-4, "qr_orthonormal", [&](Ops& o, DType d) {
+        DevTensor A = make(o, d, {m, n}, a), Q(o, d, {m, n});
+        o.qr_orthonormal(*Q, *A);
+        return Outs{download(o, *Q)};
+      });
+    }
+}
+
+int main(int argc, char* argv[]) {
+  if (!cuda_available()) {
+    const size_t n = Catch::getRegistryHub().getTestCaseRegistry().getAllTests().size();
+    std::printf("SKIPPED: no usable GPU (cuda_available() == false): %zu GPU op tests not run\n", n);
+    std::fflush(stdout);
+    return 77;
+  }
+  std::printf("GPU op tests on %s\n", gpu().name().c_str());
+  return Catch::Session().run(argc, argv);
+}
