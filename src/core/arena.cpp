@@ -12,6 +12,8 @@ constexpr size_t kAlign = 256;  // cuBLASLt and vectorised kernels want aligned 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
+Device Arena::device() const { return ops_.device(); }
+
 Arena::~Arena() {
   if (base_) ops_.free(base_);
 }

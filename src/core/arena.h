@@ -33,6 +33,7 @@ class Arena {
   // Makes the one allocation (zero-filled) and patches every reserved tensor.
   void allocate();
   bool allocated() const { return base_ != nullptr; }
+  Device device() const;
 
   size_t total_bytes() const { return total_; }
   size_t category_bytes(const std::string& category) const;

@@ -5,6 +5,8 @@
 
 namespace mousse {
 
+static Device arena_device(const Arena& arena) { return arena.device(); }
+
 const char* role_name(ParamRole r) {
   switch (r) {
     case ParamRole::matrix: return "matrix";
@@ -41,6 +43,14 @@ ParamTable::ParamTable(const ModelConfig& cfg, Precision prec, Arena& arena) {
   separate_compute_ = prec.activation != prec.param;
   if (separate_compute_)
     arena.reserve(compute_, "parameters", "flat_compute", prec.activation, Shape{numel_});
+  // Dtypes and shapes are known now (optimizers plan their state from them); data pointers
+  // come with bind() after the arena is allocated.
+  for (auto& p : params_) {
+    Shape s{p.rows, p.cols};
+    p.weight = Tensor{nullptr, prec.param, arena_device(arena), s};
+    p.grad = p.weight;
+    p.compute = Tensor{nullptr, prec.activation, p.weight.device, s};
+  }
 }
 
 void ParamTable::add(const std::string& name, ParamRole role, int64_t rows, int64_t cols) {

@@ -1,0 +1,58 @@
+#pragma once
+// safetensors files (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
+// length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then
+// the raw little-endian tensor bytes. Used for `mousse export`, `init_from` and checkpoints.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace mousse {
+
+const char* safetensors_dtype(DType dt);  // "F32", "F64", "BF16", "I32"
+
+class SafeTensorsWriter {
+ public:
+  // `produce` fills `bytes` bytes at dst when the tensor is written (one tensor in memory at a
+  // time, so multi-GB checkpoints need no host copy of everything).
+  void add(const std::string& name, DType dt, Shape shape,
+           std::function<void(void* dst)> produce);
+  void set_metadata(const std::string& key, const std::string& value);
+  // Writes to a temporary file next to `path`, flushes it to disk, then renames it into place:
+  // a reader never sees a partial file under `path`.
+  void write_atomic(const std::string& path) const;
+
+ private:
+  struct Item { std::string name; DType dtype; Shape shape; std::function<void(void*)> produce; };
+  std::vector<Item> items_;
+  std::map<std::string, std::string> metadata_;
+};
+
+class SafeTensorsFile {
+ public:
+  struct Entry { std::string name; DType dtype; Shape shape; uint64_t begin, end; };
+  // Reads and validates the header (sizes, offsets, dtypes); errors name the file.
+  explicit SafeTensorsFile(const std::string& path);
+  const std::string& path() const { return path_; }
+  const std::vector<Entry>& entries() const { return entries_; }
+  const Entry* find(const std::string& name) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Reads tensor `name` converted to `dt` (f32/f64/bf16 convert among themselves) into dst,
+  // checking that its shape is `expect` (errors name the file, tensor and both shapes).
+  void read(const std::string& name, DType dt, Shape expect, void* dst) const;
+
+ private:
+  std::string path_;
+  uint64_t data_start_ = 0;
+  std::vector<Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// bf16 <-> f32 on the host (round to nearest even).
+uint16_t float_to_bf16(float f);
+float bf16_to_float(uint16_t b);
+
+}  // namespace mousse

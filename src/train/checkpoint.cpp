@@ -1,0 +1,152 @@
+#include "train/checkpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+#include "core/safetensors.h"
+
+namespace mousse {
+
+namespace fs = std::filesystem;
+
+namespace {
+const char* kPrefix = "ckpt_";
+const char* kSuffix = ".safetensors";
+const std::string kOptim = "optimizer/";
+
+// Steps of the complete checkpoints in dir, ascending.
+std::vector<int64_t> checkpoint_steps(const std::string& dir) {
+  std::vector<int64_t> steps;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return steps;
+  for (auto& e : fs::directory_iterator(dir)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind(kPrefix, 0) != 0 || n.size() <= 5 + 12) continue;
+    if (n.substr(n.size() - 12) != kSuffix) continue;
+    std::string digits = n.substr(5, n.size() - 5 - 12);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    steps.push_back(std::stoll(digits));
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+}  // namespace
+
+std::string checkpoint_path(const std::string& dir, int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof name, "%s%08lld%s", kPrefix, (long long)step, kSuffix);
+  return (fs::path(dir) / name).string();
+}
+
+void save_checkpoint(const std::string& dir, int keep, const CheckpointMeta& meta, Ops& ops,
+                     const ParamTable& params, const Arena& arena) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create checkpoint directory ", dir, ": ", ec.message());
+  SafeTensorsWriter w;
+  for (const Param& p : params.params())
+    w.add(p.name, p.weight.dtype, p.weight.shape,
+          [&ops, t = p.weight](void* dst) { ops.to_host(dst, t); });
+  for (const Arena::Entry& e : arena.entries()) {
+    if (e.category != "optimizer") continue;
+    w.add(kOptim + e.name, e.target->dtype, e.target->shape,
+          [&ops, t = *e.target](void* dst) { ops.to_host(dst, t); });
+  }
+  json m = {{"step", meta.step},
+            {"data_position", meta.data_position},
+            {"world_size", meta.world_size},
+            {"optimizers", meta.optimizers},
+            {"config", meta.config}};
+  w.set_metadata("format", "mousse-checkpoint-1");
+  w.set_metadata("mousse", m.dump());
+  w.write_atomic(checkpoint_path(dir, meta.step));
+  auto steps = checkpoint_steps(dir);
+  for (size_t i = 0; i + size_t(keep) < steps.size(); i++)
+    fs::remove(checkpoint_path(dir, steps[i]), ec);
+}
+
+std::string latest_checkpoint(const std::string& dir) {
+  auto steps = checkpoint_steps(dir);
+  return steps.empty() ? "" : checkpoint_path(dir, steps.back());
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  SafeTensorsFile f(path);
+  auto it = f.metadata().find("mousse");
+  if (it == f.metadata().end())
+    fail(path, ": not a mousse checkpoint (no 'mousse' metadata); to start from plain weights ",
+         "use the config key init_from instead of --resume");
+  CheckpointMeta m;
+  try {
+    json j = json::parse(it->second);
+    m.step = j.at("step").get<int64_t>();
+    m.data_position = j.at("data_position").get<int64_t>();
+    m.world_size = j.at("world_size").get<int>();
+    m.optimizers = j.at("optimizers");
+    m.config = j.at("config");
+  } catch (const std::exception& e) {
+    fail(path, ": corrupt checkpoint metadata (", e.what(), ")");
+  }
+  return m;
+}
+
+static void read_into(const SafeTensorsFile& f, const std::string& name, Ops& ops,
+                      const Tensor& t) {
+  std::vector<char> host(t.bytes());
+  f.read(name, t.dtype, t.shape, host.data());
+  ops.from_host(t, host.data());
+}
+
+void load_checkpoint(const std::string& path, Ops& ops, ParamTable& params, const Arena& arena) {
+  SafeTensorsFile f(path);
+  for (Param& p : params.params()) read_into(f, p.name, ops, p.weight);
+  size_t n_optim = 0;
+  for (const Arena::Entry& e : arena.entries()) {
+    if (e.category != "optimizer") continue;
+    n_optim++;
+    if (!f.find(kOptim + e.name))
+      fail(path, ": has no optimizer state '", e.name, "': it was written with a different ",
+           "optimizer configuration; resume with the config it was made with");
+    read_into(f, kOptim + e.name, ops, *e.target);
+  }
+  size_t in_file = 0;
+  for (auto& e : f.entries()) in_file += e.name.rfind(kOptim, 0) == 0;
+  if (in_file != n_optim)
+    fail(path, ": holds ", in_file, " optimizer state tensors but this run has ", n_optim,
+         ": it was written with a different optimizer configuration");
+}
+
+void load_weights(const std::string& path, Ops& ops, ParamTable& params) {
+  SafeTensorsFile f(path);
+  for (Param& p : params.params()) {
+    if (!f.find(p.name))
+      fail(path, ": no tensor '", p.name, "' (expected the canonical names of design §2: ",
+           "wte, lm_head, blocks.{i}.attn.{q,k,v,o}, blocks.{i}.mlp.{fc,proj})");
+    read_into(f, p.name, ops, p.weight);
+  }
+}
+
+void export_weights(const std::string& checkpoint, const std::string& out) {
+  SafeTensorsFile f(checkpoint);
+  SafeTensorsWriter w;
+  size_t n = 0;
+  for (auto& e : f.entries()) {
+    if (e.name.rfind(kOptim, 0) == 0) continue;
+    w.add(e.name, DType::f32, e.shape, [&f, e](void* dst) { f.read(e.name, DType::f32, e.shape, dst); });
+    n++;
+  }
+  if (n == 0) fail(checkpoint, ": holds no weights to export");
+  auto it = f.metadata().find("mousse");
+  if (it != f.metadata().end()) {
+    json j = json::parse(it->second);
+    if (j.contains("config") && j["config"].contains("model"))
+      w.set_metadata("model", j["config"]["model"].dump());
+    w.set_metadata("step", std::to_string(j.value("step", 0)));
+  }
+  w.set_metadata("format", "pt");
+  w.write_atomic(out);
+}
+
+}  // namespace mousse

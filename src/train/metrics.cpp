@@ -1,0 +1,66 @@
+#include "train/metrics.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+namespace mousse {
+
+MetricsLog::MetricsLog(const std::string& dir, int64_t keep_until_step) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) fail("cannot create log directory ", dir, ": ", ec.message());
+  path_ = dir + "/metrics.jsonl";
+  std::vector<std::string> kept;
+  if (keep_until_step >= 0) {
+    std::ifstream in(path_);
+    std::string line;
+    while (std::getline(in, line)) {
+      json j = json::parse(line, nullptr, false);
+      if (j.is_discarded()) continue;  // a line cut by a crash
+      if (j.contains("step") && j["step"].is_number() && j["step"].get<int64_t>() > keep_until_step)
+        continue;
+      kept.push_back(line);
+    }
+  }
+  f_ = std::fopen(path_.c_str(), "w");
+  if (!f_) fail("cannot write ", path_, ": ", std::strerror(errno));
+  for (auto& l : kept) std::fprintf(f_, "%s\n", l.c_str());
+  std::fflush(f_);
+}
+
+MetricsLog::~MetricsLog() {
+  if (f_) std::fclose(f_);
+}
+
+void MetricsLog::write(const json& record) {
+  std::string s = record.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::fprintf(f_, "%s\n", s.c_str());
+  std::fflush(f_);
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  long s = long(seconds + 0.5);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  return buf;
+}
+
+std::string format_count(double n) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f", n);
+  std::string d = buf, out;
+  int len = int(d.size());
+  for (int i = 0; i < len; i++) {
+    out += d[i];
+    int rem = len - 1 - i;
+    if (rem > 0 && rem % 3 == 0 && d[i] != '-') out += ',';
+  }
+  return out;
+}
+
+}  // namespace mousse

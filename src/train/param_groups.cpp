@@ -1,0 +1,40 @@
+#include "train/param_groups.h"
+
+namespace mousse {
+
+OptimizerSetup make_optimizer_setup(const json& optimizer, const std::string& file,
+                                    ParamTable& table) {
+  ConfigNode top(optimizer, "optimizer", file);
+  OptimizerSetup setup;
+  setup.grad_clip = top.number("grad_clip", setup.grad_clip);
+  if (setup.grad_clip < 0) top.error("grad_clip", "must be >= 0 (0 turns clipping off)");
+  const double head_scale = top.number("lm_head_lr_scale", 1.0);
+  if (head_scale <= 0) top.error("lm_head_lr_scale", "must be > 0");
+
+  ConfigNode matrix = top.child("matrix", true);
+  ConfigNode embedding = top.child("embedding", true);
+  // lm_head: its own object, or the embedding group's settings.
+  ConfigNode head = top.has("lm_head") ? top.child("lm_head")
+                                       : ConfigNode(embedding.raw(), "optimizer.lm_head", file);
+  top.finish();
+
+  struct Spec { const char* name; ConfigNode* node; ParamRole role; double extra_scale; };
+  Spec specs[] = {{"matrix", &matrix, ParamRole::matrix, 1.0},
+                  {"embedding", &embedding, ParamRole::embedding, 1.0},
+                  {"lm_head", &head, ParamRole::lm_head, head_scale}};
+  for (Spec& s : specs) {
+    ParamGroup g;
+    g.name = s.name;
+    g.params = table.with_role(s.role);
+    g.lr = s.node->number("lr");
+    if (g.lr < 0) s.node->error("lr", "must be >= 0");
+    g.lr_scale = s.node->number("lr_scale", 1.0) * s.extra_scale;
+    if (g.lr_scale <= 0) s.node->error("lr_scale", "must be > 0");
+    g.optimizer = make_optimizer(*s.node, s.name);
+    s.node->finish();
+    setup.groups.push_back(std::move(g));
+  }
+  return setup;
+}
+
+}  // namespace mousse

@@ -1,0 +1,151 @@
+#include "train/run_config.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace mousse {
+
+int64_t BatchConfig::grad_accum(int world_size) const {
+  return global_tokens / (micro_batch * seq_len * world_size);
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("cannot open config ", path, " (does the file exist?)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return json::parse(ss.str(), nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    fail(path, ": not valid JSON: ", e.what());
+  }
+}
+
+void apply_overrides(json& config, const std::vector<std::string>& sets, const std::string& file) {
+  for (const std::string& s : sets) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      fail("--set '", s, "': expected key.path=value (for example optimizer.matrix.lr=0.02)");
+    std::string path = s.substr(0, eq), value = s.substr(eq + 1);
+    json v;
+    try {
+      v = json::parse(value);
+    } catch (const json::parse_error&) {
+      v = value;  // a bare word is a string
+    }
+    json* node = &config;
+    std::stringstream keys(path);
+    std::string key, walked;
+    std::vector<std::string> parts;
+    while (std::getline(keys, key, '.')) parts.push_back(key);
+    for (size_t i = 0; i < parts.size(); i++) {
+      if (parts[i].empty()) fail("--set '", s, "': empty key in '", path, "'");
+      walked += (walked.empty() ? "" : ".") + parts[i];
+      if (!node->is_object())
+        fail("--set '", s, "': '", walked, "' is inside a non-object in ", file);
+      if (i + 1 == parts.size()) (*node)[parts[i]] = v;
+      else node = &(*node)[parts[i]];
+    }
+  }
+}
+
+RunConfig parse_run_config(const json& j, const std::string& file) {
+  RunConfig rc;
+  rc.file = file;
+  rc.raw = j;
+  ConfigNode top(j, "", file);
+  rc.run_name = top.string("run_name", rc.run_name);
+  rc.model = model_config_from(top.child("model", true));
+
+  ConfigNode data = top.child("data", true);
+  rc.data.train = data.strings("train", {});
+  if (rc.data.train.empty()) data.error("train", "missing; expected glob(s) of .bin shards");
+  rc.data.val = data.strings("val", {});
+  rc.data.shuffle = data.boolean("shuffle", rc.data.shuffle);
+  rc.data.prefetch = int(data.integer("prefetch", rc.data.prefetch));
+  if (rc.data.prefetch < 1) data.error("prefetch", "must be >= 1");
+  data.finish();
+
+  ConfigNode batch = top.child("batch", true);
+  rc.batch.micro_batch = batch.integer("micro_batch");
+  rc.batch.seq_len = batch.integer("seq_len", rc.model.max_seq_len);
+  rc.batch.global_tokens =
+      batch.integer("global_tokens", rc.batch.micro_batch * rc.batch.seq_len);
+  if (rc.batch.micro_batch < 1) batch.error("micro_batch", "must be >= 1");
+  if (rc.batch.seq_len < 1 || rc.batch.seq_len > rc.model.max_seq_len)
+    batch.error("seq_len", "must be in [1, model.max_seq_len = " +
+                               std::to_string(rc.model.max_seq_len) + "]");
+  if (rc.batch.global_tokens % (rc.batch.micro_batch * rc.batch.seq_len) != 0)
+    batch.error("global_tokens", std::to_string(rc.batch.global_tokens) +
+                                     " is not a multiple of micro_batch × seq_len = " +
+                                     std::to_string(rc.batch.micro_batch * rc.batch.seq_len));
+  batch.finish();
+
+  rc.optimizer = top.child("optimizer", true).raw();
+  rc.schedule = schedule_from(top.child("schedule"));
+  rc.steps = top.integer("steps");
+  if (rc.steps < 1) top.error("steps", "must be >= 1");
+
+  ConfigNode eval = top.child("eval");
+  rc.eval.every = eval.integer("every", rc.eval.every);
+  rc.eval.tokens = eval.integer("tokens", rc.eval.tokens);
+  if (rc.eval.every < 0) eval.error("every", "must be >= 0");
+  if (rc.eval.tokens < 0) eval.error("tokens", "must be >= 0");
+  eval.finish();
+
+  ConfigNode log = top.child("log");
+  rc.log.dir = log.string("dir", "runs/" + rc.run_name);
+  rc.log.every = log.integer("every", rc.log.every);
+  rc.log.diagnostics_every = log.integer("diagnostics_every", rc.log.diagnostics_every);
+  if (rc.log.every < 1) log.error("every", "must be >= 1");
+  if (rc.log.diagnostics_every < 0) log.error("diagnostics_every", "must be >= 0");
+  log.finish();
+
+  ConfigNode ckpt = top.child("checkpoint");
+  rc.checkpoint.every = ckpt.integer("every", rc.checkpoint.every);
+  rc.checkpoint.keep = int(ckpt.integer("keep", rc.checkpoint.keep));
+  rc.checkpoint.dir = ckpt.string("dir", rc.log.dir + "/checkpoints");
+  if (rc.checkpoint.every < 0) ckpt.error("every", "must be >= 0");
+  if (rc.checkpoint.keep < 1) ckpt.error("keep", "must be >= 1");
+  ckpt.finish();
+
+  rc.seed = uint64_t(top.integer("seed", int64_t(rc.seed)));
+  rc.device = top.choice("device", rc.device, {"cpu", "cuda", "auto"});
+  rc.precision = top.choice("precision", rc.precision, {"auto", "f32", "bf16", "f64"});
+  rc.init_from = top.string("init_from", "");
+  top.finish();
+  return rc;
+}
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& sets) {
+  json j = read_json_file(path);
+  apply_overrides(j, sets, path);
+  return parse_run_config(j, path);
+}
+
+json RunConfig::resolved() const {
+  json m = {{"preset", model.preset},         {"n_layer", model.n_layer},
+            {"n_head", model.n_head},         {"d_model", model.d_model},
+            {"vocab_size", model.vocab_size}, {"padded_vocab", model.padded_vocab},
+            {"max_seq_len", model.max_seq_len}, {"rope_base", model.rope_base}};
+  return {{"run_name", run_name},
+          {"model", m},
+          {"data", {{"train", data.train}, {"val", data.val}, {"shuffle", data.shuffle},
+                    {"prefetch", data.prefetch}}},
+          {"batch", {{"global_tokens", batch.global_tokens}, {"micro_batch", batch.micro_batch},
+                     {"seq_len", batch.seq_len}}},
+          {"optimizer", optimizer},
+          {"schedule", schedule.to_json()},
+          {"steps", steps},
+          {"eval", {{"every", eval.every}, {"tokens", eval.tokens}}},
+          {"checkpoint", {{"every", checkpoint.every}, {"keep", checkpoint.keep},
+                          {"dir", checkpoint.dir}}},
+          {"log", {{"dir", log.dir}, {"every", log.every},
+                   {"diagnostics_every", log.diagnostics_every}}},
+          {"seed", seed},
+          {"device", device},
+          {"precision", precision},
+          {"init_from", init_from}};
+}
+
+}  // namespace mousse

@@ -1,0 +1,300 @@
+#include "train/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "backend/select.h"
+#include "train/checkpoint.h"
+
+namespace mousse {
+
+namespace {
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+double now_seconds() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+Precision resolve_precision(const std::string& precision, Device device, const std::string& file) {
+  Precision p;
+  if (precision == "auto") {
+    p.activation = device == Device::cuda ? DType::bf16 : DType::f32;
+  } else if (precision == "f64") {
+    if (device != Device::cpu)
+      fail(file, ": key 'precision': f64 runs only on the cpu device (a reference mode)");
+    p.param = p.activation = DType::f64;
+  } else if (precision == "bf16") {
+    if (device != Device::cuda)
+      fail(file, ": key 'precision': bf16 needs the cuda device; use f32 on cpu");
+    p.activation = DType::bf16;
+  }
+  return p;
+}
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+bool stop_requested() { return g_stop_signal.load() != 0; }
+
+Trainer::Trainer(RunConfig cfg, TrainOptions opt, Communicator& comm)
+    : cfg_(std::move(cfg)), opt_(opt), comm_(comm) {
+  setup();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::setup() {
+  const int world = comm_.world_size();
+  const BatchConfig& b = cfg_.batch;
+  if (b.global_tokens % (b.micro_batch * b.seq_len * world) != 0)
+    fail(cfg_.file, ": key 'batch.global_tokens': ", b.global_tokens,
+         " is not a multiple of micro_batch × seq_len × ranks = ",
+         b.micro_batch * b.seq_len * world);
+  grad_accum_ = b.grad_accum(world);
+
+  ops_ = make_ops(cfg_.device);
+  Precision prec = resolve_precision(cfg_.precision, ops_->device(), cfg_.file);
+  arena_ = std::make_unique<Arena>(*ops_);
+  model_ = std::make_unique<GPT>(cfg_.model, prec, b.micro_batch, b.seq_len, *arena_);
+  setup_ = make_optimizer_setup(cfg_.optimizer, cfg_.file, model_->params());
+  for (ParamGroup& g : setup_.groups) g.optimizer->reserve_state(*arena_, g.params);
+  arena_->allocate();
+  model_->bind();
+
+  // Where to start: the newest checkpoint (--resume), init_from, or a fresh init.
+  std::string ckpt = opt_.resume ? latest_checkpoint(cfg_.checkpoint.dir) : "";
+  int64_t data_position = 0;
+  if (!ckpt.empty()) {
+    CheckpointMeta meta = read_checkpoint_meta(ckpt);
+    if (meta.world_size != world)
+      fail(ckpt, ": written by ", meta.world_size, " ranks, this run has ", world,
+           "; resume with the same number of ranks");
+    load_checkpoint(ckpt, *ops_, model_->params(), *arena_);
+    for (ParamGroup& g : setup_.groups) {
+      if (!meta.optimizers.contains(g.name) ||
+          meta.optimizers[g.name].value("type", "") != g.optimizer->type())
+        fail(ckpt, ": group '", g.name, "' was trained with ",
+             meta.optimizers.contains(g.name) ? meta.optimizers[g.name].value("type", "?") : "?",
+             ", this config uses ", g.optimizer->type());
+      g.optimizer->load_extra(meta.optimizers[g.name].value("extra", json::object()));
+    }
+    start_step_ = meta.step;
+    data_position = meta.data_position;
+    model_->sync_compute_weights(*ops_, cfg_.seed + uint64_t(start_step_));
+  } else if (!cfg_.init_from.empty()) {
+    load_weights(cfg_.init_from, *ops_, model_->params());
+    model_->sync_compute_weights(*ops_, cfg_.seed);
+  } else {
+    model_->init_weights(*ops_, cfg_.seed);
+  }
+  if (opt_.resume && ckpt.empty() && rank0())
+    std::printf("no checkpoint in %s: starting from step 0\n", cfg_.checkpoint.dir.c_str());
+
+  DataLoaderOptions d;
+  d.patterns = cfg_.data.train;
+  d.batch_size = b.micro_batch;
+  d.seq_len = b.seq_len;
+  d.rank = comm_.rank();
+  d.world_size = world;
+  d.shuffle = cfg_.data.shuffle;
+  d.seed = cfg_.seed;
+  d.vocab_size = cfg_.model.vocab_size;
+  d.prefetch = cfg_.data.prefetch;
+  train_data_ = std::make_unique<DataLoader>(d);
+  train_data_->seek(data_position);
+  if (!cfg_.data.val.empty() && cfg_.eval.tokens > 0) {
+    d.patterns = cfg_.data.val;
+    d.shuffle = false;
+    val_data_ = std::make_unique<DataLoader>(d);
+  }
+  host_inputs_.resize(size_t(b.micro_batch * b.seq_len));
+  host_targets_.resize(host_inputs_.size());
+
+  if (rank0()) {
+    log_ = std::make_unique<MetricsLog>(cfg_.log.dir, ckpt.empty() ? -1 : start_step_);
+    std::ofstream(cfg_.log.dir + "/config.json") << cfg_.resolved().dump(2) << "\n";
+    const ModelConfig& m = cfg_.model;
+    std::printf("mousse: %s | %s\n", cfg_.run_name.c_str(), ops_->name().c_str());
+    std::printf("model: %s, %d layers, d_model %d, %d heads, %.2fM parameters, %s activations\n",
+                m.preset.c_str(), m.n_layer, m.d_model, m.n_head, m.num_parameters() / 1e6,
+                dtype_name(prec.activation));
+    std::printf("batch: %lld tokens/step = %lld ranks × %lld micro-steps × %lld × %lld tokens\n",
+                (long long)b.global_tokens, (long long)world, (long long)grad_accum_,
+                (long long)b.micro_batch, (long long)b.seq_len);
+    std::printf("train data: %s\n", train_data_->describe().c_str());
+    if (val_data_) std::printf("val data: %s\n", val_data_->describe().c_str());
+    for (ParamGroup& g : setup_.groups)
+      std::printf("optimizer %-9s lr %.3g × %.3g: %s (%zu tensors)\n", g.name.c_str(), g.lr,
+                  g.lr_scale, g.optimizer->describe().c_str(), g.params.size());
+    std::printf("%s", arena_->plan_report().c_str());
+    if (!ckpt.empty()) std::printf("resumed from %s at step %lld\n", ckpt.c_str(), (long long)start_step_);
+    std::printf("resolved config: %s/config.json\n", cfg_.log.dir.c_str());
+    std::fflush(stdout);
+    json run = {{"type", "run"},        {"step", start_step_},
+                {"device", ops_->name()}, {"parameters", cfg_.model.num_parameters()},
+                {"world_size", world},  {"grad_accum", grad_accum_},
+                {"config", cfg_.resolved()}};
+    for (ParamGroup& g : setup_.groups) run["optimizers"][g.name] = g.optimizer->describe();
+    log_->write(run);
+  }
+}
+
+double Trainer::train_step(int64_t step) {
+  (void)step;
+  GPT& model = *model_;
+  const int64_t tokens_per_micro = cfg_.batch.micro_batch * cfg_.batch.seq_len;
+  const float grad_scale = float(1.0 / double(tokens_per_micro * grad_accum_ * comm_.world_size()));
+  model.zero_grads(*ops_);
+  ops_->fill(model.loss_accumulator(), 0.0);
+  for (int64_t micro = 0; micro < grad_accum_; micro++) {
+    train_data_->next(host_inputs_.data(), host_targets_.data());
+    ops_->from_host(model.inputs(), host_inputs_.data());
+    ops_->from_host(model.targets(), host_targets_.data());
+    model.forward(*ops_, /*compute_grad=*/true, grad_scale);
+    model.backward(*ops_);
+  }
+  // Gradients were scaled by 1/(all tokens of the step), so the sum over ranks is the mean.
+  comm_.all_reduce_sum(model.params().flat_grads());
+  double loss_sum = comm_.all_reduce_sum(ops_->sum(model.loss_accumulator()));
+  return loss_sum / double(tokens_per_micro * grad_accum_ * comm_.world_size());
+}
+
+void Trainer::optimizer_step(int64_t step, bool diagnostics) {
+  const double norm = std::sqrt(ops_->sum_squares(model_->params().flat_grads()));
+  last_grad_norm_ = norm;
+  double clip_scale = 1.0;
+  if (setup_.grad_clip > 0 && norm > setup_.grad_clip) clip_scale = setup_.grad_clip / norm;
+  const double factor = cfg_.schedule.factor(step, cfg_.steps);
+  for (ParamGroup& g : setup_.groups) {
+    OptimStep s;
+    s.step = step + 1;
+    s.lr = g.lr_at(factor);
+    s.grad_scale = clip_scale;
+    s.diagnostics = diagnostics;
+    g.optimizer->step(*ops_, g.params, s);
+  }
+  model_->sync_compute_weights(*ops_, cfg_.seed + uint64_t(step) + 1);
+}
+
+double Trainer::evaluate() {
+  if (!val_data_) return NAN;
+  GPT& model = *model_;
+  const int64_t per_batch = cfg_.batch.micro_batch * cfg_.batch.seq_len;
+  const int64_t world = comm_.world_size();
+  // Every rank evaluates its stride of the first eval.tokens tokens of the val shards.
+  int64_t batches = std::max<int64_t>(1, cfg_.eval.tokens / (per_batch * world));
+  val_data_->seek(0);
+  ops_->fill(model.loss_accumulator(), 0.0);
+  for (int64_t i = 0; i < batches; i++) {
+    val_data_->next(host_inputs_.data(), host_targets_.data());
+    ops_->from_host(model.inputs(), host_inputs_.data());
+    ops_->from_host(model.targets(), host_targets_.data());
+    model.forward(*ops_, /*compute_grad=*/false, 1.f);
+  }
+  double sum = comm_.all_reduce_sum(ops_->sum(model.loss_accumulator()));
+  return sum / double(batches * per_batch * world);
+}
+
+void Trainer::save(int64_t step) {
+  if (!rank0()) return;
+  CheckpointMeta meta;
+  meta.step = step;
+  meta.data_position = train_data_->position();
+  meta.world_size = comm_.world_size();
+  meta.config = cfg_.resolved();
+  for (ParamGroup& g : setup_.groups)
+    meta.optimizers[g.name] = {{"type", g.optimizer->type()}, {"extra", g.optimizer->save_extra()}};
+  double t0 = now_seconds();
+  save_checkpoint(cfg_.checkpoint.dir, cfg_.checkpoint.keep, meta, *ops_, model_->params(),
+                  *arena_);
+  std::string path = checkpoint_path(cfg_.checkpoint.dir, step);
+  std::printf("checkpoint: %s (%.1fs)\n", path.c_str(), now_seconds() - t0);
+  std::fflush(stdout);
+  log_->write({{"type", "checkpoint"}, {"step", step}, {"path", path}});
+}
+
+double Trainer::run() {
+  const int64_t total = cfg_.steps;
+  const int64_t end = opt_.stop_after >= 0 ? std::min(total, opt_.stop_after) : total;
+  const int64_t tokens_per_step = cfg_.batch.global_tokens;
+  const double t_start = now_seconds();
+  double val_loss = NAN;
+  double ema_step_s = 0;
+  int64_t step = start_step_;
+  for (; step < end; step++) {
+    const double t0 = now_seconds();
+    const bool diag = cfg_.log.diagnostics_every > 0 && (step + 1) % cfg_.log.diagnostics_every == 0;
+    const double loss = train_step(step);
+    if (!std::isfinite(loss)) {
+      std::string last = latest_checkpoint(cfg_.checkpoint.dir);
+      fail("the training loss is ", loss, " at step ", step + 1,
+           ": the run diverged. Nothing was saved after it; the last checkpoint is ",
+           last.empty() ? std::string("(none)") : last,
+           ". Lower the learning rate or raise warmup, then start again (or --resume).");
+    }
+    optimizer_step(step, diag);
+    const double dt = now_seconds() - t0;
+    ema_step_s = step == start_step_ ? dt : 0.9 * ema_step_s + 0.1 * dt;
+    const int64_t done = step + 1;
+    const double factor = cfg_.schedule.factor(step, total);
+    if (rank0()) {
+      json rec = {{"type", "train"}, {"step", done}, {"loss", loss},
+                  {"grad_norm", last_grad_norm_}, {"tokens", done * tokens_per_step},
+                  {"step_s", dt}, {"tokens_per_s", tokens_per_step / dt},
+                  {"elapsed_s", now_seconds() - t_start}};
+      for (ParamGroup& g : setup_.groups) rec["lr"][g.name] = g.lr_at(factor);
+      log_->write(rec);
+      if (diag) {
+        json d = {{"type", "diagnostics"}, {"step", done}};
+        for (ParamGroup& g : setup_.groups) d["groups"][g.name] = g.optimizer->diagnostics();
+        log_->write(d);
+      }
+      if (!opt_.quiet && (done % cfg_.log.every == 0 || done == end || done == 1)) {
+        const double lr0 = setup_.groups[0].lr_at(factor);
+        std::printf("step %6lld/%lld | loss %.4f | lr %.2e | %s tok/s | norm %.3f | %s | eta %s\n",
+                    (long long)done, (long long)total, loss, lr0,
+                    format_count(tokens_per_step / dt).c_str(), last_grad_norm_,
+                    format_duration(now_seconds() - t_start).c_str(),
+                    format_duration(ema_step_s * double(total - done)).c_str());
+        std::fflush(stdout);
+      }
+    }
+    const bool last = done == total;
+    const bool stable_end = cfg_.schedule.type == "wsd" && done == cfg_.schedule.stable_end(total);
+    if ((cfg_.eval.every > 0 && done % cfg_.eval.every == 0) || last || stable_end) {
+      val_loss = evaluate();
+      if (rank0() && std::isfinite(val_loss)) {
+        std::printf("step %6lld/%lld | val loss %.4f\n", (long long)done, (long long)total, val_loss);
+        std::fflush(stdout);
+        json rec = {{"type", "eval"}, {"step", done}, {"val_loss", val_loss},
+                    {"tokens", done * tokens_per_step}};
+        if (stable_end) rec["stable_end"] = true;
+        log_->write(rec);
+      }
+    }
+    const bool stopping = stop_requested() || done == end;
+    if ((cfg_.checkpoint.every > 0 && done % cfg_.checkpoint.every == 0) || last || stopping)
+      save(done);
+    if (stop_requested()) {
+      if (rank0()) std::printf("stopped by signal after step %lld; resume with --resume\n", (long long)done);
+      step++;
+      break;
+    }
+  }
+  if (rank0()) {
+    log_->write({{"type", "end"}, {"step", step}, {"val_loss", std::isfinite(val_loss) ? json(val_loss) : json(nullptr)},
+                 {"elapsed_s", now_seconds() - t_start}, {"completed", step == total}});
+  }
+  return val_loss;
+}
+
+}  // namespace mousse
