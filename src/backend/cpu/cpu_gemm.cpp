@@ -1,6 +1,5 @@
 // GEMM through OpenBLAS: out[M, N] = alpha * op(a) @ op(b) + beta * out (row-major).
-#include <cblas.h>
-
+#include "backend/cpu/cpu_blas.h"
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
 
@@ -9,18 +8,6 @@ namespace mousse {
 using namespace cpu;
 
 namespace {
-
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha,
-          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c) {
-  cblas_sgemm(CblasRowMajor, ta, tb, int(M), int(N), int(K), alpha, a, int(lda), b, int(ldb),
-              beta, c, int(N));
-}
-
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64_t N, int64_t K, float alpha,
-          const double* a, int64_t lda, const double* b, int64_t ldb, float beta, double* c) {
-  cblas_dgemm(CblasRowMajor, ta, tb, int(M), int(N), int(K), double(alpha), a, int(lda), b,
-              int(ldb), double(beta), c, int(N));
-}
 
 // The matrix shapes of one product, checked: op(a) is [M, K], op(b) is [K, N], out is [M, N].
 struct GemmShape {
@@ -63,10 +50,10 @@ void CpuOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tens
   check_gemm_dtypes(op, out, a, b);
   const GemmShape s = gemm_shape(op, out.rows(), out.cols(), a.rows(), a.cols(), trans_a,
                                  b.rows(), b.cols(), trans_b, out, a, b);
-  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
-    gemm(ta, tb, s.M, s.N, s.K, alpha, a.ptr<T>(), s.lda, b.ptr<T>(), s.ldb, beta, out.ptr<T>());
+    gemm(trans_a, trans_b, s.M, s.N, s.K, alpha, a.ptr<T>(), s.lda, b.ptr<T>(), s.ldb, beta,
+         out.ptr<T>(), s.N);
   });
 }
 
@@ -84,14 +71,13 @@ void CpuOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, co
   if (batch == 0) fail(op, ": empty batch");
   const GemmShape s = gemm_shape(op, out.shape[1], out.shape[2], a.shape[1], a.shape[2], trans_a,
                                  b.shape[1], b.shape[2], trans_b, out, a, b);
-  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
   const int64_t sa = a.shape[1] * a.shape[2], sb = b.shape[1] * b.shape[2], so = s.M * s.N;
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
     // One BLAS call per matrix; OpenBLAS parallelises each call internally.
     for (int64_t i = 0; i < batch; i++)
-      gemm(ta, tb, s.M, s.N, s.K, alpha, a.ptr<T>() + i * sa, s.lda, b.ptr<T>() + i * sb, s.ldb,
-           beta, out.ptr<T>() + i * so);
+      gemm(trans_a, trans_b, s.M, s.N, s.K, alpha, a.ptr<T>() + i * sa, s.lda,
+           b.ptr<T>() + i * sb, s.ldb, beta, out.ptr<T>() + i * so, s.N);
   });
 }
 
