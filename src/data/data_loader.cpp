@@ -194,6 +194,8 @@ void DataLoader::next(int32_t* inputs, int32_t* targets) {
 void DataLoader::seek(int64_t micro_batches_consumed) {
   if (micro_batches_consumed < 0)
     fail("data loader: cannot seek to negative position ", micro_batches_consumed);
+  if (micro_batches_consumed > (INT64_MAX - opt_.rank) / opt_.world_size)
+    fail("data loader: seek position ", micro_batches_consumed, " is out of range");
   if (prefetcher_) prefetcher_->stop();
   position_ = micro_batches_consumed;
 }
