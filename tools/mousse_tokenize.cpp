@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -202,8 +203,10 @@ int main(int argc, char** argv) {
   {
     struct stat st;
     if (stat(out_dir.c_str(), &st) != 0) {
-      if (::mkdir(out_dir.c_str(), 0755) != 0) {
-        std::cerr << "mousse-tokenize: cannot create output directory " << out_dir << ": " << std::strerror(errno) << "\n";
+      std::error_code ec;
+      std::filesystem::create_directories(out_dir, ec);
+      if (ec) {
+        std::cerr << "mousse-tokenize: cannot create output directory " << out_dir << ": " << ec.message() << "\n";
         return 1;
       }
     } else if (!S_ISDIR(st.st_mode)) {
