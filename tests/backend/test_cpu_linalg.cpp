@@ -138,6 +138,9 @@ TEST_CASE("cpu scale_rows_cols, pow_clamped, add_to_diagonal, trace", "[backend]
     for (int64_t j = 0; j < C; j++)
       CHECK(y[size_t(i * C + j)] ==
             Approx(x[size_t(i * C + j)] * rs[size_t(i)] * cs[size_t(j)]).epsilon(1e-15));
+  Buf<float> yf(Shape{R, C});
+  ops->scale_rows_cols(yf, cast<float>(x), cast<float>(rs), cast<float>(cs));
+  CHECK(rel_err(yf.v, y.v) < kF32Tol);
   ops->scale_rows_cols(y, x, rs, Tensor{});  // undefined scale = 1
   for (int64_t j = 0; j < C; j++) CHECK(y[size_t(2 * C + j)] == x[size_t(2 * C + j)] * rs[2]);
   auto z = x;  // out may alias inp
@@ -189,12 +192,18 @@ TEST_CASE("cpu transpose and gathers", "[backend][cpu]") {
   ops->gather_columns(gc, x, cols);
   for (int64_t i = 0; i < m; i++)
     for (int64_t j = 0; j < 4; j++) CHECK(gc[size_t(i * 4 + j)] == x[size_t(i * n + cols[size_t(j)])]);
+  Buf<float> gcf(Shape{m, 4});
+  ops->gather_columns(gcf, cast<float>(x), cols);
+  CHECK(rel_err(gcf.v, gc.v) < kF32Tol);
   Buf<int32_t> rows(Shape{3});
   rows[0] = 36, rows[1] = 2, rows[2] = 0;
   Buf<double> gr(Shape{3, n});
   ops->gather_rows(gr, x, rows);
   for (int64_t i = 0; i < 3; i++)
     for (int64_t j = 0; j < n; j++) CHECK(gr[size_t(i * n + j)] == x[size_t(rows[size_t(i)] * n + j)]);
+  Buf<float> grf(Shape{3, n});
+  ops->gather_rows(grf, cast<float>(x), rows);
+  CHECK(rel_err(grf.v, gr.v) < kF32Tol);
   rows[1] = 37;
   CHECK_THROWS_WITH(ops->gather_rows(gr, x, rows), Contains("gather_rows") && Contains("37"));
   Buf<double> gc_bad(Shape{m, 5});

@@ -10,9 +10,11 @@
 //   cpu_ops.cpp          make_cpu_ops(), name(), device()
 //   cpu_memory.cpp       alloc / free / to_host / from_host / synchronize
 //   cpu_elementwise.cpp  fill, copy, scale, axpby, sum, sum_squares, relu2
-//   cpu_gemm.cpp         matmul, matmul_batched (cblas_?gemm)
+//   cpu_gemm.cpp         matmul, matmul_batched (cblas_?gemm; wrappers in cpu_blas.h)
+//   cpu_common.h         argument checks with messages naming the op, dtype dispatch, scratch
 //   cpu_norms.cpp        rmsnorm, add_rmsnorm, qknorm_rope
-//   cpu_attention.cpp    causal softmax attention (forward saves lse, backward recomputes P)
+//   cpu_attention.cpp    causal softmax attention per (b, h) as T×T blocks (forward saves lse,
+//                        backward recomputes P)
 //   cpu_classifier.cpp   fused softmax cross-entropy
 //   cpu_embedding.cpp    token embedding
 //   cpu_optim.cpp        adamw, lion, ema_square, adam_direction
