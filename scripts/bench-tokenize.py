@@ -53,7 +53,7 @@ def main():
             for t in texts:
                 f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
         print("text: %d documents, %.1f MB (UTF-8), %d tokens" %
-              (len(texts), nbytes / 1e6, sum(len(x) for x in enc.encode_ordinary_batch(texts[:0] or texts))))
+              (len(texts), nbytes / 1e6, sum(len(x) for x in enc.encode_ordinary_batch(texts, num_threads=2))))
         print("%-44s %10s" % ("", "MB/s"))
         for th in [int(x) for x in args.threads.split(",")]:
             best = 1e9
@@ -72,8 +72,10 @@ def main():
                 out = os.path.join(work, "out")
                 shutil.rmtree(out, ignore_errors=True)
                 t0 = time.perf_counter()
-                subprocess.run([args.tool, path, "--out", out, "--threads", str(th), "-q",
-                                "--vocab", os.path.join(args.data, "gpt2")], check=True)
+                r = subprocess.run([args.tool, path, "--out", out, "--threads", str(th), "-q",
+                                    "--vocab", os.path.join(args.data, "gpt2")], capture_output=True, text=True)
+                if r.returncode != 0:
+                    sys.exit("mousse-tokenize failed:\n" + r.stderr)
                 best = min(best, time.perf_counter() - t0)
             print("%-44s %10.2f" % ("mousse-tokenize --threads %d (end to end)" % th, nbytes / 1e6 / best), flush=True)
     finally:

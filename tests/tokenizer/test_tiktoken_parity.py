@@ -119,6 +119,34 @@ def codepoint_texts():
     return texts
 
 
+def json_edge_cases(enc, tool, vocab, work):
+    """Raw JSON lines that exercise the JSONL scanner; expected = Python's json.loads + tiktoken."""
+    lines = [
+        r'{"text": "plain"}',
+        r'{"id": 1, "text": "after other fields", "url": "x"}',
+        r'{"text": "esc \" \\ \/ \b \f \n \r \t done"}',
+        r'{"text": "\u00e9\u4e2d\ud83d\ude00 pair"}',
+        r'{"text": "lone \ud800 high and \udc00 low and \ud83d\u0041"}',
+        r'{"text": "first", "text": "last wins"}',
+        r'{"meta": {"a": [1, 2.5e-3, -0, true, false, null, {"text": "nested"}], "b": "\"}"}, "text": "top"}',
+        r'{"score": NaN, "x": Infinity, "y": -Infinity, "text": "python accepts NaN"}',
+        r'  {"text" : "spaces around"}  ',
+        r'{"te\u0078t": "escaped key"}',
+        r'{"text": ""}',
+        r'{"text": "<|endoftext|> inside"}',
+        '{"text": "raw utf-8 \u00a0 café 😀"}',
+    ]
+    path = os.path.join(work, "json_edge.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    texts = [json.loads(line)["text"] for line in lines]
+    expected = [np.array(enc.encode_ordinary(t), dtype=np.int64) for t in texts]
+    out = os.path.join(work, "json_edge_out")
+    shutil.rmtree(out, ignore_errors=True)
+    run_tool(tool, [path, "--out", out, "--name", "j", "--vocab", vocab, "-q"])
+    return compare_docs("JSON edge cases", split_docs(read_all_shards(out, "j")[1]), expected, texts)
+
+
 def main():
     mode, tool, shared, work = sys.argv[1:5]
     vocab = os.path.join(shared, "gpt2")
@@ -147,6 +175,7 @@ def main():
         print("PARITY corpora total: %d documents, %d tokens, %d mismatching documents" % (total_docs, total_toks, bad))
     elif mode == "adversarial":
         bad += parity_on_texts("adversarial", enc, tool, vocab, adversarial_texts(), work)
+        bad += json_edge_cases(enc, tool, vocab, work)
     elif mode == "codepoints":
         bad += parity_on_texts("codepoints", enc, tool, vocab, codepoint_texts(), work, threads=(2,),
                                shard_tokens=10**8)

@@ -78,22 +78,222 @@ class JsonlReader : public DocReader {
 
 }  // namespace
 
+namespace {
+
+// A fast, allocation-light JSON scanner that validates one line and extracts one top-level string field
+// with Python's json.loads semantics (the last duplicate key wins; NaN/Infinity accepted; a lone
+// surrogate escape becomes U+FFFD, which is what tiktoken does with a str holding one). Anything it
+// rejects goes to nlohmann::json for the error message.
+struct Scanner {
+  const char* p;
+  const char* e;
+  void ws() {
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+  }
+  static int hex(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+  bool hex4(uint32_t* v) {
+    if (e - p < 4) return false;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) {
+      int h = hex(p[i]);
+      if (h < 0) return false;
+      r = (r << 4) | uint32_t(h);
+    }
+    p += 4;
+    *v = r;
+    return true;
+  }
+  // p at the opening quote; appends the decoded string to out (when non-null).
+  bool string(std::string* out) {
+    ++p;
+    while (true) {
+      const char* start = p;
+      while (p < e && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) ++p;
+      if (out) out->append(start, size_t(p - start));
+      if (p >= e || (unsigned char)*p < 0x20) return false;
+      if (*p == '"') {
+        ++p;
+        return true;
+      }
+      ++p;  // backslash
+      if (p >= e) return false;
+      char c = *p++;
+      char lit = 0;
+      switch (c) {
+        case '"': lit = '"'; break;
+        case '\\': lit = '\\'; break;
+        case '/': lit = '/'; break;
+        case 'b': lit = '\b'; break;
+        case 'f': lit = '\f'; break;
+        case 'n': lit = '\n'; break;
+        case 'r': lit = '\r'; break;
+        case 't': lit = '\t'; break;
+        case 'u': {
+          uint32_t cp;
+          if (!hex4(&cp)) return false;
+          if (cp >= 0xD800 && cp <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+            const char* save = p;
+            p += 2;
+            uint32_t lo;
+            if (!hex4(&lo)) return false;
+            if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            else p = save;  // lone high surrogate; the next escape is read on its own
+          }
+          if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+          if (out) utf8_append(*out, cp);
+          continue;
+        }
+        default:
+          return false;
+      }
+      if (out) out->push_back(lit);
+    }
+  }
+  bool lit(const char* w) {
+    size_t n = std::strlen(w);
+    if (size_t(e - p) < n || std::memcmp(p, w, n) != 0) return false;
+    p += n;
+    return true;
+  }
+  bool number() {
+    if (p < e && *p == '-') {
+      ++p;
+      if (p < e && *p == 'I') return lit("Infinity");
+    }
+    if (p >= e) return false;
+    if (*p == '0') ++p;
+    else if (*p >= '1' && *p <= '9') while (p < e && *p >= '0' && *p <= '9') ++p;
+    else return false;
+    if (p < e && *p == '.') {
+      ++p;
+      if (p >= e || *p < '0' || *p > '9') return false;
+      while (p < e && *p >= '0' && *p <= '9') ++p;
+    }
+    if (p < e && (*p == 'e' || *p == 'E')) {
+      ++p;
+      if (p < e && (*p == '+' || *p == '-')) ++p;
+      if (p >= e || *p < '0' || *p > '9') return false;
+      while (p < e && *p >= '0' && *p <= '9') ++p;
+    }
+    return true;
+  }
+  bool value(int depth) {
+    if (depth > 500 || p >= e) return false;
+    switch (*p) {
+      case '"': return string(nullptr);
+      case '{': {
+        ++p;
+        ws();
+        if (p < e && *p == '}') { ++p; return true; }
+        while (true) {
+          ws();
+          if (p >= e || *p != '"' || !string(nullptr)) return false;
+          ws();
+          if (p >= e || *p != ':') return false;
+          ++p;
+          ws();
+          if (!value(depth + 1)) return false;
+          ws();
+          if (p < e && *p == ',') { ++p; continue; }
+          if (p < e && *p == '}') { ++p; return true; }
+          return false;
+        }
+      }
+      case '[': {
+        ++p;
+        ws();
+        if (p < e && *p == ']') { ++p; return true; }
+        while (true) {
+          ws();
+          if (!value(depth + 1)) return false;
+          ws();
+          if (p < e && *p == ',') { ++p; continue; }
+          if (p < e && *p == ']') { ++p; return true; }
+          return false;
+        }
+      }
+      case 't': return lit("true");
+      case 'f': return lit("false");
+      case 'n': return lit("null");
+      case 'N': return lit("NaN");
+      case 'I': return lit("Infinity");
+      default: return number();
+    }
+  }
+};
+
+// 1: found a string, 0: field missing, -1: field present but not a string, -2: not a JSON object, -3: invalid
+int fast_extract(std::string_view line, const std::string& field, std::string& out) {
+  Scanner s{line.data(), line.data() + line.size()};
+  s.ws();
+  if (s.p >= s.e || *s.p != '{') {
+    Scanner t = s;
+    return (t.value(0) && (t.ws(), t.p == t.e)) ? -2 : -3;
+  }
+  ++s.p;
+  int state = 0;
+  std::string key;
+  s.ws();
+  if (s.p < s.e && *s.p == '}') {
+    ++s.p;
+  } else {
+    while (true) {
+      s.ws();
+      if (s.p >= s.e || *s.p != '"') return -3;
+      key.clear();
+      if (!s.string(&key)) return -3;
+      s.ws();
+      if (s.p >= s.e || *s.p != ':') return -3;
+      ++s.p;
+      s.ws();
+      if (key == field) {
+        if (s.p < s.e && *s.p == '"') {
+          out.clear();
+          if (!s.string(&out)) return -3;
+          state = 1;
+        } else {
+          if (!s.value(1)) return -3;
+          state = -1;
+        }
+      } else if (!s.value(1)) {
+        return -3;
+      }
+      s.ws();
+      if (s.p < s.e && *s.p == ',') { ++s.p; continue; }
+      if (s.p < s.e && *s.p == '}') { ++s.p; break; }
+      return -3;
+    }
+  }
+  s.ws();
+  if (s.p != s.e) return -3;
+  return state;
+}
+
+}  // namespace
+
 void parse_json_document(std::string_view line, const std::string& field, const std::string& file,
                          uint64_t lineno, std::string& text_out) {
   std::string scratch;
   std::string_view clean = utf8_sanitize(line, scratch);
-  nlohmann::json j;
+  int r = fast_extract(clean, field, text_out);
+  if (r == 1) return;
+  if (r == 0) throw InputError(file, "line " + std::to_string(lineno), "no \"" + field + "\" field");
+  if (r == -1) throw InputError(file, "line " + std::to_string(lineno), "\"" + field + "\" is not a string");
+  if (r == -2) throw InputError(file, "line " + std::to_string(lineno), "expected a JSON object");
+  // Invalid JSON: let nlohmann::json describe the problem.
   try {
-    j = nlohmann::json::parse(clean.begin(), clean.end());
+    nlohmann::json j = nlohmann::json::parse(clean.begin(), clean.end());
+    (void)j;
   } catch (const nlohmann::json::parse_error& e) {
-    std::string msg = e.what();
-    throw InputError(file, "line " + std::to_string(lineno) + ", byte " + std::to_string(e.byte), "invalid JSON: " + msg);
+    throw InputError(file, "line " + std::to_string(lineno) + ", byte " + std::to_string(e.byte),
+                     std::string("invalid JSON: ") + e.what());
   }
-  if (!j.is_object()) throw InputError(file, "line " + std::to_string(lineno), "expected a JSON object");
-  auto it = j.find(field);
-  if (it == j.end()) throw InputError(file, "line " + std::to_string(lineno), "no \"" + field + "\" field");
-  if (!it->is_string()) throw InputError(file, "line " + std::to_string(lineno), "\"" + field + "\" is not a string");
-  text_out = std::move(it->get_ref<std::string&>());
+  throw InputError(file, "line " + std::to_string(lineno), "invalid JSON");
 }
 
 std::unique_ptr<DocReader> open_jsonl(const std::string& path, const ReaderOptions& opt) {

@@ -22,6 +22,17 @@ struct EncodeCache::Impl {
     uint32_t toks[kMaxToks];
   };
   std::vector<Slot> slots{kSlots};
+  // Small direct-mapped memo of pieces of <= 8 bytes that are single tokens (frequent words): the key is
+  // the bytes packed in a uint64 plus the length; 64 KiB, so it stays in cache.
+  static constexpr size_t kSmall = 1 << 12;
+  struct Small {
+    uint64_t key = 0;
+    uint32_t len = 0, id = 0;
+  };
+  std::vector<Small> small{kSmall};
+  static size_t small_hash(uint64_t w, size_t len) {
+    return size_t(((w ^ (uint64_t(len) << 56)) * 0x9E3779B97F4A7C15ULL) >> 52);
+  }
   static size_t hash(std::string_view s) {
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
     for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
@@ -84,8 +95,23 @@ void Gpt2Tokenizer::encode_ordinary_valid(std::string_view text, std::vector<uin
       out.push_back(core.byte_token(uint8_t(piece[0])));
       continue;
     }
+    EncodeCache::Impl::Small* sm = nullptr;
+    uint64_t w = 0;
+    if (c && len <= 8) {
+      std::memcpy(&w, piece.data(), len);
+      sm = &c->small[EncodeCache::Impl::small_hash(w, len)];
+      if (sm->len == len && sm->key == w) {
+        out.push_back(sm->id);
+        continue;
+      }
+    }
     uint32_t id = core.lookup(piece);
     if (id != BpeCore::kNone) {
+      if (sm) {
+        sm->key = w;
+        sm->len = uint32_t(len);
+        sm->id = id;
+      }
       out.push_back(id);
       continue;
     }
