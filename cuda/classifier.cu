@@ -85,7 +85,7 @@ classifier_kernel(float* losses, T* logits, const int32_t* targets, int64_t Vp, 
 }  // namespace
 
 void CudaOps::classifier(const Tensor& losses, const Tensor& logits, const Tensor& targets,
-                         int64_t vocab_size, float grad_scale, bool compute_grad) {
+                         int64_t vocab_size, double grad_scale, bool compute_grad) {
   const char* op = "classifier";
   require_cuda(losses, op, "losses");
   require_cuda(logits, op, "logits");

@@ -71,7 +71,7 @@ class CudaOps final : public Ops {
                          int n_head) override;
   void relu2_forward(const Tensor& out, const Tensor& inp) override;
   void classifier(const Tensor& losses, const Tensor& logits, const Tensor& targets,
-                  int64_t vocab_size, float grad_scale, bool compute_grad) override;
+                  int64_t vocab_size, double grad_scale, bool compute_grad) override;
 
   void embedding_backward(const Tensor& dwte, const Tensor& dout, const Tensor& tokens) override;
   void rmsnorm_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp,

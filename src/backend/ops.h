@@ -96,7 +96,7 @@ class Ops {
   // logits[n, targets[n]]. If compute_grad, logits (=) grad_scale * (softmax - onehot) on the
   // first V columns and 0 on the padding: the gradient of grad_scale * sum(losses).
   virtual void classifier(const Tensor& losses, const Tensor& logits, const Tensor& targets,
-                          int64_t vocab_size, float grad_scale, bool compute_grad) = 0;
+                          int64_t vocab_size, double grad_scale, bool compute_grad) = 0;
 
   // ---------------------------------------------------------------- model: backward
   virtual void embedding_backward(const Tensor& dwte, const Tensor& dout,

@@ -45,7 +45,11 @@ struct Tensor {
   int64_t numel() const { return shape.numel(); }
   size_t bytes() const { return size_t(numel()) * dtype_size(dtype); }
   // A matrix view: all leading dims folded into rows; cols is the last dim.
-  int64_t rows() const { return shape.ndim == 0 ? 1 : numel() / shape[-1]; }
+  int64_t rows() const {
+    int64_t r = 1;
+    for (int i = 0; i + 1 < shape.ndim; i++) r *= shape[i];
+    return r;
+  }
   int64_t cols() const { return shape.ndim == 0 ? 1 : shape[-1]; }
   bool defined() const { return data != nullptr; }
 

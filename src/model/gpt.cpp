@@ -121,7 +121,7 @@ void GPT::sync_compute_weights(Ops& ops, uint64_t seed) {
 
 void GPT::zero_grads(Ops& ops) { ops.fill(params_.flat_grads(), 0.0); }
 
-void GPT::forward(Ops& ops, bool compute_grad, float grad_scale) {
+void GPT::forward(Ops& ops, bool compute_grad, double grad_scale) {
   const int H = cfg_.n_head;
   const float rope = float(cfg_.rope_base);
   ops.embedding_forward(x_[0], wte_->compute, tokens_);

@@ -30,7 +30,7 @@ class GPT {
   // Forward over inputs/targets. With compute_grad, the logits are replaced by the gradient of
   // grad_scale × sum(losses), ready for backward(). Per-position losses are added into
   // loss_accumulator() (read it once per step with ops.sum and reset with ops.fill).
-  void forward(Ops& ops, bool compute_grad, float grad_scale);
+  void forward(Ops& ops, bool compute_grad, double grad_scale);
   // Accumulates (+=) parameter gradients of the last forward(compute_grad = true).
   void backward(Ops& ops);
   void zero_grads(Ops& ops);

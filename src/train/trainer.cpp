@@ -152,7 +152,7 @@ double Trainer::train_step(int64_t step) {
   (void)step;
   GPT& model = *model_;
   const int64_t tokens_per_micro = cfg_.batch.micro_batch * cfg_.batch.seq_len;
-  const float grad_scale = float(1.0 / double(tokens_per_micro * grad_accum_ * comm_.world_size()));
+  const double grad_scale = 1.0 / double(tokens_per_micro * grad_accum_ * comm_.world_size());
   model.zero_grads(*ops_);
   ops_->fill(model.loss_accumulator(), 0.0);
   for (int64_t micro = 0; micro < grad_accum_; micro++) {

@@ -13,7 +13,7 @@ namespace mousse {
 using namespace cpu;
 
 void CpuOps::classifier(const Tensor& losses, const Tensor& logits, const Tensor& targets,
-                        int64_t vocab_size, float grad_scale, bool compute_grad) {
+                        int64_t vocab_size, double grad_scale, bool compute_grad) {
   const char* op = "classifier";
   check_float(op, "logits", logits);
   check_dtype(op, "losses", losses, "logits", logits);
