@@ -48,7 +48,7 @@ struct Job {
   uint64_t file_bytes_consumed = 0;  // for progress
 };
 
-void encode_batch(const Gpt2Tokenizer& tok, Job& job, EncodeCache& cache, std::vector<uint32_t>& scratch,
+void encode_batch(const Gpt2Tokenizer& tok, const std::string& field, Job& job, EncodeCache& cache, std::vector<uint32_t>& scratch,
                   std::string& text, std::string& clean) {
   DocBatch& b = job.batch;
   Result& r = job.res;
@@ -57,7 +57,7 @@ void encode_batch(const Gpt2Tokenizer& tok, Job& job, EncodeCache& cache, std::v
     for (size_t i = 0; i < b.items.size(); ++i) {
       std::string_view doc;
       if (b.kind == DocBatch::Kind::kJsonLine) {
-        parse_json_document(b.items[i], "text", b.file, b.where[i], text);
+        parse_json_document(b.items[i], field, b.file, b.where[i], text);
         doc = text;
       } else {
         doc = b.items[i];
@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
             job = todo.front();
             todo.pop();
           }
-          encode_batch(*tok, *job, cache, scratch, text, clean);
+          encode_batch(*tok, ropt.column, *job, cache, scratch, text, clean);
           {
             std::lock_guard<std::mutex> lk(mu);
             job->done = true;
@@ -327,7 +327,7 @@ int main(int argc, char** argv) {
         Job* raw = job.get();
         inflight.push_back(std::move(job));
         if (threads == 1) {
-          encode_batch(*tok, *raw, main_cache, main_scratch, main_text, main_clean);
+          encode_batch(*tok, ropt.column, *raw, main_cache, main_scratch, main_text, main_clean);
           raw->done = true;
         } else {
           {
@@ -390,7 +390,24 @@ int main(int argc, char** argv) {
                writer.shards().size(), out_dir.c_str(), el, el > 0 ? text_bytes / 1e6 / el : 0,
                el > 0 ? writer.tokens_written() / 1e6 / el : 0, threads);
   if (skipped) std::fprintf(stderr, "; %llu null documents skipped", (unsigned long long)skipped);
+  // Shards of an earlier, longer run with the same name would silently extend this one: warn.
+  std::vector<std::string> stale;
+  {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(out_dir, ec)) {
+      std::string f = e.path().filename().string();
+      if (f.rfind(name + "_", 0) != 0 || f.size() < 11 || f.compare(f.size() - 4, 4, ".bin") != 0) continue;
+      std::string full = out_dir + "/" + f;
+      bool ours = false;
+      for (auto& w : writer.shards()) ours |= (w == full);
+      if (!ours) stale.push_back(f);
+    }
+  }
   if (replaced) std::fprintf(stderr, "; %llu invalid UTF-8 sequences replaced by U+FFFD", (unsigned long long)replaced);
   std::fputc('\n', stderr);
+  if (!stale.empty())
+    std::fprintf(stderr, "mousse-tokenize: warning: %zu other %s_*.bin file(s) in %s were not written by this run "
+                 "(e.g. %s); remove them if they are left over from an earlier run\n",
+                 stale.size(), name.c_str(), out_dir.c_str(), stale.front().c_str());
   return 0;
 }
