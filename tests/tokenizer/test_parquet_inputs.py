@@ -55,6 +55,8 @@ def mode_pyarrow(tool, shared, work, enc, vocab):
     bad = 0
     exp_all = [np.array(enc.encode_ordinary(t)) for t in texts]
     exp_nonnull = [e for e, t in zip(exp_all, nullable) if t is not None]
+    paths, all_expected = [], []
+    encodings_seen = set()
     for codec in ["NONE", "SNAPPY", "GZIP", "ZSTD"]:
         for page_version in ["1.0", "2.0"]:
             for encoding in ["PLAIN", "DICT", "DELTA_LENGTH_BYTE_ARRAY"]:
@@ -70,6 +72,8 @@ def mode_pyarrow(tool, shared, work, enc, vocab):
                               data_page_size=16 * 1024)
                     if encoding == "DICT":
                         kw["use_dictionary"] = True
+                        if page_version == "1.0" and codec in ("NONE", "GZIP"):
+                            kw["version"] = "1.0"  # parquet format 1.0: PLAIN_DICTIONARY instead of RLE_DICTIONARY
                     elif encoding == "PLAIN":
                         kw["use_dictionary"] = False
                     else:
@@ -78,12 +82,26 @@ def mode_pyarrow(tool, shared, work, enc, vocab):
                     name = "pa_%s_v%s_%s_%s.parquet" % (codec, page_version, encoding, "opt" if optional else "req")
                     path = os.path.join(work, name)
                     pq.write_table(table, path, **kw)
+                    seen = pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
+                    want = {"PLAIN": ("PLAIN",), "DICT": ("RLE_DICTIONARY", "PLAIN_DICTIONARY"),
+                            "DELTA_LENGTH_BYTE_ARRAY": ("DELTA_LENGTH_BYTE_ARRAY",)}[encoding]
+                    if not any(w in seen for w in want):
+                        fail("%s: pyarrow wrote encodings %s, wanted %s" % (name, seen, want))
+                    encodings_seen.update(seen)
                     expected = exp_nonnull if optional else exp_all
-                    ours = tokenize(tool, vocab, [path], os.path.join(work, "out"), threads=1 + cases % 2)
-                    bad += compare_docs(name, ours, expected)
+                    paths.append(path)
+                    all_expected += expected
+                    if cases % 7 == 0:  # a few files on their own, single-threaded
+                        ours = tokenize(tool, vocab, [path], os.path.join(work, "out"), threads=1)
+                        bad += compare_docs(name, ours, expected)
                     cases += 1
+    # all files in one run (one process start), documents in file order
+    ours = tokenize(tool, vocab, paths, os.path.join(work, "out"), threads=2)
+    bad += compare_docs("%d pyarrow files in one run" % len(paths), ours, all_expected)
     # a whole directory of them at once: sorted order, one stream
-    print("parquet: %d pyarrow-written files checked" % cases)
+    print("parquet: %d pyarrow-written files checked; encodings covered: %s" % (cases, sorted(encodings_seen)))
+    if "PLAIN_DICTIONARY" not in encodings_seen or "RLE_DICTIONARY" not in encodings_seen:
+        fail("both dictionary encodings must be covered")
     if bad:
         fail("%d mismatching documents" % bad)
 
