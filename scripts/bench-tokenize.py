@@ -54,6 +54,8 @@ def main():
                 f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
         print("text: %d documents, %.1f MB (UTF-8), %d tokens" %
               (len(texts), nbytes / 1e6, sum(len(x) for x in enc.encode_ordinary_batch(texts, num_threads=2))))
+        print("machine: %d CPUs, load average %.2f at start (other work on the machine skews both tools)" %
+              (os.cpu_count(), os.getloadavg()[0]))
         print("%-44s %10s" % ("", "MB/s"))
         for th in [int(x) for x in args.threads.split(",")]:
             best = 1e9
