@@ -32,7 +32,7 @@ if ! ls "$DATA"/tiny_shakespeare_val_*.bin >/dev/null 2>&1; then
   # Sections split on blank lines, each prefixed with <|endoftext|>; the first 32,768 tokens
   # are the validation shard.
   build/mousse-tokenize "$INPUT" --out "$DATA" --name tiny_shakespeare --vocab "$VOCAB_DIR" \
-    --split-on $'\n\n' --val-tokens 32768
+    --split-on '\n\n' --val-tokens 32768
 fi
 
 echo "[quickstart] training configs/tiny.json"
