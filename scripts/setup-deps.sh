@@ -30,6 +30,8 @@ need_pip=()
 # pyarrow 17 is the last release that works with Debian 12's numpy 1.24.
 $PY -c "import tiktoken" 2>/dev/null || need_pip+=("tiktoken")
 $PY -c "import pyarrow" 2>/dev/null || need_pip+=("pyarrow==17.0.0")
+# matplotlib < 3.9 for Debian 12's numpy 1.24 (scripts/plot).
+$PY -c "import matplotlib" 2>/dev/null || need_pip+=("matplotlib<3.9")
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "[setup] installing Python packages for $PY: ${need_pip[*]}"
   $PY -m pip install -q --break-system-packages "${need_pip[@]}" 2>/dev/null \
