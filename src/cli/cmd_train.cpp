@@ -26,14 +26,26 @@ CommandRunner add_train_command(CLI::App& app) {
   return [cmd, a]() {
     if (!*cmd) return -1;
     RunConfig cfg = load_run_config(a->config, a->sets);
-    auto comm = make_single_process_communicator();
+    // One rank per process under mpirun/srun (MPI on cpu, NCCL on cuda), else single process.
+    auto comm = make_communicator(cfg.device);
     install_stop_handlers();
     TrainOptions opt;
     opt.resume = a->resume;
     opt.stop_after = a->stop_after;
     opt.quiet = a->quiet;
-    Trainer trainer(cfg, opt, *comm);
-    trainer.run();
+    if (comm->world_size() == 1) {
+      Trainer trainer(cfg, opt, *comm);
+      trainer.run();
+      return 0;
+    }
+    // With several ranks an error on one must end all of them (the others would wait in a
+    // collective forever): report it and abort the job.
+    try {
+      Trainer trainer(cfg, opt, *comm);
+      trainer.run();
+    } catch (const std::exception& e) {
+      comm->abort(e.what());
+    }
     return 0;
   };
 }

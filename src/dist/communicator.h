@@ -1,7 +1,21 @@
 #pragma once
-// Communicator: the collectives data parallelism needs. One process: every call is the identity.
-// MPI (host buffers, CPU backend) and NCCL (device buffers) implementations plug in here.
+// Communicator: the collectives data parallelism needs (design §4, issue 7).
+//
+// Three implementations behind one interface:
+//  - single process (world size 1): every collective is the identity;
+//  - MPI (src/dist/mpi_communicator.cpp): host buffers, the CPU backend; MPI_ERRORS_RETURN is
+//    set and every failure becomes a mousse::Error (the caller then calls abort());
+//  - NCCL (cuda/nccl_communicator.cpp): device buffers, bootstrapped over MPI by broadcasting
+//    ncclGetUniqueId; a watchdog polls ncclCommGetAsyncError and aborts on errors/timeouts.
+// make_communicator() picks one from how the process was launched (mpirun/srun) and the device.
+//
+// "Split" collectives work on a contiguous range x divided among the ranks by counts (one per
+// rank, summing to x.numel()): rank r's part is the counts[r] elements starting at
+// counts[0] + ... + counts[r-1]. A rank with count 0 owns nothing of that range.
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -12,13 +26,37 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
+  // Rank within this node (GPU index under one-GPU-per-rank).
   virtual int local_rank() const { return rank(); }
+  virtual std::string describe() const = 0;  // "single process", "mpi: 2 ranks on 1 node", ...
+
   // x (=) the sum of x over all ranks, in place.
   virtual void all_reduce_sum(const Tensor& x) = 0;
   virtual double all_reduce_sum(double v) = 0;
+  virtual double all_reduce_max(double v) = 0;
+  // Rank r's part of x (=) the sum over ranks of that part; the rest of x is left unspecified.
+  virtual void reduce_scatter_sum(const Tensor& x, const std::vector<int64_t>& counts) = 0;
+  // Every rank's part of x (=) the owner's part (in place; an all-gather with varying counts).
+  virtual void all_gather(const Tensor& x, const std::vector<int64_t>& counts) = 0;
+  // x (=) root's x on every rank.
+  virtual void broadcast(const Tensor& x, int root) = 0;
+  // Collectives may run asynchronously (NCCL on its own stream); after wait() their results are
+  // visible to the next operations of the backend. Host implementations are synchronous.
+  virtual void wait() {}
   virtual void barrier() = 0;
+  // Ends the whole job (every rank) with `message` on stderr and a non-zero exit status.
+  [[noreturn]] virtual void abort(const std::string& message) = 0;
 };
 
 std::unique_ptr<Communicator> make_single_process_communicator();
+
+// The communicator for this process: single process unless launched by mpirun/srun with more
+// than one rank (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE or SLURM_NTASKS > 1); then MPI for
+// the cpu device, NCCL (bootstrapped over MPI, cudaSetDevice(local_rank)) for cuda. `device` is
+// the config's "cpu", "cuda" or "auto". Errors clearly when the binary lacks MPI or NCCL.
+std::unique_ptr<Communicator> make_communicator(const std::string& device);
+
+// Ranks the launcher says this job has (1 when not launched by mpirun/srun).
+int launcher_world_size();
 
 }  // namespace mousse

@@ -1,3 +1,6 @@
+#include <cstdio>
+#include <cstdlib>
+
 #include "dist/communicator.h"
 
 namespace mousse {
@@ -7,14 +10,49 @@ class SingleProcess : public Communicator {
  public:
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
+  std::string describe() const override { return "single process"; }
   void all_reduce_sum(const Tensor&) override {}
   double all_reduce_sum(double v) override { return v; }
+  double all_reduce_max(double v) override { return v; }
+  void reduce_scatter_sum(const Tensor&, const std::vector<int64_t>&) override {}
+  void all_gather(const Tensor&, const std::vector<int64_t>&) override {}
+  void broadcast(const Tensor&, int) override {}
   void barrier() override {}
+  [[noreturn]] void abort(const std::string& message) override {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: %s\n", message.c_str());
+    std::exit(1);
+  }
 };
+
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : 0;
+}
 }  // namespace
 
 std::unique_ptr<Communicator> make_single_process_communicator() {
   return std::make_unique<SingleProcess>();
 }
+
+int launcher_world_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"}) {
+    int n = env_int(name);
+    if (n > 0) return n;
+  }
+  // srun without an MPI launcher variable: SLURM_NTASKS inside a job step (SLURM_STEP_ID set).
+  if (std::getenv("SLURM_STEP_ID") && env_int("SLURM_NTASKS") > 0) return env_int("SLURM_NTASKS");
+  return 1;
+}
+
+#ifndef MOUSSE_HAVE_MPI
+std::unique_ptr<Communicator> make_communicator(const std::string&) {
+  int n = launcher_world_size();
+  if (n > 1)
+    fail("this job was launched with ", n, " ranks, but this mousse binary was built without ",
+         "MPI; install an MPI (e.g. libopenmpi-dev) and rebuild (cmake -DMOUSSE_MPI=ON)");
+  return make_single_process_communicator();
+}
+#endif
 
 }  // namespace mousse

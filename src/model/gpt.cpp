@@ -154,6 +154,7 @@ void GPT::backward(Ops& ops) {
   // logits_ now holds dlogits. dx_ is the gradient of the residual stream: every block adds
   // its input gradient into it, since the residual connection passes gradients unchanged.
   ops.matmul(lm_head_->grad, logits_, true, lnf_, false, 1.f, 1.f);
+  if (on_grads_ready) on_grads_ready(L);
   ops.matmul(dln_, logits_, false, lm_head_->compute, false);
   ops.fill(dx_, 0.0);
   ops.rmsnorm_backward(dx_, dln_, x_[L], rstdf_);
@@ -174,6 +175,7 @@ void GPT::backward(Ops& ops) {
     ops.matmul(qkv_weight(y, false), dqkv_raw_, true, y.ln1, false, 1.f, 1.f);
     ops.matmul(dln_, dqkv_raw_, false, qkv_weight(y, true), false);
     ops.rmsnorm_backward(dx_, dln_, x_[l], y.rstd1);
+    if (on_grads_ready) on_grads_ready(l);
   }
   ops.embedding_backward(wte_->grad, dx_, tokens_);
 }

@@ -3,6 +3,7 @@
 // passes are a plain sequence of layer calls. All activations for one micro-batch of B×T
 // tokens are planned in the arena up front (category "activations").
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "backend/ops.h"
@@ -33,6 +34,10 @@ class GPT {
   void forward(Ops& ops, bool compute_grad, double grad_scale);
   // Accumulates (+=) parameter gradients of the last forward(compute_grad = true).
   void backward(Ops& ops);
+  // Optional (data parallelism): called during backward() as soon as gradients of a stage are
+  // final for this micro-batch, so their reduction can overlap the rest of the backward pass:
+  // stage n_layer after lm_head, then l after block l (n_layer−1 … 0); wte is last of all.
+  std::function<void(int stage)> on_grads_ready;
   void zero_grads(Ops& ops);
   // Refreshes the working copy of the weights (bf16 on CUDA) from the master weights.
   void sync_compute_weights(Ops& ops, uint64_t seed);

@@ -34,6 +34,9 @@ std::vector<int64_t> checkpoint_steps(const std::string& dir) {
 }
 }  // namespace
 
+static void read_into_tensor(const SafeTensorsFile& f, const std::string& name, Ops& ops,
+                             const Tensor& t);
+
 std::string checkpoint_path(const std::string& dir, int64_t step) {
   char name[64];
   std::snprintf(name, sizeof name, "%s%08lld%s", kPrefix, (long long)step, kSuffix);
@@ -41,7 +44,7 @@ std::string checkpoint_path(const std::string& dir, int64_t step) {
 }
 
 void save_checkpoint(const std::string& dir, int keep, const CheckpointMeta& meta, Ops& ops,
-                     const ParamTable& params, const Arena& arena) {
+                     const ParamTable& params, const Arena& arena, bool with_optimizer_state) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) fail("cannot create checkpoint directory ", dir, ": ", ec.message());
@@ -50,7 +53,7 @@ void save_checkpoint(const std::string& dir, int keep, const CheckpointMeta& met
     w.add(p.name, p.weight.dtype, p.weight.shape,
           [&ops, t = p.weight](void* dst) { ops.to_host(dst, t); });
   for (const Arena::Entry& e : arena.entries()) {
-    if (e.category != "optimizer") continue;
+    if (e.category != "optimizer" || !with_optimizer_state) continue;
     w.add(kOptim + e.name, e.target->dtype, e.target->shape,
           [&ops, t = *e.target](void* dst) { ops.to_host(dst, t); });
   }
@@ -63,8 +66,68 @@ void save_checkpoint(const std::string& dir, int keep, const CheckpointMeta& met
   w.set_metadata("mousse", m.dump());
   w.write_atomic(checkpoint_path(dir, meta.step));
   auto steps = checkpoint_steps(dir);
-  for (size_t i = 0; i + size_t(keep) < steps.size(); i++)
-    fs::remove(checkpoint_path(dir, steps[i]), ec);
+  for (size_t i = 0; i + size_t(keep) < steps.size(); i++) {
+    const std::string main = checkpoint_path(dir, steps[i]);
+    fs::remove(main, ec);
+    // its per-rank optimizer shards: <main without suffix>.rank*
+    const std::string stem = fs::path(main).filename().string();
+    const std::string prefix = stem.substr(0, stem.size() - std::string(kSuffix).size()) + ".rank";
+    for (auto& e : fs::directory_iterator(dir, ec))
+      if (e.path().filename().string().rfind(prefix, 0) == 0) fs::remove(e.path(), ec);
+  }
+}
+
+std::string checkpoint_shard_path(const std::string& main_path, int rank, int world) {
+  const std::string suffix = kSuffix;
+  MOUSSE_CHECK(main_path.size() > suffix.size(), "bad checkpoint path ", main_path);
+  return main_path.substr(0, main_path.size() - suffix.size()) + ".rank" + std::to_string(rank) +
+         "-of-" + std::to_string(world) + suffix;
+}
+
+void save_checkpoint_shard(const std::string& dir, int64_t step, int rank, int world,
+                           const json& plan, const json& optimizers, Ops& ops,
+                           const Arena& arena) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create checkpoint directory ", dir, ": ", ec.message());
+  SafeTensorsWriter w;
+  for (const Arena::Entry& e : arena.entries()) {
+    if (e.category != "optimizer") continue;
+    w.add(kOptim + e.name, e.target->dtype, e.target->shape,
+          [&ops, t = *e.target](void* dst) { ops.to_host(dst, t); });
+  }
+  json m = {{"step", step}, {"rank", rank}, {"world_size", world}, {"plan", plan},
+            {"optimizers", optimizers}};
+  w.set_metadata("format", "mousse-checkpoint-shard-1");
+  w.set_metadata("mousse_shard", m.dump());
+  w.write_atomic(checkpoint_shard_path(checkpoint_path(dir, step), rank, world));
+}
+
+json load_checkpoint_shard(const std::string& main_path, int rank, int world, const json& plan,
+                           Ops& ops, const Arena& arena) {
+  const std::string path = checkpoint_shard_path(main_path, rank, world);
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    fail(main_path, ": the optimizer shard of rank ", rank, " of ", world, " (", path,
+         ") is missing; resume with the number of ranks the checkpoint was written with");
+  SafeTensorsFile f(path);
+  auto it = f.metadata().find("mousse_shard");
+  if (it == f.metadata().end()) fail(path, ": not a mousse checkpoint shard");
+  json m = json::parse(it->second);
+  if (m.value("world_size", -1) != world || m.value("rank", -1) != rank)
+    fail(path, ": written by rank ", m.value("rank", -1), " of ", m.value("world_size", -1),
+         " ranks, this is rank ", rank, " of ", world);
+  if (m.value("plan", json()) != plan)
+    fail(path, ": the matrix ownership it was written with differs from this run's (the ",
+         "optimizer configuration changed); resume with the config it was made with");
+  for (const Arena::Entry& e : arena.entries()) {
+    if (e.category != "optimizer") continue;
+    if (!f.find(kOptim + e.name))
+      fail(path, ": has no optimizer state '", e.name, "': it was written with a different ",
+           "optimizer configuration; resume with the config it was made with");
+    read_into_tensor(f, kOptim + e.name, ops, *e.target);
+  }
+  return m.value("optimizers", json::object());
 }
 
 std::string latest_checkpoint(const std::string& dir) {
@@ -97,6 +160,11 @@ static void read_into(const SafeTensorsFile& f, const std::string& name, Ops& op
   std::vector<char> host(t.bytes());
   f.read(name, t.dtype, t.shape, host.data());
   ops.from_host(t, host.data());
+}
+
+static void read_into_tensor(const SafeTensorsFile& f, const std::string& name, Ops& ops,
+                             const Tensor& t) {
+  read_into(f, name, ops, t);
 }
 
 void load_checkpoint(const std::string& path, Ops& ops, ParamTable& params, const Arena& arena) {

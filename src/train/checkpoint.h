@@ -4,6 +4,13 @@
 // (so `init_from` and `mousse export` read it directly), every optimizer state tensor under
 // "optimizer/<name>", and in its metadata the step, data position, optimizer host state and
 // the resolved config. --resume picks the newest complete file.
+//
+// With W > 1 ranks (data parallelism, src/dist/data_parallel.h) the optimizer state is sharded:
+// rank r writes `ckpt_<step>.rank<r>-of-<W>.safetensors` (its optimizer state tensors under
+// "optimizer/<name>" and its host-side state in the metadata), all ranks synchronise, and rank 0
+// writes the main file last (weights and meta, world_size = W, no optimizer tensors); a main
+// file on disk therefore means a complete checkpoint. Resuming needs the same W (the trainer
+// names both numbers otherwise); `mousse export` and `init_from` read the main file alone.
 #include <string>
 
 #include "backend/ops.h"
@@ -22,9 +29,21 @@ struct CheckpointMeta {
 };
 
 std::string checkpoint_path(const std::string& dir, int64_t step);
-// Writes the checkpoint and deletes all but the `keep` newest in `dir`.
+// Writes the checkpoint and deletes all but the `keep` newest in `dir` (with their shard files).
+// with_optimizer_state = false leaves the optimizer tensors to the per-rank shard files.
 void save_checkpoint(const std::string& dir, int keep, const CheckpointMeta& meta, Ops& ops,
-                     const ParamTable& params, const Arena& arena);
+                     const ParamTable& params, const Arena& arena,
+                     bool with_optimizer_state = true);
+// The shard file of `rank` of `world` next to the main checkpoint file `main_path`.
+std::string checkpoint_shard_path(const std::string& main_path, int rank, int world);
+// Writes this rank's optimizer state (arena category "optimizer"), its data-parallel plan and
+// its host-side optimizer state (`optimizers`: per group {"type", "extra"}) atomically.
+void save_checkpoint_shard(const std::string& dir, int64_t step, int rank, int world,
+                           const json& plan, const json& optimizers, Ops& ops, const Arena& arena);
+// Restores this rank's optimizer state from its shard of `main_path`; checks the world size and
+// the plan (matrix ownership). Returns the host-side optimizer state saved with it.
+json load_checkpoint_shard(const std::string& main_path, int rank, int world, const json& plan,
+                           Ops& ops, const Arena& arena);
 // The newest complete checkpoint in `dir`, or "" if none.
 std::string latest_checkpoint(const std::string& dir);
 CheckpointMeta read_checkpoint_meta(const std::string& path);

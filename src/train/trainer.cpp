@@ -66,9 +66,13 @@ void Trainer::setup() {
   arena_ = std::make_unique<Arena>(*ops_);
   model_ = std::make_unique<GPT>(cfg_.model, prec, b.micro_batch, b.seq_len, *arena_);
   setup_ = make_optimizer_setup(cfg_.optimizer, cfg_.file, model_->params());
+  // More than one rank: each group keeps only what this rank updates (ZeRO-1 slices, owned
+  // matrices), so the optimizers reserve state for those only.
+  if (world > 1) dp_ = std::make_unique<DataParallel>(comm_, *ops_, model_->params(), setup_);
   for (ParamGroup& g : setup_.groups) g.optimizer->reserve_state(*arena_, g.params);
   arena_->allocate();
   model_->bind();
+  if (dp_) dp_->bind();
 
   // Where to start: the newest checkpoint (--resume), init_from, or a fresh init.
   std::string ckpt = opt_.resume ? latest_checkpoint(cfg_.checkpoint.dir) : "";
@@ -78,14 +82,20 @@ void Trainer::setup() {
     if (meta.world_size != world)
       fail(ckpt, ": written by ", meta.world_size, " ranks, this run has ", world,
            "; resume with the same number of ranks");
-    load_checkpoint(ckpt, *ops_, model_->params(), *arena_);
+    json extras = meta.optimizers;
+    if (dp_) {  // weights from the main file, optimizer state from this rank's shard file
+      load_weights(ckpt, *ops_, model_->params());
+      extras = load_checkpoint_shard(ckpt, comm_.rank(), world, dp_->plan(), *ops_, *arena_);
+    } else {
+      load_checkpoint(ckpt, *ops_, model_->params(), *arena_);
+    }
     for (ParamGroup& g : setup_.groups) {
       if (!meta.optimizers.contains(g.name) ||
           meta.optimizers[g.name].value("type", "") != g.optimizer->type())
         fail(ckpt, ": group '", g.name, "' was trained with ",
              meta.optimizers.contains(g.name) ? meta.optimizers[g.name].value("type", "?") : "?",
              ", this config uses ", g.optimizer->type());
-      g.optimizer->load_extra(meta.optimizers[g.name].value("extra", json::object()));
+      g.optimizer->load_extra(extras[g.name].value("extra", json::object()));
     }
     start_step_ = meta.step;
     data_position = meta.data_position;
@@ -135,6 +145,7 @@ void Trainer::setup() {
     for (ParamGroup& g : setup_.groups)
       std::printf("optimizer %-9s lr %.3g × %.3g: %s (%zu tensors)\n", g.name.c_str(), g.lr,
                   g.lr_scale, g.optimizer->describe().c_str(), g.params.size());
+    if (dp_) std::printf("%s", dp_->describe().c_str());
     std::printf("%s", arena_->plan_report().c_str());
     if (!ckpt.empty()) std::printf("resumed from %s at step %lld\n", ckpt.c_str(), (long long)start_step_);
     std::printf("resolved config: %s/config.json\n", cfg_.log.dir.c_str());
@@ -149,7 +160,7 @@ void Trainer::setup() {
 }
 
 double Trainer::train_step(int64_t step) {
-  (void)step;
+  maybe_inject_failure(comm_.rank(), step);  // tests only (MOUSSE_TEST_FAIL)
   GPT& model = *model_;
   const int64_t tokens_per_micro = cfg_.batch.micro_batch * cfg_.batch.seq_len;
   const double grad_scale = 1.0 / double(tokens_per_micro * grad_accum_ * comm_.world_size());
@@ -160,16 +171,25 @@ double Trainer::train_step(int64_t step) {
     ops_->from_host(model.inputs(), host_inputs_.data());
     ops_->from_host(model.targets(), host_targets_.data());
     model.forward(*ops_, /*compute_grad=*/true, grad_scale);
+    if (dp_ && micro + 1 == grad_accum_)  // last micro-batch: reduce layers as they finish
+      model.on_grads_ready = [this](int s) {
+        dp_->grads_ready(s == cfg_.model.n_layer ? "lm_head" : "blocks." + std::to_string(s));
+      };
     model.backward(*ops_);
+    model.on_grads_ready = nullptr;
   }
   // Gradients were scaled by 1/(all tokens of the step), so the sum over ranks is the mean.
-  comm_.all_reduce_sum(model.params().flat_grads());
+  if (dp_)
+    dp_->reduce_gradients();  // reduce-scatter: each rank holds the sums of what it updates
+  else
+    comm_.all_reduce_sum(model.params().flat_grads());
   double loss_sum = comm_.all_reduce_sum(ops_->sum(model.loss_accumulator()));
   return loss_sum / double(tokens_per_micro * grad_accum_ * comm_.world_size());
 }
 
 void Trainer::optimizer_step(int64_t step, bool diagnostics) {
-  const double norm = std::sqrt(ops_->sum_squares(model_->params().flat_grads()));
+  const double norm = std::sqrt(dp_ ? dp_->grad_sum_squares()
+                                    : ops_->sum_squares(model_->params().flat_grads()));
   last_grad_norm_ = norm;
   double clip_scale = 1.0;
   if (setup_.grad_clip > 0 && norm > setup_.grad_clip) clip_scale = setup_.grad_clip / norm;
@@ -182,6 +202,7 @@ void Trainer::optimizer_step(int64_t step, bool diagnostics) {
     s.diagnostics = diagnostics;
     g.optimizer->step(*ops_, g.params, s);
   }
+  if (dp_) dp_->gather_weights();
   model_->sync_compute_weights(*ops_, cfg_.seed + uint64_t(step) + 1);
 }
 
@@ -205,6 +226,16 @@ double Trainer::evaluate() {
 }
 
 void Trainer::save(int64_t step) {
+  if (dp_) {
+    // Every rank writes its optimizer shard; then rank 0 writes the main file (weights, meta)
+    // last, so a main file on disk means a complete checkpoint.
+    json extras = json::object();
+    for (ParamGroup& g : setup_.groups)
+      extras[g.name] = {{"type", g.optimizer->type()}, {"extra", g.optimizer->save_extra()}};
+    save_checkpoint_shard(cfg_.checkpoint.dir, step, comm_.rank(), comm_.world_size(),
+                          dp_->plan(), extras, *ops_, *arena_);
+    comm_.barrier();
+  }
   if (!rank0()) return;
   CheckpointMeta meta;
   meta.step = step;
@@ -215,7 +246,7 @@ void Trainer::save(int64_t step) {
     meta.optimizers[g.name] = {{"type", g.optimizer->type()}, {"extra", g.optimizer->save_extra()}};
   double t0 = now_seconds();
   save_checkpoint(cfg_.checkpoint.dir, cfg_.checkpoint.keep, meta, *ops_, model_->params(),
-                  *arena_);
+                  *arena_, /*with_optimizer_state=*/!dp_);
   std::string path = checkpoint_path(cfg_.checkpoint.dir, step);
   std::printf("checkpoint: %s (%.1fs)\n", path.c_str(), now_seconds() - t0);
   std::fflush(stdout);

@@ -8,6 +8,7 @@
 #include "core/arena.h"
 #include "data/data_loader.h"
 #include "dist/communicator.h"
+#include "dist/data_parallel.h"
 #include "model/gpt.h"
 #include "train/metrics.h"
 #include "train/param_groups.h"
@@ -52,6 +53,7 @@ class Trainer {
   std::unique_ptr<Arena> arena_;
   std::unique_ptr<GPT> model_;
   OptimizerSetup setup_;
+  std::unique_ptr<DataParallel> dp_;  // world size > 1: sharded reduction and updates
   std::unique_ptr<DataLoader> train_data_, val_data_;
   std::unique_ptr<MetricsLog> log_;
   std::vector<int32_t> host_inputs_, host_targets_;

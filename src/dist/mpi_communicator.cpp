@@ -1,0 +1,174 @@
+// MPI communicator on host buffers (the CPU backend), and make_communicator() for MPI builds.
+#include "dist/mpi_communicator.h"
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "backend/ops.h"
+
+namespace mousse {
+
+MpiWorld::MpiWorld() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) {
+    int provided = 0;
+    // The data loader's prefetch threads never call MPI; only the main thread does.
+    if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+      fail("MPI_Init_thread failed");
+  }
+  // Errors come back as return codes: we turn them into a clear message and MPI_Abort, so a
+  // failing rank ends the job instead of leaving the others waiting in a collective.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  MPI_Comm node;
+  check(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
+  check(MPI_Comm_rank(node, &local_rank), "MPI_Comm_rank(node)");
+  check(MPI_Comm_size(node, &local_size), "MPI_Comm_size(node)");
+  int leader = local_rank == 0 ? 1 : 0;
+  check(MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, comm), "MPI_Allreduce(nodes)");
+  MPI_Comm_free(&node);
+}
+
+MpiWorld::~MpiWorld() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void MpiWorld::check(int rc, const char* what) const {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fail(what, " failed on rank ", rank, " of ", size, ": ", std::string(msg, size_t(len)),
+       " (another rank may have died; see the messages above)");
+}
+
+void MpiWorld::abort(const std::string& message) const {
+  std::fflush(stdout);
+  std::fprintf(stderr, "error (rank %d of %d): %s\nmousse: aborting all %d ranks\n", rank, size,
+               message.c_str(), size);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+  std::_Exit(1);
+}
+
+namespace {
+
+MPI_Datatype mpi_type(DType dt) {
+  switch (dt) {
+    case DType::f32: return MPI_FLOAT;
+    case DType::f64: return MPI_DOUBLE;
+    case DType::i32: return MPI_INT;
+    default: fail("MPI communicator: ", dtype_name(dt), " tensors are not supported on the host");
+  }
+}
+
+int to_int(int64_t n, const char* what) {
+  if (n < 0 || n > int64_t(INT32_MAX))
+    fail("MPI communicator: ", what, " of ", n, " elements exceeds MPI's int counts");
+  return int(n);
+}
+
+class MpiCommunicator : public Communicator {
+ public:
+  explicit MpiCommunicator(std::shared_ptr<MpiWorld> w) : w_(std::move(w)) {}
+  int rank() const override { return w_->rank; }
+  int world_size() const override { return w_->size; }
+  int local_rank() const override { return w_->local_rank; }
+  std::string describe() const override {
+    return "mpi (host buffers): " + std::to_string(w_->size) + " ranks on " +
+           std::to_string(w_->nodes) + (w_->nodes == 1 ? " node" : " nodes");
+  }
+
+  void all_reduce_sum(const Tensor& x) override {
+    host_only(x);
+    w_->check(MPI_Allreduce(MPI_IN_PLACE, x.data, to_int(x.numel(), "all_reduce"),
+                            mpi_type(x.dtype), MPI_SUM, w_->comm),
+              "MPI_Allreduce");
+  }
+  double all_reduce_sum(double v) override {
+    double out = 0;
+    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, w_->comm), "MPI_Allreduce");
+    return out;
+  }
+  double all_reduce_max(double v) override {
+    double out = 0;
+    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, w_->comm), "MPI_Allreduce");
+    return out;
+  }
+  void reduce_scatter_sum(const Tensor& x, const std::vector<int64_t>& counts) override {
+    host_only(x);
+    std::vector<int> c, displ;
+    split(x, counts, c, displ);
+    const size_t es = dtype_size(x.dtype);
+    const int mine = c[size_t(rank())];
+    scratch_.resize(std::max<size_t>(1, size_t(mine) * es));
+    w_->check(MPI_Reduce_scatter(x.data, scratch_.data(), c.data(), mpi_type(x.dtype), MPI_SUM,
+                                 w_->comm),
+              "MPI_Reduce_scatter");
+    if (mine > 0)
+      std::memcpy(static_cast<char*>(x.data) + size_t(displ[size_t(rank())]) * es,
+                  scratch_.data(), size_t(mine) * es);
+  }
+  void all_gather(const Tensor& x, const std::vector<int64_t>& counts) override {
+    host_only(x);
+    std::vector<int> c, displ;
+    split(x, counts, c, displ);
+    w_->check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.data, c.data(), displ.data(),
+                             mpi_type(x.dtype), w_->comm),
+              "MPI_Allgatherv");
+  }
+  void broadcast(const Tensor& x, int root) override {
+    host_only(x);
+    w_->check(MPI_Bcast(x.data, to_int(x.numel(), "broadcast"), mpi_type(x.dtype), root,
+                        w_->comm),
+              "MPI_Bcast");
+  }
+  void barrier() override { w_->check(MPI_Barrier(w_->comm), "MPI_Barrier"); }
+  [[noreturn]] void abort(const std::string& message) override { w_->abort(message); }
+
+ private:
+  static void host_only(const Tensor& x) {
+    if (x.device != Device::cpu)
+      fail("the MPI communicator works on host buffers; a cuda tensor needs the NCCL one");
+  }
+  void split(const Tensor& x, const std::vector<int64_t>& counts, std::vector<int>& c,
+             std::vector<int>& displ) const {
+    MOUSSE_CHECK(int(counts.size()) == w_->size, "counts: one per rank");
+    int64_t total = 0;
+    for (int64_t n : counts) {
+      displ.push_back(to_int(total, "offset"));
+      c.push_back(to_int(n, "part"));
+      total += n;
+    }
+    MOUSSE_CHECK(total == x.numel(), "counts sum to ", total, ", tensor has ", x.numel());
+  }
+
+  std::shared_ptr<MpiWorld> w_;
+  std::vector<char> scratch_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_communicator(const std::string& device) {
+  if (launcher_world_size() <= 1) return make_single_process_communicator();
+  auto world = std::make_shared<MpiWorld>();
+  const bool cuda = device == "cuda" || (device == "auto" && cuda_available());
+  if (cuda) {
+#ifdef MOUSSE_HAVE_NCCL
+    return make_nccl_communicator(world);
+#else
+    world->abort("device 'cuda' with " + std::to_string(world->size) +
+                 " ranks needs NCCL, and this binary was built without it (install NCCL and "
+                 "rebuild; or use device 'cpu')");
+#endif
+  }
+  return std::make_unique<MpiCommunicator>(world);
+}
+
+}  // namespace mousse
