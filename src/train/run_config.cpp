@@ -41,6 +41,7 @@ void apply_overrides(json& config, const std::vector<std::string>& sets, const s
     for (size_t i = 0; i < parts.size(); i++) {
       if (parts[i].empty()) fail("--set '", s, "': empty key in '", path, "'");
       walked += (walked.empty() ? "" : ".") + parts[i];
+      if (node->is_null()) *node = json::object();  // a section the file leaves out
       if (!node->is_object())
         fail("--set '", s, "': '", walked, "' is inside a non-object in ", file);
       if (i + 1 == parts.size()) (*node)[parts[i]] = v;

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# End-to-end CLI tests of `mousse train` on the CPU: resume bit-exactness, stop by signal,
+# divergence and bad-input errors. Usage: cli_tests.sh MOUSSE_BIN SHARED_DATA CASE
+set -euo pipefail
+MOUSSE="$1"; DATA="$2"; CASE="$3"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
+TRAIN="$DATA/tinyshakespeare/tiny_shakespeare_train.bin"
+VAL="$DATA/tinyshakespeare/tiny_shakespeare_val.bin"
+[ -f "$TRAIN" ] || { echo "FAIL: shared data missing: $TRAIN"; exit 1; }
+
+train() {  # train OUT_DIR [args...]
+  local out="$1"; shift
+  "$MOUSSE" train -c "$HERE/toy.json" --quiet --set "data.train=$TRAIN" --set "data.val=$VAL" \
+    --set "log.dir=$out" "$@"
+}
+losses() { grep '"type":"train"' "$1/metrics.jsonl" | sed -E 's/.*"loss":([^,]*).*"step":([0-9]+).*/\2 \1/' ; }
+expect_error() {  # expect_error PATTERN command...
+  local pattern="$1"; shift
+  local rc=0; "$@" >"$WORK/out.txt" 2>&1 || rc=$?
+  if [ $rc -eq 0 ]; then echo "FAIL: expected a failure matching '$pattern', got exit 0"; cat "$WORK/out.txt"; exit 1; fi
+  if ! grep -q -- "$pattern" "$WORK/out.txt"; then
+    echo "FAIL: error did not mention '$pattern':"; cat "$WORK/out.txt"; exit 1
+  fi
+  echo "ok: exit $rc, error mentions '$pattern'"
+}
+
+case "$CASE" in
+resume)
+  for opt in adamw lion; do
+    train "$WORK/full-$opt" --set optimizer.matrix.type=$opt > /dev/null
+    train "$WORK/part-$opt" --set optimizer.matrix.type=$opt --stop-after 3 > /dev/null
+    train "$WORK/part-$opt" --set optimizer.matrix.type=$opt --resume > /dev/null
+    a="$(losses "$WORK/full-$opt")"; b="$(losses "$WORK/part-$opt")"
+    [ "$(echo "$a" | wc -l)" -eq 8 ] || { echo "FAIL: expected 8 train records"; echo "$a"; exit 1; }
+    if [ "$a" != "$b" ]; then echo "FAIL ($opt): resumed losses differ"; diff <(echo "$a") <(echo "$b"); exit 1; fi
+    "$MOUSSE" export --checkpoint "$WORK/full-$opt/checkpoints" --out "$WORK/a.safetensors" >/dev/null
+    "$MOUSSE" export --checkpoint "$WORK/part-$opt/checkpoints" --out "$WORK/b.safetensors" >/dev/null
+    cmp "$WORK/a.safetensors" "$WORK/b.safetensors" || { echo "FAIL ($opt): final weights differ"; exit 1; }
+    echo "ok ($opt): interrupted at step 3 and resumed: 8 losses and final weights bit-identical"
+  done ;;
+signal)
+  # SIGTERM mid-run: the step finishes, a checkpoint is written, --resume completes the run.
+  # exec: $! must be mousse itself, not a subshell running it.
+  (exec "$MOUSSE" train -c "$HERE/toy.json" --set "data.train=$TRAIN" --set "data.val=$VAL" \
+    --set "log.dir=$WORK/sig" --set steps=400 --set checkpoint.every=0 > "$WORK/sig.txt" 2>&1) &
+  pid=$!
+  for _ in $(seq 100); do grep -q '"type":"train"' "$WORK/sig/metrics.jsonl" 2>/dev/null && break; sleep 0.2; done
+  kill -TERM $pid
+  rc=0; wait $pid || rc=$?
+  ls "$WORK/sig/checkpoints"/ckpt_*.safetensors >/dev/null || { echo "FAIL: no checkpoint after SIGTERM"; cat "$WORK/sig.txt"; exit 1; }
+  grep -q "stopped by signal" "$WORK/sig.txt" || { echo "FAIL: no stop message"; cat "$WORK/sig.txt"; exit 1; }
+  echo "ok: SIGTERM wrote $(ls "$WORK/sig/checkpoints") (exit $rc)" ;;
+diverge)
+  expect_error "diverged" train "$WORK/nan" --set optimizer.matrix.lr=1e30 --set optimizer.embedding.lr=1e30 --set optimizer.grad_clip=0 ;;
+errors)
+  expect_error "key 'optimizer.matrix.betass'" train "$WORK/e1" --set 'optimizer.matrix.betass=[0.9,0.95]'
+  expect_error "key 'steps': expected an integer" train "$WORK/e2" --set steps=many
+  expect_error "key 'batch.global_tokens'" train "$WORK/e3" --set batch.global_tokens=1000
+  expect_error "unknown model preset 'huge'" train "$WORK/e4" --set model.preset=huge
+  expect_error "no files match" train "$WORK/e5" --set "data.train=$WORK/nothing_*.bin"
+  # A shard with a token id beyond the vocabulary.
+  /usr/bin/python3 - "$WORK/bad.bin" <<'PY'
+import sys, numpy as np
+h = np.zeros(256, dtype=np.int32); h[0], h[1], h[2] = 20240520, 1, 4096
+t = np.random.default_rng(1).integers(0, 50257, 4096).astype(np.uint16); t[1000] = 60000
+open(sys.argv[1], "wb").write(h.tobytes() + t.tobytes())
+PY
+  expect_error "60000" train "$WORK/e6" --set "data.train=$WORK/bad.bin"
+  # A truncated shard.
+  head -c 3000 "$TRAIN" > "$WORK/trunc.bin"
+  expect_error "trunc.bin" train "$WORK/e7" --set "data.train=$WORK/trunc.bin"
+  # Resume with a different optimizer than the checkpoint was written with.
+  train "$WORK/r" --stop-after 4 > /dev/null
+  expect_error "optimizer" train "$WORK/r" --resume --set optimizer.matrix.type=lion
+  # A corrupt checkpoint is refused with its path, not loaded.
+  ck="$(ls "$WORK/r/checkpoints"/ckpt_*.safetensors | tail -1)"
+  head -c 5000 "$ck" > "$WORK/corrupt.safetensors"; mv "$WORK/corrupt.safetensors" "$ck"
+  expect_error "$(basename "$ck")" train "$WORK/r" --resume
+  expect_error "cannot open config" "$MOUSSE" train -c "$WORK/none.json" ;;
+*) echo "unknown case $CASE"; exit 2 ;;
+esac
