@@ -1,6 +1,12 @@
 #pragma once
 // Shared between the MPI communicator (src/dist) and the NCCL one (cuda/), which bootstraps
 // over MPI: an MPI world that was initialised by us and is finalised when the last user goes.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1  // the C API only (no deprecated C++ bindings)
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include <memory>

@@ -1,0 +1,193 @@
+// NCCL communicator on device buffers (one GPU per rank), bootstrapped over MPI: rank 0 makes an
+// ncclUniqueId and MPI_Bcast sends it to every rank; cudaSetDevice(local_rank) first, so the
+// CUDA backend created afterwards (make_cuda_ops uses the current device) runs on that GPU.
+//
+// Collectives run on the communicator's own stream, asynchronously with respect to the host and
+// to the backend's stream: the caller synchronises the backend before issuing them (the data-
+// parallel code does, per layer bucket) and calls wait() before using the results. wait() polls
+// cudaStreamQuery and ncclCommGetAsyncError; an NCCL error, or no completion within
+// MOUSSE_NCCL_TIMEOUT_S seconds (default 600), aborts the NCCL communicator and then the whole
+// job (MPI_Abort) with a message naming the rank, instead of hanging.
+// Scalar reductions and the barrier go through MPI (host values).
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "dist/mpi_communicator.h"
+
+namespace mousse {
+
+namespace {
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+ncclDataType_t nccl_type(DType dt) {
+  switch (dt) {
+    case DType::f32: return ncclFloat32;
+    case DType::f64: return ncclFloat64;
+    case DType::bf16: return ncclBfloat16;
+    case DType::i32: return ncclInt32;
+  }
+  fail("NCCL: unsupported dtype");
+}
+
+class NcclCommunicator : public Communicator {
+ public:
+  explicit NcclCommunicator(std::shared_ptr<MpiWorld> w) : w_(std::move(w)) {
+    const char* t = std::getenv("MOUSSE_NCCL_TIMEOUT_S");
+    if (t && *t) timeout_s_ = std::atof(t);
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0)
+      w_->abort("rank " + std::to_string(w_->rank) + ": no usable CUDA device for the NCCL "
+                "communicator (device 'cuda'); use device 'cpu' for MPI on the host");
+    if (w_->local_size > n)
+      w_->abort(std::to_string(w_->local_size) + " ranks on this node but only " +
+                std::to_string(n) + " GPUs: launch one rank per GPU");
+    device_ = w_->local_rank;
+    cuda(cudaSetDevice(device_), "cudaSetDevice");
+    ncclUniqueId id;
+    if (w_->rank == 0) nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    w_->check(MPI_Bcast(&id, int(sizeof id), MPI_BYTE, 0, w_->comm), "MPI_Bcast(ncclUniqueId)");
+    nccl(ncclCommInitRank(&comm_, w_->size, id, w_->rank), "ncclCommInitRank");
+    cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  }
+  ~NcclCommunicator() override {
+    if (stream_) cudaStreamSynchronize(stream_);
+    if (comm_) ncclCommDestroy(comm_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  int rank() const override { return w_->rank; }
+  int world_size() const override { return w_->size; }
+  int local_rank() const override { return w_->local_rank; }
+  std::string describe() const override {
+    int v = 0;
+    ncclGetVersion(&v);
+    return "nccl " + std::to_string(v) + " (device buffers, GPU " + std::to_string(device_) +
+           " of rank " + std::to_string(w_->rank) + "): " + std::to_string(w_->size) +
+           " ranks on " + std::to_string(w_->nodes) + (w_->nodes == 1 ? " node" : " nodes");
+  }
+
+  void all_reduce_sum(const Tensor& x) override {
+    device_only(x);
+    cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // producer on another stream
+    nccl(ncclAllReduce(x.data, x.data, size_t(x.numel()), nccl_type(x.dtype), ncclSum, comm_,
+                       stream_),
+         "ncclAllReduce");
+    wait();
+  }
+  double all_reduce_sum(double v) override {
+    double out = 0;
+    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, w_->comm), "MPI_Allreduce");
+    return out;
+  }
+  double all_reduce_max(double v) override {
+    double out = 0;
+    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, w_->comm), "MPI_Allreduce");
+    return out;
+  }
+  // Reduce of each rank's part onto that rank, grouped: NCCL runs them as one reduce-scatter
+  // (ncclReduceScatter itself needs equal parts; ours vary, and are [0..n..0] for owned matrices).
+  void reduce_scatter_sum(const Tensor& x, const std::vector<int64_t>& counts) override {
+    device_only(x);
+    const size_t es = dtype_size(x.dtype);
+    char* base = static_cast<char*>(x.data);
+    int64_t off = 0;
+    nccl(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < w_->size; r++) {
+      const int64_t n = counts[size_t(r)];
+      if (n > 0)
+        nccl(ncclReduce(base + size_t(off) * es, base + size_t(off) * es, size_t(n),
+                        nccl_type(x.dtype), ncclSum, r, comm_, stream_),
+             "ncclReduce");
+      off += n;
+    }
+    nccl(ncclGroupEnd(), "ncclGroupEnd");
+  }
+  void all_gather(const Tensor& x, const std::vector<int64_t>& counts) override {
+    device_only(x);
+    const size_t es = dtype_size(x.dtype);
+    char* base = static_cast<char*>(x.data);
+    int64_t off = 0;
+    nccl(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < w_->size; r++) {
+      const int64_t n = counts[size_t(r)];
+      if (n > 0)
+        nccl(ncclBroadcast(base + size_t(off) * es, base + size_t(off) * es, size_t(n),
+                           nccl_type(x.dtype), r, comm_, stream_),
+             "ncclBroadcast");
+      off += n;
+    }
+    nccl(ncclGroupEnd(), "ncclGroupEnd");
+  }
+  void broadcast(const Tensor& x, int root) override {
+    device_only(x);
+    cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    nccl(ncclBroadcast(x.data, x.data, size_t(x.numel()), nccl_type(x.dtype), root, comm_,
+                       stream_),
+         "ncclBroadcast");
+    wait();
+  }
+  // Waits for every collective issued so far, watching for NCCL errors and the timeout.
+  void wait() override {
+    const double t0 = now_s();
+    for (;;) {
+      cudaError_t q = cudaStreamQuery(stream_);
+      if (q == cudaSuccess) return;
+      if (q != cudaErrorNotReady) cuda(q, "NCCL stream");
+      ncclResult_t async = ncclSuccess;
+      ncclCommGetAsyncError(comm_, &async);
+      if (async != ncclSuccess)
+        abort(std::string("NCCL asynchronous error: ") + ncclGetErrorString(async) +
+              " (a peer rank may have died)");
+      if (now_s() - t0 > timeout_s_)
+        abort("an NCCL collective did not complete within " + std::to_string(timeout_s_) +
+              " s (MOUSSE_NCCL_TIMEOUT_S): a rank is dead or stuck");
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+  void barrier() override { w_->check(MPI_Barrier(w_->comm), "MPI_Barrier"); }
+  [[noreturn]] void abort(const std::string& message) override {
+    if (comm_) ncclCommAbort(comm_);  // unblocks our pending kernels
+    comm_ = nullptr;
+    w_->abort(message);
+  }
+
+ private:
+  static void device_only(const Tensor& x) {
+    if (x.device != Device::cuda) fail("the NCCL communicator works on cuda tensors");
+  }
+  void nccl(ncclResult_t r, const char* what) {
+    if (r == ncclSuccess) return;
+    abort(std::string(what) + " failed on rank " + std::to_string(w_->rank) + ": " +
+          ncclGetErrorString(r) + (r == ncclSystemError || r == ncclRemoteError
+                                       ? " (set NCCL_DEBUG=INFO for details)" : ""));
+  }
+  void cuda(cudaError_t e, const char* what) {
+    if (e == cudaSuccess) return;
+    abort(std::string(what) + " failed on rank " + std::to_string(w_->rank) + ": " +
+          cudaGetErrorString(e));
+  }
+
+  std::shared_ptr<MpiWorld> w_;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  int device_ = 0;
+  double timeout_s_ = 600.0;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(std::shared_ptr<MpiWorld> world) {
+  return std::make_unique<NcclCommunicator>(std::move(world));
+}
+
+}  // namespace mousse
