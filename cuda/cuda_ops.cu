@@ -13,6 +13,22 @@ __global__ void probe_kernel(int* p) {
   if (p) *p = 1;
 }
 constexpr size_t kLtWorkspaceBytes = 64ull << 20;
+
+// Dense (no sparsity) bf16 tensor-core peak by product name, in FLOP/s; 0 = unknown.
+double known_bf16_peak(const std::string& name) {
+  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
+  if (has("H100")) {
+    if (has("PCIe")) return 756e12;
+    if (has("NVL")) return 835e12;
+    return 989e12;  // SXM5
+  }
+  if (has("H200") || has("GH200") || has("H800")) return 989e12;
+  if (has("A100") || has("A800")) return 312e12;
+  if (has("L40S")) return 362e12;
+  if (has("A10G") || has("A10")) return 125e12;
+  if (has("B200")) return 2250e12;
+  return 0.0;
+}
 }  // namespace
 
 void require_cuda(const Tensor& t, const char* op, const char* what) {
@@ -32,7 +48,9 @@ CudaOps::CudaOps() {
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
   name_ = std::string("cuda (") + prop.name + ", sm_" + std::to_string(prop.major) +
-          std::to_string(prop.minor) + ")";
+          std::to_string(prop.minor) + ", " + std::to_string(prop.multiProcessorCount) +
+          " SMs, " + std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
+  peak_flops_bf16_ = known_bf16_peak(prop.name);
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   CUBLAS_CHECK(cublasLtCreate(&lt_));
   CUSOLVER_CHECK(cusolverDnCreate(&solver_));
@@ -48,6 +66,10 @@ CudaOps::CudaOps() {
 CudaOps::~CudaOps() {
   // Destructors must not throw: best effort.
   if (stream_) cudaStreamSynchronize(stream_);
+  for (HostRegion& r : host_regions_) {
+    cudaEventDestroy(r.last_read);
+    cudaHostUnregister(r.p);
+  }
   if (lt_workspace_) cudaFree(lt_workspace_);
   if (scratch_) cudaFree(scratch_);
   if (rope_) cudaFree(rope_);
@@ -86,10 +108,60 @@ void CudaOps::to_host(void* dst, const Tensor& src) {
 void CudaOps::from_host(const Tensor& dst, const void* src) {
   require_cuda(dst, "from_host", "dst");
   // From pageable memory the call returns once src has been staged, so src may be reused.
+  // From a registered (page-locked) region it is true DMA: the event lets the owner wait
+  // (wait_host_buffer) before overwriting the source.
   CUDA_CHECK(cudaMemcpyAsync(dst.data, src, dst.bytes(), cudaMemcpyHostToDevice, stream_));
+  if (HostRegion* r = find_host_region(src)) {
+    MOUSSE_CHECK(static_cast<const char*>(src) + dst.bytes() <= r->p + r->bytes,
+                 "cuda from_host: the copy runs past the end of a registered host region");
+    CUDA_CHECK(cudaEventRecord(r->last_read, stream_));
+  }
 }
 
 void CudaOps::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+CudaOps::HostRegion* CudaOps::find_host_region(const void* p) {
+  const char* c = static_cast<const char*>(p);
+  for (HostRegion& r : host_regions_)
+    if (c >= r.p && c < r.p + r.bytes) return &r;
+  return nullptr;
+}
+
+void CudaOps::register_host_memory(void* p, size_t bytes) {
+  if (!p || bytes == 0) return;
+  if (find_host_region(p)) fail("cuda register_host_memory: region at ", p, " already registered");
+  HostRegion r{static_cast<char*>(p), bytes, nullptr};
+  CUDA_CHECK(cudaHostRegister(p, bytes, cudaHostRegisterDefault));
+  CUDA_CHECK(cudaEventCreateWithFlags(&r.last_read, cudaEventDisableTiming));
+  host_regions_.push_back(r);
+}
+
+void CudaOps::unregister_host_memory(void* p) {
+  for (size_t i = 0; i < host_regions_.size(); i++) {
+    if (host_regions_[i].p != p) continue;
+    CUDA_CHECK(cudaEventSynchronize(host_regions_[i].last_read));
+    CUDA_CHECK(cudaEventDestroy(host_regions_[i].last_read));
+    CUDA_CHECK(cudaHostUnregister(p));
+    host_regions_.erase(host_regions_.begin() + long(i));
+    return;
+  }
+}
+
+void CudaOps::wait_host_buffer(const void* p) {
+  if (HostRegion* r = find_host_region(p)) CUDA_CHECK(cudaEventSynchronize(r->last_read));
+}
+
+size_t CudaOps::device_memory_used() const {
+  size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  return total_b - free_b;
+}
+
+size_t CudaOps::device_memory_total() const {
+  size_t free_b = 0, total_b = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  return total_b;
+}
 
 void* CudaOps::scratch(size_t bytes) {
   if (bytes <= scratch_bytes_) return scratch_;

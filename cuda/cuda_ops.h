@@ -47,6 +47,12 @@ class CudaOps final : public Ops {
   void to_host(void* dst, const Tensor& src) override;
   void from_host(const Tensor& dst, const void* src) override;
   void synchronize() override;
+  void register_host_memory(void* p, size_t bytes) override;
+  void unregister_host_memory(void* p) override;
+  void wait_host_buffer(const void* p) override;
+  double peak_flops_bf16() const override { return peak_flops_bf16_; }
+  size_t device_memory_used() const override;
+  size_t device_memory_total() const override;
 
   void fill(const Tensor& x, double value) override;
   void copy(const Tensor& dst, const Tensor& src) override;
@@ -123,6 +129,16 @@ class CudaOps final : public Ops {
 
   int device_ = 0;
   std::string name_;
+  double peak_flops_bf16_ = 0.0;
+  // Page-locked host regions (register_host_memory): uploads from them are asynchronous; the
+  // event marks the last queued copy that reads the region.
+  struct HostRegion {
+    char* p;
+    size_t bytes;
+    cudaEvent_t last_read;
+  };
+  std::vector<HostRegion> host_regions_;
+  HostRegion* find_host_region(const void* p);
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
   cusolverDnHandle_t solver_ = nullptr;

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # gpu-check.sh: one command for a GPU machine. Configures the CUDA build, builds the needed
-# targets, runs the GPU op tests (ctest -L gpu), the op micro-benchmark, the model benchmark
-# (when configs/162m-adamw-bench.json exists), then prints a summary table. Sized to fit in ten
-# minutes on one H100 with 16 cores.
+# targets, runs the GPU tests (ctest -L gpu: every op vs its CPU twin, a full f32 training step
+# vs the CPU, a bf16 loss curve vs f32), the op micro-benchmark, `mousse bench` on the 162m
+# config (synthetic tokens), the torch.compile reference of the same model at the same B, T
+# (scripts/torch_reference.py), then prints a summary table with both throughputs last. Sized to
+# fit in ten minutes on one H100 with 16 cores.
 #
 #   scripts/gpu-check.sh                 # build dir ./build, sm_90, -j16
-#   BUILD_DIR=build-h100 MOUSSE_CUDA_ARCH=90 JOBS=16 scripts/gpu-check.sh
+#   BUILD_DIR=build-h100 MOUSSE_CUDA_ARCH=90 JOBS=16 PYTHON=python3 scripts/gpu-check.sh
+#   SKIP_TORCH=1 scripts/gpu-check.sh    # without the PyTorch reference
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build}
@@ -13,6 +16,9 @@ case "$BUILD" in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 ARCH=${MOUSSE_CUDA_ARCH:-90}
 JOBS=${JOBS:-16}
 BENCH_CFG=$ROOT/configs/162m-adamw-bench.json
+BENCH_B=${BENCH_B:-16}
+BENCH_T=${BENCH_T:-1024}
+PYTHON=${PYTHON:-python3}
 LOGS=$BUILD/gpu-check-logs
 mkdir -p "$LOGS"
 
@@ -47,7 +53,7 @@ ok=1
 run_step configure 120 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMOUSSE_CUDA=ON \
   -DMOUSSE_CUDA_ARCH="$ARCH" || ok=0
 if [ $ok -eq 1 ]; then
-  targets=(test_cuda_ops bench-ops-cuda)
+  targets=(test_cuda_ops test_cuda_train bench-ops-cuda)
   [ -f "$BENCH_CFG" ] && targets+=(mousse)
   run_step build 300 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}" || ok=0
 fi
@@ -60,12 +66,23 @@ if [ $ok -eq 1 ]; then
   run_step bench-ops 120 "$BUILD/bench-ops-cuda"
   if [ -f "$BENCH_CFG" ]; then
     if [ -x "$BUILD/mousse" ]; then
-      run_step bench-model 150 "$BUILD/mousse" bench -c "$BENCH_CFG"
+      run_step bench-model 150 "$BUILD/mousse" bench -c "$BENCH_CFG" --synthetic \
+        --set batch.micro_batch=$BENCH_B --set batch.seq_len=$BENCH_T \
+        --set batch.global_tokens=$((BENCH_B * BENCH_T)) --steps 20 --warmup 3 \
+        --json "$LOGS/bench-mousse.json"
     else
       record bench-model FAIL 0 "build/mousse missing"
     fi
   else
     record bench-model SKIP 0 "configs/162m-adamw-bench.json not present"
+  fi
+  if [ "${SKIP_TORCH:-0}" = 1 ]; then
+    record bench-torch SKIP 0 "SKIP_TORCH=1"
+  elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() and hasattr(torch, 'compile') else 1)" 2>/dev/null; then
+    record bench-torch SKIP 0 "$PYTHON has no CUDA-enabled torch >= 2"
+  else
+    run_step bench-torch 300 "$PYTHON" "$ROOT/scripts/torch_reference.py" --preset 162m \
+      --batch "$BENCH_B" --seq "$BENCH_T" --steps 20 --warmup 5
   fi
 fi
 
@@ -83,5 +100,35 @@ fi
 if [ -f "$LOGS/bench-ops.log" ]; then
   echo "--- op benchmark"
   awk '/^op +shape/{p=1} p' "$LOGS/bench-ops.log"
+fi
+# Throughput last: mousse bench vs the torch.compile reference (same model, B, T, GPU, run).
+bench_field() {  # bench_field LOG KEY -> value from the "BENCH ..." line
+  [ -f "$1" ] || return 0
+  grep -E "^BENCH " "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+m_tps=$(bench_field "$LOGS/bench-model.log" tokens_per_s)
+t_tps=$(bench_field "$LOGS/bench-torch.log" tokens_per_s)
+echo "--- 162m training step, B=$BENCH_B T=$BENCH_T, bf16 (logs: bench-model.log, bench-torch.log)"
+printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" impl tokens/s MFU step_ms fwd_ms bwd_ms opt_ms mem_GiB
+if [ -n "$m_tps" ]; then
+  L=$LOGS/bench-model.log
+  printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" mousse "$m_tps" "$(bench_field $L mfu)" \
+    "$(bench_field $L step_ms)" "$(bench_field $L forward_ms)" "$(bench_field $L backward_ms)" \
+    "$(bench_field $L optimizer_ms)" "$(bench_field $L mem_gib)"
+else
+  echo "mousse   (no result)"
+fi
+if [ -n "$t_tps" ]; then
+  L=$LOGS/bench-torch.log
+  printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" torch "$t_tps" "$(bench_field $L mfu)" \
+    "$(bench_field $L step_ms)" - - - "$(bench_field $L mem_gib)"
+else
+  echo "torch    (no result)"
+fi
+if [ -n "$m_tps" ] && [ -n "$t_tps" ]; then
+  awk -v m="$m_tps" -v t="$t_tps" -v f="$(bench_field "$LOGS/bench-model.log" mfu)" 'BEGIN {
+    r = m / t; printf "mousse / torch.compile: %.2fx (target >= 1.3x: %s)", r, r >= 1.3 ? "met" : "NOT met";
+    if (f != "n/a" && f != "") printf "; mousse MFU %.1f%% (target >= 50%%: %s)", 100 * f, f >= 0.5 ? "met" : "NOT met";
+    printf "\n" }'
 fi
 exit $fail

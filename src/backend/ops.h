@@ -48,6 +48,22 @@ class Ops {
   virtual void to_host(void* dst, const Tensor& src) = 0;    // src.bytes() bytes; synchronises
   virtual void from_host(const Tensor& dst, const void* src) = 0;  // dst.bytes() bytes
   virtual void synchronize() = 0;
+  // Page-locks host memory [p, p + bytes) so uploads from it are asynchronous DMA (cudaHostRegister
+  // on CUDA; a no-op elsewhere). from_host() from a registered region may return before the copy
+  // has read the source: call wait_host_buffer(p) before overwriting it. Unregistered sources
+  // keep the plain contract (the source may be reused as soon as from_host returns).
+  virtual void register_host_memory(void* p, size_t bytes) { (void)p; (void)bytes; }
+  virtual void unregister_host_memory(void* p) { (void)p; }
+  // Blocks until no queued from_host() reads the registered region containing p (no-op if none).
+  virtual void wait_host_buffer(const void* p) { (void)p; }
+
+  // ---------------------------------------------------------------- device facts (benchmarks)
+  // Dense bf16 tensor-core peak of the device in FLOP/s; 0 when unknown (MFU is then n/a).
+  virtual double peak_flops_bf16() const { return 0.0; }
+  // Device memory in use now / at most so far (arena, library workspaces, scratch), in bytes;
+  // 0 when the backend cannot tell (the CPU).
+  virtual size_t device_memory_used() const { return 0; }
+  virtual size_t device_memory_total() const { return 0; }
 
   // ---------------------------------------------------------------- elementwise and reductions
   virtual void fill(const Tensor& x, double value) = 0;

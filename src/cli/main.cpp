@@ -11,6 +11,8 @@ int main(int argc, char** argv) {
   std::vector<mousse::CommandRunner> commands = {
       mousse::add_train_command(app),
       mousse::add_export_command(app),
+      mousse::add_sample_command(app),
+      mousse::add_config_command(app),
   };
   try {
     app.parse(argc, argv);

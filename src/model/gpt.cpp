@@ -5,8 +5,22 @@
 
 namespace mousse {
 
-GPT::GPT(const ModelConfig& cfg, Precision prec, int64_t B, int64_t T, Arena& arena)
-    : cfg_(cfg), prec_(prec), B_(B), T_(T), params_(cfg, prec, arena) {
+Recompute Recompute::parse(const std::string& mode) {
+  Recompute r;
+  if (mode == "none") return r;
+  if (mode == "mlp") { r.mlp = true; return r; }
+  if (mode == "norms") { r.norms = true; return r; }
+  if (mode == "all") { r.mlp = r.norms = true; return r; }
+  fail("unknown recompute mode '", mode, "': expected none, mlp, norms or all");
+}
+
+std::string Recompute::str() const {
+  return mlp && norms ? "all" : mlp ? "mlp" : norms ? "norms" : "none";
+}
+
+GPT::GPT(const ModelConfig& cfg, Precision prec, int64_t B, int64_t T, Arena& arena,
+         Recompute recompute)
+    : cfg_(cfg), prec_(prec), B_(B), T_(T), recompute_(recompute), params_(cfg, prec, arena) {
   if (T > cfg.max_seq_len)
     fail("sequence length ", T, " exceeds the model's max_seq_len ", cfg.max_seq_len);
   const int64_t N = B * T, C = cfg.d_model, H = cfg.n_head, L = cfg.n_layer;
@@ -23,7 +37,7 @@ GPT::GPT(const ModelConfig& cfg, Precision prec, int64_t B, int64_t T, Arena& ar
   for (int64_t l = 0; l < L; l++) {
     Layer& y = layers_[l];
     std::string p = "blocks." + std::to_string(l) + ".";
-    plan(y.ln1, p + "ln1", act, Shape{N, C});
+    if (!recompute_.norms) plan(y.ln1, p + "ln1", act, Shape{N, C});
     plan(y.rstd1, p + "rstd1", st, Shape{N});
     plan(y.qkv_raw, p + "qkv_raw", act, Shape{B, T, 3 * C});
     plan(y.qkv, p + "qkv", act, Shape{B, T, 3 * C});
@@ -31,11 +45,16 @@ GPT::GPT(const ModelConfig& cfg, Precision prec, int64_t B, int64_t T, Arena& ar
     plan(y.att, p + "att", act, Shape{B, T, C});
     plan(y.lse, p + "lse", st, Shape{B, H, T});
     plan(y.x_mid, p + "x_mid", act, Shape{N, C});
-    plan(y.ln2, p + "ln2", act, Shape{N, C});
+    if (!recompute_.norms) plan(y.ln2, p + "ln2", act, Shape{N, C});
     plan(y.rstd2, p + "rstd2", st, Shape{N});
     plan(y.fc_pre, p + "fc_pre", act, Shape{N, 4 * C});
-    plan(y.fc_act, p + "fc_act", act, Shape{N, 4 * C});
+    if (!recompute_.mlp) plan(y.fc_act, p + "fc_act", act, Shape{N, 4 * C});
   }
+  if (recompute_.norms) {
+    plan(shared_ln_, "recompute.ln", act, Shape{N, C});
+    plan(rstd_scratch_, "recompute.rstd", st, Shape{N});
+  }
+  if (recompute_.mlp) plan(shared_fc_act_, "recompute.fc_act", act, Shape{N, 4 * C});
   plan(lnf_, "lnf", act, Shape{N, C});
   plan(rstdf_, "rstdf", st, Shape{N});
   plan(logits_, "logits", act, Shape{N, int64_t(cfg.padded_vocab)});
@@ -58,6 +77,10 @@ void GPT::bind() {
   for (int l = 0; l < cfg_.n_layer; l++) {
     std::string p = "blocks." + std::to_string(l) + ".";
     Layer& y = layers_[l];
+    // Recomputed activations: every layer's view is the one shared buffer (the arena has
+    // patched the shared tensors by now).
+    if (recompute_.norms) y.ln1 = y.ln2 = shared_ln_;
+    if (recompute_.mlp) y.fc_act = shared_fc_act_;
     y.q = &params_.get(p + "attn.q");
     y.k = &params_.get(p + "attn.k");
     y.v = &params_.get(p + "attn.v");
@@ -161,6 +184,8 @@ void GPT::backward(Ops& ops) {
   for (int l = L - 1; l >= 0; l--) {
     Layer& y = layers_[l];
     // MLP block
+    if (recompute_.mlp) ops.relu2_forward(y.fc_act, y.fc_pre);
+    if (recompute_.norms) ops.rmsnorm_forward(y.ln2, rstd_scratch_, y.x_mid);
     ops.matmul(y.proj->grad, dx_, true, y.fc_act, false, 1.f, 1.f);
     ops.matmul(dact_, dx_, false, y.proj->compute, false);
     ops.relu2_backward(dfc_, dact_, y.fc_pre);
@@ -172,6 +197,7 @@ void GPT::backward(Ops& ops) {
     ops.matmul(datt_, dx_, false, y.o->compute, false);
     ops.attention_backward(dqkv_, datt_, y.qkv, y.att, y.lse, H);
     ops.qknorm_rope_backward(dqkv_raw_, dqkv_, y.qkv_raw, y.qk_rstd, H, rope);
+    if (recompute_.norms) ops.rmsnorm_forward(y.ln1, rstd_scratch_, x_[l]);
     ops.matmul(qkv_weight(y, false), dqkv_raw_, true, y.ln1, false, 1.f, 1.f);
     ops.matmul(dln_, dqkv_raw_, false, qkv_weight(y, true), false);
     ops.rmsnorm_backward(dx_, dln_, x_[l], y.rstd1);

@@ -4,6 +4,7 @@
 // tokens are planned in the arena up front (category "activations").
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "backend/ops.h"
@@ -12,10 +13,22 @@
 
 namespace mousse {
 
+// Activation recomputation: activations that backward recomputes instead of keeping one copy
+// per layer. Results are identical either way (the recomputation repeats the same op on the same
+// inputs); only the activation memory and some extra work change.
+struct Recompute {
+  bool mlp = false;    // relu²(fc_pre): one shared [N, 4C] buffer instead of one per layer
+  bool norms = false;  // ln1, ln2 = rmsnorm(x): one shared [N, C] buffer instead of 2 per layer
+  // "none" | "mlp" | "norms" | "all"; throws naming the choices otherwise.
+  static Recompute parse(const std::string& mode);
+  std::string str() const;
+};
+
 class GPT {
  public:
   // Plans parameters, gradients and activations for micro-batches of B sequences of T tokens.
-  GPT(const ModelConfig& cfg, Precision prec, int64_t B, int64_t T, Arena& arena);
+  GPT(const ModelConfig& cfg, Precision prec, int64_t B, int64_t T, Arena& arena,
+      Recompute recompute = {});
   GPT(const GPT&) = delete;
   GPT& operator=(const GPT&) = delete;
 
@@ -49,6 +62,7 @@ class GPT {
   Precision precision() const { return prec_; }
   int64_t batch_size() const { return B_; }
   int64_t seq_len() const { return T_; }
+  const Recompute& recompute() const { return recompute_; }
 
  private:
   struct Layer {
@@ -66,6 +80,7 @@ class GPT {
   ModelConfig cfg_;
   Precision prec_;
   int64_t B_, T_;
+  Recompute recompute_;
   ParamTable params_;
   Param *wte_, *lm_head_;
   std::vector<Layer> layers_;
@@ -75,6 +90,9 @@ class GPT {
   // Scratch reused by every layer.
   Tensor delta_;                         // block output before the residual add
   Tensor dx_, dln_, datt_, dqkv_, dqkv_raw_, dact_, dfc_;
+  // Shared buffers of the recomputed activations (see Recompute) and the rstd scratch their
+  // recomputation writes (the saved rstd stays untouched).
+  Tensor shared_ln_, shared_fc_act_, rstd_scratch_;
 };
 
 }  // namespace mousse

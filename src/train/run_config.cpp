@@ -114,6 +114,7 @@ RunConfig parse_run_config(const json& j, const std::string& file) {
   rc.device = top.choice("device", rc.device, {"cpu", "cuda", "auto"});
   rc.precision = top.choice("precision", rc.precision, {"auto", "f32", "bf16", "f64"});
   rc.init_from = top.string("init_from", "");
+  rc.recompute = top.choice("recompute", rc.recompute, {"none", "mlp", "norms", "all"});
   top.finish();
   return rc;
 }
@@ -146,7 +147,8 @@ json RunConfig::resolved() const {
           {"seed", seed},
           {"device", device},
           {"precision", precision},
-          {"init_from", init_from}};
+          {"init_from", init_from},
+          {"recompute", recompute}};
 }
 
 }  // namespace mousse

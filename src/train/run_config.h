@@ -59,6 +59,8 @@ struct RunConfig {
   std::string device = "auto";     // cpu | cuda | auto
   std::string precision = "auto";  // auto (bf16 on cuda, f32 on cpu) | f32 | bf16 | f64
   std::string init_from;           // a .safetensors of canonical weights to start from
+  // Activation recomputation (model/gpt.h Recompute): none | mlp | norms | all.
+  std::string recompute = "none";
 
   // The config with presets expanded and defaults filled in, as saved with the run.
   json resolved() const;

@@ -50,7 +50,28 @@ Trainer::Trainer(RunConfig cfg, TrainOptions opt, Communicator& comm)
   setup();
 }
 
-Trainer::~Trainer() = default;
+Trainer::~Trainer() {
+  // The page-locked input buffers die before ops_ (declaration order): unpin them first.
+  if (ops_) {
+    try {
+      ops_->unregister_host_memory(host_inputs_.data());
+      ops_->unregister_host_memory(host_targets_.data());
+    } catch (...) {
+    }
+  }
+}
+
+void Trainer::upload_next_batch(DataLoader& data) {
+  // The input buffers are page-locked (register_host_memory), so from_host is asynchronous DMA
+  // from them: wait until the previous upload has read them before overwriting. That upload
+  // was queued before the previous micro-batch's forward, so the host still runs a whole
+  // micro-batch ahead of the device.
+  ops_->wait_host_buffer(host_inputs_.data());
+  ops_->wait_host_buffer(host_targets_.data());
+  data.next(host_inputs_.data(), host_targets_.data());
+  ops_->from_host(model_->inputs(), host_inputs_.data());
+  ops_->from_host(model_->targets(), host_targets_.data());
+}
 
 void Trainer::setup() {
   const int world = comm_.world_size();
@@ -64,7 +85,8 @@ void Trainer::setup() {
   ops_ = make_ops(cfg_.device);
   Precision prec = resolve_precision(cfg_.precision, ops_->device(), cfg_.file);
   arena_ = std::make_unique<Arena>(*ops_);
-  model_ = std::make_unique<GPT>(cfg_.model, prec, b.micro_batch, b.seq_len, *arena_);
+  model_ = std::make_unique<GPT>(cfg_.model, prec, b.micro_batch, b.seq_len, *arena_,
+                                 Recompute::parse(cfg_.recompute));
   setup_ = make_optimizer_setup(cfg_.optimizer, cfg_.file, model_->params());
   // More than one rank: each group keeps only what this rank updates (ZeRO-1 slices, owned
   // matrices), so the optimizers reserve state for those only.
@@ -128,6 +150,8 @@ void Trainer::setup() {
   }
   host_inputs_.resize(size_t(b.micro_batch * b.seq_len));
   host_targets_.resize(host_inputs_.size());
+  ops_->register_host_memory(host_inputs_.data(), host_inputs_.size() * sizeof(int32_t));
+  ops_->register_host_memory(host_targets_.data(), host_targets_.size() * sizeof(int32_t));
 
   if (rank0()) {
     log_ = std::make_unique<MetricsLog>(cfg_.log.dir, ckpt.empty() ? -1 : start_step_);
@@ -167,9 +191,7 @@ double Trainer::train_step(int64_t step) {
   model.zero_grads(*ops_);
   ops_->fill(model.loss_accumulator(), 0.0);
   for (int64_t micro = 0; micro < grad_accum_; micro++) {
-    train_data_->next(host_inputs_.data(), host_targets_.data());
-    ops_->from_host(model.inputs(), host_inputs_.data());
-    ops_->from_host(model.targets(), host_targets_.data());
+    upload_next_batch(*train_data_);
     model.forward(*ops_, /*compute_grad=*/true, grad_scale);
     if (dp_ && micro + 1 == grad_accum_)  // last micro-batch: reduce layers as they finish
       model.on_grads_ready = [this](int s) {
@@ -216,9 +238,7 @@ double Trainer::evaluate() {
   val_data_->seek(0);
   ops_->fill(model.loss_accumulator(), 0.0);
   for (int64_t i = 0; i < batches; i++) {
-    val_data_->next(host_inputs_.data(), host_targets_.data());
-    ops_->from_host(model.inputs(), host_inputs_.data());
-    ops_->from_host(model.targets(), host_targets_.data());
+    upload_next_batch(*val_data_);
     model.forward(*ops_, /*compute_grad=*/false, 1.f);
   }
   double sum = comm_.all_reduce_sum(ops_->sum(model.loss_accumulator()));

@@ -43,6 +43,8 @@ class Trainer {
  private:
   void setup();
   void optimizer_step(int64_t step, bool diagnostics);
+  // Reads the next micro-batch of `data` into the page-locked host buffers and uploads it.
+  void upload_next_batch(DataLoader& data);
   void save(int64_t step);
   bool rank0() const { return comm_.rank() == 0; }
 
