@@ -4,7 +4,8 @@
 set -euo pipefail
 MOUSSE="$1"; DATA="$2"; CASE="$3"
 HERE="$(cd "$(dirname "$0")" && pwd)"
-WORK="$(mktemp -d)"; trap 'rm -rf "$WORK"' EXIT
+WORK="$(mktemp -d)"; pid=""
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$WORK"' EXIT
 TRAIN="$DATA/tinyshakespeare/tiny_shakespeare_train.bin"
 VAL="$DATA/tinyshakespeare/tiny_shakespeare_val.bin"
 [ -f "$TRAIN" ] || { echo "FAIL: shared data missing: $TRAIN"; exit 1; }
