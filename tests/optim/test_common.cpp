@@ -176,3 +176,27 @@ TEST_CASE("update scale conventions", "[optim][config]") {
   CHECK(update_scale(UpdateScale::keller, 768, 3072) == Approx(1.0));
   CHECK(update_scale(UpdateScale::moonlight, 768, 3072) == Approx(0.2 * std::sqrt(3072.0)));
 }
+
+TEST_CASE("grad_scale multiplies the gradient first, in every optimizer", "[optim][robust]") {
+  for (const json& cfg : all_configs()) {
+    INFO(cfg.dump());
+    Rig a(cfg, kShapes), b(cfg, kShapes);
+    std::mt19937_64 rng(4);
+    for (size_t i = 0; i < kShapes.size(); i++) {
+      Mat w0 = randn(kShapes[i].first * kShapes[i].second, rng);
+      a.set(a.params[i].weight, w0);
+      b.set(b.params[i].weight, w0);
+    }
+    for (int t = 0; t < 5; t++) {
+      std::vector<Mat> g, g_half;
+      for (auto& s : kShapes) {
+        g.push_back(randn(s.first * s.second, rng));
+        g_half.push_back(g.back());
+        for (double& x : g_half.back()) x *= 0.25;
+      }
+      a.step(g, 0.05, false, 0.25);
+      b.step(g_half, 0.05);
+    }
+    for (size_t i = 0; i < kShapes.size(); i++) CHECK(rel_err(a.w(i), b.w(i)) < 1e-12);
+  }
+}
