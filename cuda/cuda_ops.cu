@@ -131,7 +131,13 @@ void CudaOps::register_host_memory(void* p, size_t bytes) {
   if (!p || bytes == 0) return;
   if (find_host_region(p)) fail("cuda register_host_memory: region at ", p, " already registered");
   HostRegion r{static_cast<char*>(p), bytes, nullptr};
-  CUDA_CHECK(cudaHostRegister(p, bytes, cudaHostRegisterDefault));
+  // Page-locking is an optimisation: if it is refused (e.g. the range shares a page with another
+  // registered buffer: cudaErrorHostMemoryAlreadyRegistered), the region stays pageable and
+  // from_host keeps the plain contract for it.
+  if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
   CUDA_CHECK(cudaEventCreateWithFlags(&r.last_read, cudaEventDisableTiming));
   host_regions_.push_back(r);
 }
