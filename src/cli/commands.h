@@ -10,6 +10,7 @@ using CommandRunner = std::function<int()>;
 
 CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_export_command(CLI::App& app);
+CommandRunner add_bench_command(CLI::App& app);
 CommandRunner add_sample_command(CLI::App& app);
 CommandRunner add_config_command(CLI::App& app);
 

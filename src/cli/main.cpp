@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   std::vector<mousse::CommandRunner> commands = {
       mousse::add_train_command(app),
       mousse::add_export_command(app),
+      mousse::add_bench_command(app),
       mousse::add_sample_command(app),
       mousse::add_config_command(app),
   };
