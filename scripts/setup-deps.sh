@@ -31,10 +31,15 @@ need_pip=()
 $PY -c "import tiktoken" 2>/dev/null || need_pip+=("tiktoken")
 $PY -c "import pyarrow" 2>/dev/null || need_pip+=("pyarrow==17.0.0")
 # matplotlib < 3.9 for Debian 12's numpy 1.24 (scripts/plot).
-$PY -c "import matplotlib" 2>/dev/null || need_pip+=("matplotlib<3.9")
+$PY -c "import matplotlib.pyplot" 2>/dev/null || need_pip+=("matplotlib<3.9")
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "[setup] installing Python packages for $PY: ${need_pip[*]}"
-  $PY -m pip install -q --break-system-packages "${need_pip[@]}" 2>/dev/null \
-    || $PY -m pip install -q "${need_pip[@]}"
+  # Keep Debian's numpy: python3-torch 1.13 is built against numpy 1.x, and a dependency
+  # (matplotlib's contourpy) would otherwise pull numpy 2 into /usr/local.
+  constraints="$(mktemp)"
+  echo "numpy==$($PY -c 'import numpy; print(numpy.__version__)')" > "$constraints"
+  $PY -m pip install -q --break-system-packages -c "$constraints" "${need_pip[@]}" 2>/dev/null \
+    || $PY -m pip install -q -c "$constraints" "${need_pip[@]}"
+  rm -f "$constraints"
 fi
 echo "[setup] dependencies ready"

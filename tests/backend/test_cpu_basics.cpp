@@ -12,7 +12,7 @@ using Catch::Matchers::Contains;
 TEST_CASE("cpu ops: name, device, aligned alloc, host copies", "[backend][cpu]") {
   auto ops = make_cpu_ops();
   CHECK(ops->device() == Device::cpu);
-  CHECK_THAT(ops->name(), Contains("cpu (OpenBLAS, "));
+  CHECK_THAT(ops->name(), Contains("cpu (OpenMP, "));
   CHECK_THAT(ops->name(), Contains("thread"));
 
   void* p = ops->alloc(1000);

@@ -5,7 +5,7 @@ set -euo pipefail
 MOUSSE="$1"; DATA="$2"; CASE="$3"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 WORK="$(mktemp -d)"; pid=""
-trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'if [ -n "$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 TRAIN="$DATA/tinyshakespeare/tiny_shakespeare_train.bin"
 VAL="$DATA/tinyshakespeare/tiny_shakespeare_val.bin"
 [ -f "$TRAIN" ] || { echo "FAIL: shared data missing: $TRAIN"; exit 1; }

@@ -8,8 +8,8 @@
 //   backward (recomputes P from lse, flash-attention style):
 //              dV = Pᵀ dO;  dP = dO Vᵀ;  D_i = dO_i · O_i;  dS = P ∘ (dP − D);
 //              dQ = scale dS K;  dK = scale dSᵀ Q
-// The GEMMs are OpenBLAS (parallel inside); the row-wise softmax loops are OpenMP over rows
-// with sums in double. Scratch: two T×T buffers, grown once and reused.
+// OpenMP over the B·H heads, each thread with its own T×T scratch (grown once, reused) and
+// serial BLAS calls; softmax sums in double.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -43,7 +43,6 @@ AttnDims attn_dims(const char* op, const Tensor& qkv, int n_head) {
 // P (=) exp(S − lse_i) on the causal prefix of each row, 0 above the diagonal (in place on S).
 template <class T>
 void probabilities(T* S, const T* lse, int64_t Tn) {
-#pragma omp parallel for schedule(static) if (Tn * Tn >= kParallelMin)
   for (int64_t i = 0; i < Tn; i++) {
     T* row = S + i * Tn;
     const double l = double(lse[i]);
@@ -67,17 +66,17 @@ void CpuOps::attention_forward(const Tensor& out, const Tensor& lse, const Tenso
   const int64_t Tn = d.T, C = d.C, hd = d.hd;
   dispatch_float(op, qkv.dtype, [&](auto tag) {
     using T = decltype(tag);
-    thread_local std::vector<T> s_buf;
-    T* S = grow(s_buf, size_t(Tn * Tn));
-    for (int64_t b = 0; b < d.B; b++)
-      for (int64_t h = 0; h < d.H; h++) {
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t bh = 0; bh < d.B * d.H; bh++) {
+        const int64_t b = bh / d.H, h = bh % d.H;
+        thread_local std::vector<T> s_buf;
+        T* S = grow(s_buf, size_t(Tn * Tn));
         const T* Q = qkv.ptr<T>() + b * Tn * 3 * C + h * hd;  // [T, hd], leading dim 3C
         const T* K = Q + C;
         const T* V = Q + 2 * C;
         T* O = out.ptr<T>() + b * Tn * C + h * hd;  // [T, hd], leading dim C
         T* L = lse.ptr<T>() + (b * d.H + h) * Tn;   // [T]
         gemm(false, true, Tn, Tn, hd, scale, Q, 3 * C, K, 3 * C, 0.0, S, Tn);  // S = scale Q Kᵀ
-#pragma omp parallel for schedule(static) if (Tn * Tn >= kParallelMin)
         for (int64_t i = 0; i < Tn; i++) {  // lse over the causal prefix, max-subtracted
           const T* row = S + i * Tn;
           const double m = double(*std::max_element(row, row + i + 1));
@@ -110,11 +109,12 @@ void CpuOps::attention_backward(const Tensor& dqkv, const Tensor& dout, const Te
   const int64_t Tn = d.T, C = d.C, hd = d.hd;
   dispatch_float(op, qkv.dtype, [&](auto tag) {
     using T = decltype(tag);
-    thread_local std::vector<T> p_buf, dp_buf;
-    T* P = grow(p_buf, size_t(Tn * Tn));
-    T* dS = grow(dp_buf, size_t(Tn * Tn));
-    for (int64_t b = 0; b < d.B; b++)
-      for (int64_t h = 0; h < d.H; h++) {
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t bh = 0; bh < d.B * d.H; bh++) {
+        const int64_t b = bh / d.H, h = bh % d.H;
+        thread_local std::vector<T> p_buf, dp_buf;
+        T* P = grow(p_buf, size_t(Tn * Tn));
+        T* dS = grow(dp_buf, size_t(Tn * Tn));
         const T* Q = qkv.ptr<T>() + b * Tn * 3 * C + h * hd;  // leading dim 3C
         const T* K = Q + C;
         const T* V = Q + 2 * C;
@@ -128,7 +128,6 @@ void CpuOps::attention_backward(const Tensor& dqkv, const Tensor& dout, const Te
         probabilities(P, L, Tn);                                                // P = exp(S − lse)
         gemm(true, false, Tn, hd, Tn, 1.0, P, Tn, dO, C, 0.0, dV, 3 * C);       // dV = Pᵀ dO
         gemm(false, true, Tn, Tn, hd, 1.0, dO, C, V, 3 * C, 0.0, dS, Tn);       // dP = dO Vᵀ
-#pragma omp parallel for schedule(static) if (Tn * Tn >= kParallelMin)
         for (int64_t i = 0; i < Tn; i++) {  // dS = P ∘ (dP − D), D_i = dO_i · O_i
           double D = 0.0;
           for (int64_t c = 0; c < hd; c++) D += double(dO[i * C + c]) * double(O[i * C + c]);

@@ -52,8 +52,8 @@ void CpuOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tens
                                  b.rows(), b.cols(), trans_b, out, a, b);
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
-    gemm(trans_a, trans_b, s.M, s.N, s.K, alpha, a.ptr<T>(), s.lda, b.ptr<T>(), s.ldb, beta,
-         out.ptr<T>(), s.N);
+    parallel_gemm(trans_a, trans_b, s.M, s.N, s.K, double(alpha), a.ptr<T>(), s.lda, b.ptr<T>(),
+                  s.ldb, double(beta), out.ptr<T>(), s.N);
   });
 }
 
@@ -74,10 +74,9 @@ void CpuOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, co
   const int64_t sa = a.shape[1] * a.shape[2], sb = b.shape[1] * b.shape[2], so = s.M * s.N;
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
-    // One BLAS call per matrix; OpenBLAS parallelises each call internally.
     for (int64_t i = 0; i < batch; i++)
-      gemm(trans_a, trans_b, s.M, s.N, s.K, alpha, a.ptr<T>() + i * sa, s.lda,
-           b.ptr<T>() + i * sb, s.ldb, beta, out.ptr<T>() + i * so, s.N);
+      parallel_gemm(trans_a, trans_b, s.M, s.N, s.K, alpha, a.ptr<T>() + i * sa, s.lda,
+           b.ptr<T>() + i * sb, s.ldb, double(beta), out.ptr<T>() + i * so, s.N);
   });
 }
 
