@@ -39,6 +39,30 @@ Precision resolve_precision(const std::string& precision, Device device, const s
 }
 }  // namespace
 
+// The saved data position and schedule only mean the same thing under the same data order,
+// batch shape, model and step count: refuse a resume that changed any of them.
+static void check_resume_compatible(const std::string& ckpt, const json& saved, const json& now) {
+  const char* keys[][2] = {{"model", nullptr},       {"data", "train"},
+                           {"data", "shuffle"},      {"batch", "global_tokens"},
+                           {"batch", "micro_batch"}, {"batch", "seq_len"},
+                           {"steps", nullptr},       {"seed", nullptr},
+                           {"schedule", nullptr}};
+  for (auto& k : keys) {
+    const json* a = saved.contains(k[0]) ? &saved[k[0]] : nullptr;
+    const json* b = now.contains(k[0]) ? &now[k[0]] : nullptr;
+    std::string name = k[0];
+    if (k[1]) {
+      name += std::string(".") + k[1];
+      a = a && a->contains(k[1]) ? &(*a)[k[1]] : nullptr;
+      b = b && b->contains(k[1]) ? &(*b)[k[1]] : nullptr;
+    }
+    if (!a || !b || *a != *b)
+      fail(ckpt, ": was written with ", name, " = ", a ? a->dump() : "(none)",
+           ", this config has ", b ? b->dump() : "(none)",
+           ": resume with the config the run started with (see its config.json)");
+  }
+}
+
 void install_stop_handlers() {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
@@ -104,6 +128,7 @@ void Trainer::setup() {
     if (meta.world_size != world)
       fail(ckpt, ": written by ", meta.world_size, " ranks, this run has ", world,
            "; resume with the same number of ranks");
+    check_resume_compatible(ckpt, meta.config, cfg_.resolved());
     json extras = meta.optimizers;
     if (dp_) {  // weights from the main file, optimizer state from this rank's shard file
       load_weights(ckpt, *ops_, model_->params());

@@ -52,6 +52,19 @@ signal)
   ls "$WORK/sig/checkpoints"/ckpt_*.safetensors >/dev/null || { echo "FAIL: no checkpoint after SIGTERM"; cat "$WORK/sig.txt"; exit 1; }
   grep -q "stopped by signal" "$WORK/sig.txt" || { echo "FAIL: no stop message"; cat "$WORK/sig.txt"; exit 1; }
   echo "ok: SIGTERM wrote $(ls "$WORK/sig/checkpoints") (exit $rc)" ;;
+init_from)
+  # Exported weights load through init_from: with every LR at 0 the run's final validation loss
+  # equals the source run's.
+  train "$WORK/src" > /dev/null
+  "$MOUSSE" export --checkpoint "$WORK/src/checkpoints" --out "$WORK/w.safetensors" > /dev/null
+  train "$WORK/dst" --set "init_from=$WORK/w.safetensors" --set steps=1 --set optimizer.matrix.lr=0 \
+    --set optimizer.embedding.lr=0 > /dev/null
+  a="$(grep '"type":"eval"' "$WORK/src/metrics.jsonl" | tail -1 | sed -E 's/.*"val_loss":([^,}]*).*/\1/')"
+  b="$(grep '"type":"eval"' "$WORK/dst/metrics.jsonl" | tail -1 | sed -E 's/.*"val_loss":([^,}]*).*/\1/')"
+  [ -n "$a" ] && [ "$a" = "$b" ] || { echo "FAIL: val loss $a (source) vs $b (init_from)"; exit 1; }
+  echo "ok: init_from reproduces the source run's val loss $a"
+  # A weights file of another model is refused with the tensor and both shapes.
+  expect_error "shape" train "$WORK/bad" --set "init_from=$WORK/w.safetensors" --set model.d_model=64 ;;
 diverge)
   expect_error "diverged" train "$WORK/nan" --set optimizer.matrix.lr=1e30 --set optimizer.embedding.lr=1e30 --set optimizer.grad_clip=0 ;;
 errors)
@@ -74,6 +87,9 @@ PY
   # Resume with a different optimizer than the checkpoint was written with.
   train "$WORK/r" --stop-after 4 > /dev/null
   expect_error "optimizer" train "$WORK/r" --resume --set optimizer.matrix.type=lion
+  # ... or with another batch shape or step count: the saved data position would mean another batch.
+  expect_error "batch.micro_batch" train "$WORK/r" --resume --set batch.micro_batch=2
+  expect_error "steps" train "$WORK/r" --resume --set steps=20
   # A corrupt checkpoint is refused with its path, not loaded.
   ck="$(ls "$WORK/r/checkpoints"/ckpt_*.safetensors | tail -1)"
   head -c 5000 "$ck" > "$WORK/corrupt.safetensors"; mv "$WORK/corrupt.safetensors" "$ck"
