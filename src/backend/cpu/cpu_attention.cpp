@@ -24,22 +24,6 @@ using namespace cpu;
 
 namespace {
 
-struct AttnDims {
-  int64_t B, T, C, H, hd;
-};
-
-AttnDims attn_dims(const char* op, const Tensor& qkv, int n_head) {
-  if (qkv.shape.ndim != 3)
-    fail(op, ": qkv ", qkv.shape.str(), " must be 3-D [B, T, 3C]");
-  const int64_t B = qkv.shape[0], T = qkv.shape[1], C3 = qkv.shape[2];
-  if (B <= 0 || T <= 0 || C3 <= 0 || C3 % 3 != 0)
-    fail(op, ": qkv ", qkv.shape.str(), " must be [B, T, 3C] with B, T, C > 0");
-  const int64_t C = C3 / 3;
-  if (n_head <= 0 || C % n_head != 0)
-    fail(op, ": n_head ", n_head, " does not divide the model width C = ", C);
-  return {B, T, C, n_head, C / n_head};
-}
-
 // P (=) exp(S − lse_i) on the causal prefix of each row, 0 above the diagonal (in place on S).
 template <class T>
 void probabilities(T* S, const T* lse, int64_t Tn) {
@@ -59,7 +43,7 @@ void CpuOps::attention_forward(const Tensor& out, const Tensor& lse, const Tenso
   check_float(op, "qkv", qkv);
   check_dtype(op, "out", out, "qkv", qkv);
   check_dtype(op, "lse", lse, "qkv", qkv);
-  const AttnDims d = attn_dims(op, qkv, n_head);
+  const QkvDims d = qkv_dims(op, qkv, n_head);
   check_numel(op, "out", out, d.B * d.T * d.C, "[B, T, C]");
   check_numel(op, "lse", lse, d.B * d.H * d.T, "[B, H, T]");
   const double scale = 1.0 / std::sqrt(double(d.hd));
@@ -98,7 +82,7 @@ void CpuOps::attention_backward(const Tensor& dqkv, const Tensor& dout, const Te
   check_dtype(op, "dout", dout, "qkv", qkv);
   check_dtype(op, "out", out, "qkv", qkv);
   check_dtype(op, "lse", lse, "qkv", qkv);
-  const AttnDims d = attn_dims(op, qkv, n_head);
+  const QkvDims d = qkv_dims(op, qkv, n_head);
   check_same_numel(op, "dqkv", dqkv, "qkv", qkv);
   check_numel(op, "dout", dout, d.B * d.T * d.C, "[B, T, C]");
   check_numel(op, "out", out, d.B * d.T * d.C, "[B, T, C]");

@@ -134,23 +134,6 @@ void CpuOps::rmsnorm_backward(const Tensor& dinp, const Tensor& dout, const Tens
 
 namespace {
 
-// The fused qkv layout [B, T, 3C] = (q | k | v), head h at columns h*hd .. (h+1)*hd of each C.
-struct QkvDims {
-  int64_t B, T, C, H, hd;
-};
-
-QkvDims qkv_dims(const char* op, const Tensor& qkv, int n_head) {
-  if (qkv.shape.ndim != 3)
-    fail(op, ": qkv ", qkv.shape.str(), " must be 3-D [B, T, 3C] (T sets the RoPE positions)");
-  const int64_t B = qkv.shape[0], T = qkv.shape[1], C3 = qkv.shape[2];
-  if (B <= 0 || T <= 0 || C3 <= 0 || C3 % 3 != 0)
-    fail(op, ": qkv ", qkv.shape.str(), " must be [B, T, 3C] with B, T, C > 0");
-  const int64_t C = C3 / 3;
-  if (n_head <= 0 || C % n_head != 0)
-    fail(op, ": n_head ", n_head, " does not divide the model width C = ", C);
-  return {B, T, C, n_head, C / n_head};
-}
-
 // cos/sin of θ(t, i) = t · base^(−2i/hd) for t < T, i < hd/2, computed in double (identical
 // angles for the f32 and f64 paths). Cached per thread: rebuilt only when (T, hd, base) change.
 struct RopeTable {
