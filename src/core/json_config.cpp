@@ -123,7 +123,7 @@ ConfigNode ConfigNode::child(const std::string& key, bool required) const {
 
 void ConfigNode::finish() const {
   for (auto& [k, v] : j_.items()) {
-    if (!read_.count(k)) error(k, "unknown key (check the spelling; see configs/README.md)");
+    if (!read_.count(k)) error(k, "unknown key (check the spelling; README.md lists the config keys, docs/optimizers.md the optimizer keys)");
   }
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The experiment config: one JSON file (plus --set overrides), validated up front. Unknown keys,
-// wrong types and inconsistent values are errors naming the key and the file. configs/README.md
+// wrong types and inconsistent values are errors naming the key and the file. README.md ("The config").
 // documents every key.
 #include <string>
 #include <vector>

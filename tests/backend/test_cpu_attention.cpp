@@ -70,7 +70,7 @@ TEST_CASE("cpu attention: forward vs explicit masked softmax, lse, f32 vs f64",
   }
 }
 
-TEST_CASE("cpu attention: first position attends only to itself; large scores stay finite",
+TEST_CASE("cpu attention: first position attends only to itself, large scores stay finite",
           "[backend][cpu]") {
   auto ops = make_cpu_ops();
   std::mt19937_64 rng(42);

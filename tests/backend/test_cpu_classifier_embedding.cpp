@@ -83,7 +83,7 @@ TEST_CASE("cpu classifier: errors", "[backend][cpu]") {
   CHECK_THROWS_WITH(ops->classifier(losses, logits, t, 8, 1.f, false), Contains("i32"));
 }
 
-TEST_CASE("cpu embedding: forward gathers rows; backward vs finite differences, (+=)",
+TEST_CASE("cpu embedding: forward gathers rows, backward vs finite differences, (+=)",
           "[backend][cpu]") {
   auto ops = make_cpu_ops();
   std::mt19937_64 rng(53);

@@ -156,7 +156,7 @@ TEST_CASE("cpu adamw_update and lion_update match the PyTorch / paper reference"
   }
 }
 
-TEST_CASE("cpu adamw/lion: f32 gradient into f64 state; errors", "[backend][cpu]") {
+TEST_CASE("cpu adamw/lion: f32 gradient into f64 state, errors", "[backend][cpu]") {
   auto ops = make_cpu_ops();
   std::mt19937_64 rng(63);
   auto p = randn(Shape{10}, rng), m = randn(Shape{10}, rng), v = uniform(Shape{10}, rng, 0, 1);

@@ -96,7 +96,7 @@ TEST_CASE("config errors name the file and the key") {
   CHECK_THAT(error_of(j), Catch::Contains("'device'"));
 }
 
-TEST_CASE("--set overrides: nested keys, JSON values, bare strings") {
+TEST_CASE("config overrides (--set): nested keys, JSON values, bare strings") {
   json j = toy_config();
   apply_overrides(j, {"optimizer.matrix.lr=0.02", "data.shuffle=true", "run_name=abc",
                       "schedule.type=wsd", "data.val=[\"a.bin\",\"b.bin\"]"}, "cfg.json");
@@ -156,7 +156,7 @@ TEST_CASE("safetensors: round trip, conversion, corrupt files") {
   fs::remove_all(dir);
 }
 
-TEST_CASE("latest_checkpoint ignores partial files; bf16 host rounding is to nearest even") {
+TEST_CASE("latest_checkpoint ignores partial files, and bf16 host rounding is to nearest even") {
   fs::path dir = fs::temp_directory_path() / ("mousse_ck_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   for (int step : {5, 40, 12}) std::ofstream(checkpoint_path(dir.string(), step)) << "x";
