@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
 bash scripts/setup-deps.sh
-bash scripts/build.sh
+MOUSSE_TARGETS="mousse mousse-tokenize" bash scripts/build.sh
 
 DATA="$ROOT/data/tinyshakespeare"
 if ! ls "$DATA"/tiny_shakespeare_val_*.bin >/dev/null 2>&1; then
