@@ -5,8 +5,6 @@
 
 namespace mousse {
 
-static Device arena_device(const Arena& arena) { return arena.device(); }
-
 const char* role_name(ParamRole r) {
   switch (r) {
     case ParamRole::matrix: return "matrix";
@@ -47,7 +45,7 @@ ParamTable::ParamTable(const ModelConfig& cfg, Precision prec, Arena& arena) {
   // come with bind() after the arena is allocated.
   for (auto& p : params_) {
     Shape s{p.rows, p.cols};
-    p.weight = Tensor{nullptr, prec.param, arena_device(arena), s};
+    p.weight = Tensor{nullptr, prec.param, arena.device(), s};
     p.grad = p.weight;
     p.compute = Tensor{nullptr, prec.activation, p.weight.device, s};
   }

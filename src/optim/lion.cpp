@@ -5,13 +5,8 @@
 namespace mousse {
 
 Lion::Lion(const ConfigNode& node) {
-  auto betas = node.numbers("betas", {beta1, beta2});
-  if (betas.size() != 2) node.error("betas", "expected two numbers [beta1, beta2]");
-  beta1 = betas[0];
-  beta2 = betas[1];
+  read_betas(node, beta1, beta2);
   weight_decay = node.number("weight_decay", weight_decay);
-  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
-    node.error("betas", "each beta must be in [0, 1)");
   if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
 }
 

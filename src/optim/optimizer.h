@@ -43,6 +43,9 @@ class Optimizer {
 // "lr" and the group-level keys are read by the caller, see train/param_groups.h).
 std::unique_ptr<Optimizer> make_optimizer(const ConfigNode& node, const std::string& group);
 
+// Reads the optional "betas": [beta1, beta2] key (defaults: the values passed in), each in [0, 1).
+void read_betas(const ConfigNode& node, double& beta1, double& beta2);
+
 // Shared helper: RMS of a tensor (sqrt(sum x² / n)), as a host double.
 double tensor_rms(Ops& ops, const Tensor& t);
 

@@ -8,10 +8,7 @@
 namespace mousse {
 
 Soap::Soap(const ConfigNode& node) {
-  auto betas = node.numbers("betas", {beta1, beta2});
-  if (betas.size() != 2) node.error("betas", "expected two numbers [beta1, beta2]");
-  beta1 = betas[0];
-  beta2 = betas[1];
+  read_betas(node, beta1, beta2);
   eps = node.number("eps", eps);
   weight_decay = node.number("weight_decay", weight_decay);
   update_interval = node.integer("update_interval", update_interval);
@@ -19,8 +16,6 @@ Soap::Soap(const ConfigNode& node) {
   max_precond_dim = node.integer("max_precond_dim", max_precond_dim);
   normalize_grads = node.boolean("normalize_grads", normalize_grads);
   correct_bias = node.boolean("correct_bias", correct_bias);
-  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
-    node.error("betas", "each beta must be in [0, 1)");
   if (!(eps > 0)) node.error("eps", "must be > 0");
   if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
   if (update_interval < 1) node.error("update_interval", "must be >= 1");

@@ -271,12 +271,12 @@ double Trainer::evaluate() {
 }
 
 void Trainer::save(int64_t step) {
+  json extras = json::object();  // each group's optimizer type and host-side state
+  for (ParamGroup& g : setup_.groups)
+    extras[g.name] = {{"type", g.optimizer->type()}, {"extra", g.optimizer->save_extra()}};
   if (dp_) {
     // Every rank writes its optimizer shard; then rank 0 writes the main file (weights, meta)
     // last, so a main file on disk means a complete checkpoint.
-    json extras = json::object();
-    for (ParamGroup& g : setup_.groups)
-      extras[g.name] = {{"type", g.optimizer->type()}, {"extra", g.optimizer->save_extra()}};
     save_checkpoint_shard(cfg_.checkpoint.dir, step, comm_.rank(), comm_.world_size(),
                           dp_->plan(), extras, *ops_, *arena_);
     comm_.barrier();
@@ -287,8 +287,7 @@ void Trainer::save(int64_t step) {
   meta.data_position = train_data_->position();
   meta.world_size = comm_.world_size();
   meta.config = cfg_.resolved();
-  for (ParamGroup& g : setup_.groups)
-    meta.optimizers[g.name] = {{"type", g.optimizer->type()}, {"extra", g.optimizer->save_extra()}};
+  meta.optimizers = extras;
   double t0 = now_seconds();
   save_checkpoint(cfg_.checkpoint.dir, cfg_.checkpoint.keep, meta, *ops_, model_->params(),
                   *arena_, /*with_optimizer_state=*/!dp_);
