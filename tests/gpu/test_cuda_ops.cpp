@@ -46,10 +46,11 @@ void expect_all_close(const Outs& got, const Outs& want, double rtol, const std:
 
 double tol(DType dt, double f32_tol = 1e-5) { return dt == DType::bf16 ? 2e-2 : f32_tol; }
 
-// Runs f on the CPU (f32) and on the GPU (dt) and compares every output.
+// Runs f on the CPU and on the GPU (dt) and compares every output. The CPU reference runs in
+// f64 when the GPU does (f64 tolerances are far below f32 round-off), else in f32.
 template <class F>
 void compare(DType dt, double rtol, const std::string& what, F&& f) {
-  const Outs want = f(cpu(), DType::f32);
+  const Outs want = f(cpu(), dt == DType::f64 ? DType::f64 : DType::f32);
   const Outs got = f(gpu(), dt);
   expect_all_close(got, want, rtol, what + " [" + dtype_name(dt) + "]");
 }

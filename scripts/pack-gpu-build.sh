@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# pack-gpu-build.sh: gather the GPU binaries of a CUDA build and the non-CUDA shared libraries
+# they need (OpenBLAS/LAPACKE, gfortran, OpenMP runtime) into one folder, so that a GPU machine
+# without our build dependencies can run them: `PREBUILT_DIR=DIR scripts/gpu-check.sh` there.
+# The CUDA libraries (cuBLAS, cuSOLVER, NCCL), glibc and the C++ runtime (libstdc++, libgcc_s:
+# newer there than here) are taken from the GPU machine.
+#
+#   scripts/pack-gpu-build.sh BUILD_DIR OUT_DIR
+set -euo pipefail
+BUILD=${1:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR}
+OUT=${2:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR}
+rm -rf "$OUT"
+mkdir -p "$OUT/bin" "$OUT/lib"
+for exe in mousse bench-ops-cuda tests/gpu/test_cuda_ops tests/gpu/test_cuda_train \
+           tests/gpu/test_cuda_optim bench-optim-cuda; do
+  [ -x "$BUILD/$exe" ] && cp "$BUILD/$exe" "$OUT/bin/"
+done
+[ -n "$(ls "$OUT/bin")" ] || { echo "pack-gpu-build: no GPU binaries in $BUILD" >&2; exit 1; }
+# Every library the binaries load, except glibc's own, the CUDA toolkit's and the driver's.
+for exe in "$OUT"/bin/*; do
+  ldd "$exe" | awk '$3 ~ /^\// {print $3}'
+done | sort -u | while read -r lib; do
+  case "$(basename "$lib")" in
+    libc.so*|libm.so*|libstdc++*|libgcc_s*|libdl.so*|librt.so*|libpthread.so*|ld-linux*|libcu*|libnv*|libnccl*) ;;
+    *) cp -L "$lib" "$OUT/lib/" ;;
+  esac
+done
+strip --strip-unneeded "$OUT"/bin/* 2>/dev/null || true
+du -sh "$OUT"
