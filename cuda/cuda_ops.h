@@ -17,7 +17,8 @@
 //   classifier.cu          fused softmax cross-entropy (+ gradient in place)
 //   embedding.cu           embedding forward / deterministic backward
 //   optim_kernels.cu       adamw, lion, ema_square, adam_direction, scale_rows_cols,
-//                          pow_clamped, add_to_diagonal, trace, transpose, gather_rows/columns
+//                          pow_clamped, add_to_diagonal, trace, transpose, gather_rows/columns,
+//                          sum_squares_batched, trace_to, scale_by_ratio (device scalars)
 //   linalg_cusolver.cu     eigh (cusolverDnXsyevd), qr_orthonormal (geqrf + orgqr)
 #include <cuda_runtime.h>
 #include <cublasLt.h>
@@ -106,6 +107,10 @@ class CudaOps final : public Ops {
   void ema_square(const Tensor& v, const Tensor& x, double beta) override;
   void adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
                       double bias_correction1, double bias_correction2) override;
+  void sum_squares_batched(const Tensor& out, const Tensor& x) override;
+  void trace_to(const Tensor& out, const Tensor& a) override;
+  void scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
+                      double c, double alpha, double eps) override;
 
   cudaStream_t stream() const { return stream_; }
 

@@ -1,5 +1,6 @@
 // Optimizer-side ops: adamw, lion, ema_square, adam_direction, scale_rows_cols, pow_clamped,
-// add_to_diagonal, trace, transpose, gather_rows, gather_columns.
+// add_to_diagonal, trace, transpose, gather_rows, gather_columns, and the device-scalar ops
+// sum_squares_batched, trace_to, scale_by_ratio (no host synchronisation).
 #include "bf16.cuh"
 #include "check.h"
 #include "cuda_ops.h"
@@ -131,6 +132,70 @@ __global__ void gather_rows_kernel(T* out, const T* inp, const int32_t* index, i
   GRID_STRIDE(i, k * cols) {
     const int64_t r = i / cols, c = i - r * cols;
     out[i] = inp[int64_t(index[r]) * cols + c];
+  }
+}
+
+
+// ---- device scalars
+// Stage 1: partials[b * parts + j] = sum of squares of part j of slice b (grid parts x k).
+template <class T>
+__global__ void slice_ssq_partials_kernel(double* partials, const T* x, int64_t len, int parts) {
+  const int64_t b = blockIdx.y;
+  const T* xs = x + b * len;
+  const int64_t chunk = (len + parts - 1) / parts;
+  const int64_t lo = int64_t(blockIdx.x) * chunk;
+  const int64_t hi = lo + chunk < len ? lo + chunk : len;
+  double s = 0.0;
+  for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+    const double v = double(ld(xs, i));
+    s += v * v;
+  }
+  s = block_sum(s);
+  if (threadIdx.x == 0) partials[b * parts + blockIdx.x] = s;
+}
+
+// Stage 2: out[b] = sum of the slice's partials in order (deterministic).
+template <class To>
+__global__ void slice_ssq_finish_kernel(To* out, const double* partials, int64_t k, int parts) {
+  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < k;
+       b += int64_t(gridDim.x) * blockDim.x) {
+    double s = 0.0;
+    for (int j = 0; j < parts; j++) s += partials[b * parts + j];
+    out[b] = To(s);
+  }
+}
+
+template <class To, class T>
+__global__ void trace_to_kernel(To* out, const T* a, int64_t n, int64_t cols) {
+  double s = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += double(ld(a, i * cols + i));
+  s = block_sum(s);
+  if (threadIdx.x == 0) *out = To(s);
+}
+
+__device__ __forceinline__ double pow_p(double v, double p) {
+  return p == 1.0 ? v : (p == 0.5 ? sqrt(v) : pow(v, p));
+}
+
+// f[b] = c * num_b^p / (alpha * den_b^p + eps), or 1 where that denominator is not > 0 / finite.
+template <class Ts>
+__global__ void ratio_factor_kernel(double* f, const Ts* num, const Ts* den, int64_t k, double p,
+                                    double c, double alpha, double eps) {
+  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < k;
+       b += int64_t(gridDim.x) * blockDim.x) {
+    const double d = alpha * pow_p(double(den[b]), p) + eps;
+    double r = 1.0;
+    if (d > 0.0 && isfinite(d)) r = c * (num ? pow_p(double(num[b]), p) : 1.0) / d;
+    f[b] = r;
+  }
+}
+
+template <class T>
+__global__ void scale_slices_kernel(T* x, const double* f, int64_t n, int64_t len) {
+  using A = acc_t<T>;
+  GRID_STRIDE(i, n) {
+    if constexpr (std::is_same<T, double>::value) x[i] *= f[i / len];
+    else st(x, i, A(double(ld(x, i)) * f[i / len]));
   }
 }
 
@@ -344,6 +409,78 @@ void CudaOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& in
     gather_rows_kernel<T><<<grid_for(k * cols), 256, 0, stream_>>>(
         static_cast<T*>(out.data), static_cast<const T*>(inp.data),
         static_cast<const int32_t*>(index.data), k, cols);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+void CudaOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
+  const char* op = "sum_squares_batched";
+  require_cuda(out, op, "out"); require_cuda(x, op, "x");
+  const int64_t k = out.numel();
+  if (k == 0 || x.numel() % k != 0)
+    fail("cuda ", op, ": x ", x.shape.str(), " does not split into out.numel() = ", k, " slices");
+  if (k > 65535) fail("cuda ", op, ": at most 65535 slices, got ", k);
+  const int64_t len = x.numel() / k;
+  // Enough blocks per slice to fill the GPU for one big matrix; a fixed split (deterministic).
+  int64_t parts = len / (256 * 16);
+  parts = parts < 1 ? 1 : (parts > 128 ? 128 : parts);
+  const int pi = static_cast<int>(parts);
+  double* partials = static_cast<double*>(scratch(sizeof(double) * size_t(k * parts)));
+  dispatch_fdb(x.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    slice_ssq_partials_kernel<T><<<dim3(unsigned(pi), unsigned(k)), 256, 0, stream_>>>(
+        partials, static_cast<const T*>(x.data), len, pi);
+    CUDA_CHECK_LAUNCH();
+  });
+  dispatch_fd(out.dtype, op, [&](auto to) {
+    using To = decltype(to);
+    slice_ssq_finish_kernel<To><<<grid_for(k), 256, 0, stream_>>>(static_cast<To*>(out.data),
+                                                                 partials, k, pi);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+void CudaOps::trace_to(const Tensor& out, const Tensor& a) {
+  const char* op = "trace_to";
+  require_cuda(out, op, "out"); require_cuda(a, op, "a");
+  if (out.numel() != 1) fail("cuda ", op, ": out must have one element, got ", out.shape.str());
+  const int64_t rows = a.rows(), cols = a.cols();
+  if (rows != cols) fail("cuda ", op, ": a ", a.shape.str(), " is not square");
+  dispatch_fd(out.dtype, op, [&](auto to) {
+    using To = decltype(to);
+    dispatch_fdb(a.dtype, op, [&](auto t) {
+      using T = decltype(t);
+      trace_to_kernel<To, T><<<1, 1024, 0, stream_>>>(static_cast<To*>(out.data),
+                                                      static_cast<const T*>(a.data), rows, cols);
+      CUDA_CHECK_LAUNCH();
+    });
+  });
+}
+
+void CudaOps::scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
+                             double c, double alpha, double eps) {
+  const char* op = "scale_by_ratio";
+  require_cuda(x, op, "x"); require_cuda(den, op, "den");
+  const int64_t k = den.numel();
+  if (k == 0 || x.numel() % k != 0)
+    fail("cuda ", op, ": x ", x.shape.str(), " does not split into den.numel() = ", k, " slices");
+  if (num.defined()) {
+    require_cuda(num, op, "num");
+    require_same_numel(num, den, op);
+    if (num.dtype != den.dtype) fail("cuda ", op, ": num and den must share a dtype");
+  }
+  const int64_t n = x.numel(), len = n / k;
+  double* f = static_cast<double*>(scratch(sizeof(double) * size_t(k)));
+  dispatch_fd(den.dtype, op, [&](auto ts) {
+    using Ts = decltype(ts);
+    ratio_factor_kernel<Ts><<<grid_for(k), 256, 0, stream_>>>(
+        f, num.defined() ? static_cast<const Ts*>(num.data) : nullptr,
+        static_cast<const Ts*>(den.data), k, power, c, alpha, eps);
+    CUDA_CHECK_LAUNCH();
+  });
+  dispatch_fdb(x.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    scale_slices_kernel<T><<<grid_for(n), 256, 0, stream_>>>(static_cast<T*>(x.data), f, n, len);
     CUDA_CHECK_LAUNCH();
   });
 }

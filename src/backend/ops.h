@@ -167,6 +167,22 @@ class Ops {
   // out (=) (m / bc1) / (sqrt(v / bc2) + eps), elementwise (Adam's direction)
   virtual void adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
                               double bias_correction1, double bias_correction2) = 0;
+
+  // ---------------------------------------------------------------- optimizers: device scalars
+  // Norms and traces that feed the next kernel without a host round trip (no synchronisation).
+  // out[b] (=) sum of squares of slice b of x, x viewed as [out.numel(), x.numel()/out.numel()]
+  // (one squared Frobenius norm per matrix of a [batch, m, n] stack); accumulated in double,
+  // stored in out's dtype (f32 or f64); x f32/f64 (or bf16 on CUDA).
+  virtual void sum_squares_batched(const Tensor& out, const Tensor& x) = 0;
+  // out[0] (=) trace of the square matrix a, on the device (out f32 or f64, 1 element).
+  virtual void trace_to(const Tensor& out, const Tensor& a) = 0;
+  // Slice-wise scaling by device scalars: x viewed as [k, x.numel()/k], k = den.numel():
+  //   x_b *= c · (num defined ? num_b^power : 1) / (alpha · den_b^power + eps)
+  // power 0.5 turns sums of squares into norms; 1 uses them as they are. Where that denominator
+  // is not > 0 or not finite, x_b is left unchanged. num, den f32 or f64 (the same dtype); the
+  // factor is computed in double; x f32/f64 (or bf16 on CUDA).
+  virtual void scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den,
+                              double power, double c, double alpha, double eps) = 0;
 };
 
 // The CPU reference backend (always available).

@@ -59,6 +59,7 @@ std::string Mousse::describe() const {
 void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   st_.clear();
   st_.resize(params.size());
+  groups_.clear();
   int64_t max_mn = 0, max_d = 0;
   DType dt = DType::f32;
   for (size_t i = 0; i < params.size(); i++) {
@@ -90,10 +91,24 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     plan(s.out, use_out, m, "L");
     plan(s.in, use_in, n, "R");
     max_mn = std::max(max_mn, m * n);
-    ortho_.plan(1, m, n);
+    auto g = std::find_if(groups_.begin(), groups_.end(),
+                          [&](const Group& x) { return x.rows == m && x.cols == n; });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{m, n, {}});
+    g->index.push_back(i);
   }
   if (max_mn == 0) return;
+  int64_t max_stack = 0, max_batch = 0;
+  for (const Group& g : groups_) {
+    const int64_t b = int64_t(g.index.size());
+    ortho_.plan(b, g.rows, g.cols);
+    max_stack = std::max(max_stack, b * g.rows * g.cols);
+    max_batch = std::max(max_batch, b);
+  }
   const std::string c = "optimizer_scratch";
+  arena.reserve(stack_, c, "mousse.stack", dt, Shape{max_stack});
+  arena.reserve(gamma_ssq_, c, "mousse.gamma_sum_squares", dt, Shape{max_batch});
+  arena.reserve(u_ssq_, c, "mousse.update_sum_squares", dt, Shape{max_batch});
+  arena.reserve(tr_, c, "mousse.trace", dt, Shape{1});
   arena.reserve(s1_, c, "mousse.scratch1", dt, Shape{max_mn});
   arena.reserve(s2_, c, "mousse.scratch2", dt, Shape{max_mn});
   if (max_d > 0) {
@@ -109,9 +124,9 @@ void Mousse::refresh(Ops& ops, Factor& f) {
   Tensor a = scratch_view(sq1_, Shape{d, d}), v = scratch_view(sq2_, Shape{d, d});
   Tensor lam = scratch_view(lam_, Shape{d});
   ops.copy(a, f.stat);
-  if (trace_normalize) {
-    const double tr = ops.trace(f.stat);
-    ops.scale(a, double(d) / (tr + eps));
+  if (trace_normalize) {  // a *= d / (tr + ε), the trace staying on the device
+    ops.trace_to(tr_, f.stat);
+    ops.scale_by_ratio(a, Tensor{}, tr_, 1.0, double(d), 1.0, eps);
   } else if (pc_bias_correction) {
     ops.scale(a, 1.0 / (1.0 - std::pow(beta_pc, double(t_ + 1))));
   }
@@ -141,99 +156,108 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   const bool do_refresh = t_ % update_interval == 0;
   RmsAccumulator rms;
   json precond = json::object();
-  for (size_t i = 0; i < params.size(); i++) {
-    Param& p = *params[i];
-    State& st = st_[i];
-    const int64_t m = p.rows, n = p.cols;
-    const Shape sh = p.weight.shape;
+  for (const Group& grp : groups_) {
+    const int64_t batch = int64_t(grp.index.size()), m = grp.rows, n = grp.cols;
+    const Shape sh{m, n};
     const Tensor S1 = scratch_view(s1_, sh), S2 = scratch_view(s2_, sh);
-
-    // 1. momentum (Nesterov look-ahead lands in S1)
-    Tensor cur = momentum_update(ops, st.m, p.grad, momentum, nesterov, s.grad_scale, S1);
-
-    // 2. curvature statistics: F ← β_pc F + (1 − β_pc) g gᵀ (g = grad_scale·G)
-    const double w = (1.0 - beta_pc) * s.grad_scale * s.grad_scale;
-    if (st.out.on) {
-      Tensor gg = scratch_view(sq1_, Shape{m, m});
-      ops.matmul(gg, p.grad, false, p.grad, true);
-      ops.axpby(st.out.stat, w, gg, beta_pc);
-    }
-    if (st.in.on) {
-      Tensor gg = scratch_view(sq1_, Shape{n, n});
-      ops.matmul(gg, p.grad, true, p.grad, false);
-      ops.axpby(st.in.stat, w, gg, beta_pc);
-    }
-
-    // 3. spectral decomposition every T steps (the first included)
-    for (Factor* f : {&st.out, &st.in}) {
-      if (!f->on) continue;
-      if (t_ == 0) {  // a failed first eigh then leaves the identity basis (plain Muon)
-        ops.fill(f->basis, 0.0);
-        ops.add_to_diagonal(f->basis, 1.0);
-        ops.fill(f->scaling, 1.0);
-      }
-      if (do_refresh) refresh(ops, *f);
-    }
-
-    // 4. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R)
     auto other = [&](const Tensor& t) { return t.data == S1.data ? S2 : S1; };
-    if (st.out.on) {
-      Tensor dst = other(cur);
-      ops.matmul(dst, st.out.basis, true, cur, false);
-      cur = dst;
-    }
-    if (st.in.on) {
-      Tensor dst = other(cur);
-      ops.matmul(dst, cur, false, st.in.basis, false);
-      cur = dst;
-    }
-    if (cur.data == st.m.data) {
-      ops.copy(S1, cur);
-      cur = S1;
-    }
-    const Tensor sl = st.out.on ? st.out.scaling : Tensor{};
-    const Tensor sr = st.in.on ? st.in.scaling : Tensor{};
-    ops.scale_rows_cols(cur, cur, sl, sr);
+    auto slot = [&](int64_t j) { return stack_.slice(j * m * n, sh); };
 
-    // 5. orthogonalise in the whitened frame; γ = ‖M̄‖_F
-    ortho_.run(ops, cur, cur);
-    const double gamma = frobenius(ops, cur);
+    // Phase 1, per matrix: momentum, statistics, refresh, whitening into the stack.
+    for (int64_t j = 0; j < batch; j++) {
+      Param& p = *params[grp.index[size_t(j)]];
+      State& st = st_[grp.index[size_t(j)]];
 
-    // 6. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
-    ops.scale_rows_cols(cur, cur, sl, sr);
-    if (st.out.on) {
-      Tensor dst = other(cur);
-      ops.matmul(dst, st.out.basis, false, cur, false);
-      cur = dst;
-    }
-    if (st.in.on) {
-      Tensor dst = other(cur);
-      ops.matmul(dst, cur, false, st.in.basis, true);
-      cur = dst;
-    }
+      // 1. momentum (Nesterov look-ahead lands in S1)
+      Tensor cur = momentum_update(ops, st.m, p.grad, momentum, nesterov, s.grad_scale, S1);
 
-    // 7. grafting: Muon's magnitude γ in the original frame
-    if (grafting) {
-      const double nu = frobenius(ops, cur);
-      if (nu > 0 && std::isfinite(nu)) ops.scale(cur, gamma / nu);
-    }
-
-    // 8. W ← W(1 − lr·wd) − lr·scale·U
-    const double sc = update_scale(scale, m, n);
-    if (s.diagnostics) {
-      rms.add(sc * sc * ops.sum_squares(cur), cur.numel());
-      json e = json::object();
+      // 2. curvature statistics: F ← β_pc F + (1 − β_pc) g gᵀ (g = grad_scale·G)
+      const double w = (1.0 - beta_pc) * s.grad_scale * s.grad_scale;
       if (st.out.on) {
-        e["L_cond"] = st.out.cond;
-        e["L_rms"] = tensor_rms(ops, st.out.stat);
+        Tensor gg = scratch_view(sq1_, Shape{m, m});
+        ops.matmul(gg, p.grad, false, p.grad, true);
+        ops.axpby(st.out.stat, w, gg, beta_pc);
       }
       if (st.in.on) {
-        e["R_cond"] = st.in.cond;
-        e["R_rms"] = tensor_rms(ops, st.in.stat);
+        Tensor gg = scratch_view(sq1_, Shape{n, n});
+        ops.matmul(gg, p.grad, true, p.grad, false);
+        ops.axpby(st.in.stat, w, gg, beta_pc);
       }
-      precond[st.name] = e;
+
+      // 3. spectral decomposition every T steps (the first included)
+      for (Factor* f : {&st.out, &st.in}) {
+        if (!f->on) continue;
+        if (t_ == 0) {  // a failed first eigh then leaves the identity basis (plain Muon)
+          ops.fill(f->basis, 0.0);
+          ops.add_to_diagonal(f->basis, 1.0);
+          ops.fill(f->scaling, 1.0);
+        }
+        if (do_refresh) refresh(ops, *f);
+      }
+
+      // 4. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R), the last product landing in the stack
+      const Tensor dst = slot(j);
+      if (st.out.on) {
+        Tensor d = st.in.on ? other(cur) : dst;
+        ops.matmul(d, st.out.basis, true, cur, false);
+        cur = d;
+      }
+      if (st.in.on) {
+        ops.matmul(dst, cur, false, st.in.basis, false);
+        cur = dst;
+      }
+      if (cur.data != dst.data) ops.copy(dst, cur);
+      ops.scale_rows_cols(dst, dst, st.out.on ? st.out.scaling : Tensor{},
+                          st.in.on ? st.in.scaling : Tensor{});
     }
-    apply_matrix_update(ops, p.weight, cur, s.lr, weight_decay, sc);
+
+    // Phase 2: orthogonalise the whole shape group in the whitened frame; γ_j = ‖M̄_j‖_F².
+    const Tensor stack = stack_.slice(0, Shape{batch, m, n});
+    ortho_.run(ops, stack, stack);
+    const Tensor gssq = gamma_ssq_.slice(0, Shape{batch});
+    if (grafting) ops.sum_squares_batched(gssq, stack);
+
+    // Phase 3, per matrix: un-whiten, graft, update.
+    const double sc = update_scale(scale, m, n);
+    for (int64_t j = 0; j < batch; j++) {
+      Param& p = *params[grp.index[size_t(j)]];
+      State& st = st_[grp.index[size_t(j)]];
+      const Tensor sl = st.out.on ? st.out.scaling : Tensor{};
+      const Tensor sr = st.in.on ? st.in.scaling : Tensor{};
+      // 6. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
+      Tensor cur = slot(j);
+      ops.scale_rows_cols(cur, cur, sl, sr);
+      if (st.out.on) {
+        ops.matmul(S1, st.out.basis, false, cur, false);
+        cur = S1;
+      }
+      if (st.in.on) {
+        Tensor d = other(cur);
+        ops.matmul(d, cur, false, st.in.basis, true);
+        cur = d;
+      }
+      // 7. grafting: Muon's magnitude γ in the original frame (U kept when ‖U‖ = 0 / not finite)
+      if (grafting) {
+        const Tensor ussq = u_ssq_.slice(j, Shape{1});
+        ops.sum_squares_batched(ussq, cur);
+        ops.scale_by_ratio(cur, gssq.slice(j, Shape{1}), ussq, 0.5, 1.0, 1.0, 0.0);
+      }
+      // 8. W ← W(1 − lr·wd) − lr·scale·U
+      if (s.diagnostics) {  // host values on logging steps only
+        rms.add(sc * sc * ops.sum_squares(cur), cur.numel());
+        json e = json::object();
+        if (st.out.on) {
+          e["L_cond"] = st.out.cond;
+          e["L_rms"] = tensor_rms(ops, st.out.stat);
+        }
+        if (st.in.on) {
+          e["R_cond"] = st.in.cond;
+          e["R_rms"] = tensor_rms(ops, st.in.stat);
+        }
+        precond[st.name] = e;
+      }
+      apply_matrix_update(ops, p.weight, cur, s.lr, weight_decay, sc);
+    }
   }
   t_++;
   if (s.diagnostics) {

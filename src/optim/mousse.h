@@ -17,6 +17,8 @@ namespace mousse {
 //   W ← W(1 − lr·wd) − lr·scale(m, n)·U
 // Whitening side: "both", "output" (L only, m×m), "input" (R only, n×n), "smaller" (the side
 // with the smaller dimension; "output" on square matrices). See docs/optimizers.md.
+// Matrices of one shape share one batched Newton–Schulz: their whitened momenta are stacked
+// into a [batch, m, n] buffer. Norms (trace normalisation, γ, ‖U‖) stay on the device.
 class Mousse : public Optimizer {
  public:
   enum class Side { both, output, input, smaller };
@@ -50,11 +52,18 @@ class Mousse : public Optimizer {
     Tensor m;
     Factor out, in;  // L (output side, m×m) and R (input side, n×n)
   };
+  struct Group {  // the matrices of one shape
+    int64_t rows = 0, cols = 0;
+    std::vector<size_t> index;
+  };
   void refresh(Ops& ops, Factor& f);
 
   Orthogonalizer ortho_;
   std::vector<State> st_;
+  std::vector<Group> groups_;
   Tensor s1_, s2_, sq1_, sq2_, lam_;  // scratch
+  Tensor stack_;                      // [batch · m · n] whitened momenta of the largest group
+  Tensor gamma_ssq_, u_ssq_, tr_;     // device scalars: ‖M̄_j‖², ‖U_j‖², tr(F)
   int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)
   int64_t failures_ = 0;
   double eigh_seconds_total_ = 0.0, eigh_seconds_window_ = 0.0;

@@ -1,5 +1,6 @@
 #include "optim/muon.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace mousse {
@@ -25,35 +26,52 @@ std::string Muon::describe() const {
 
 void Muon::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   m_.resize(params.size());
-  int64_t max_numel = 0;
+  groups_.clear();
+  int64_t max_stack = 0;
   DType dt = DType::f32;
   for (size_t i = 0; i < params.size(); i++) {
     const Param& p = *params[i];
     MOUSSE_CHECK(p.weight.shape.ndim == 2, "muon: ", p.name, " is not a matrix");
     arena.reserve(m_[i], "optimizer", "muon.m." + p.name, p.weight.dtype, p.weight.shape);
-    max_numel = std::max(max_numel, p.weight.numel());
-    ortho_.plan(1, p.rows, p.cols);
     dt = p.weight.dtype;
+    const int64_t r = p.weight.shape[0], c = p.weight.shape[1];
+    auto g = std::find_if(groups_.begin(), groups_.end(),
+                          [&](const Group& x) { return x.rows == r && x.cols == c; });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{r, c, {}});
+    g->index.push_back(i);
   }
-  if (max_numel == 0) return;
-  arena.reserve(s1_, "optimizer_scratch", "muon.scratch1", dt, Shape{max_numel});
-  arena.reserve(s2_, "optimizer_scratch", "muon.scratch2", dt, Shape{max_numel});
+  for (const Group& g : groups_) {
+    const int64_t b = int64_t(g.index.size());
+    ortho_.plan(b, g.rows, g.cols);
+    max_stack = std::max(max_stack, b * g.rows * g.cols);
+  }
+  if (max_stack == 0) return;
+  arena.reserve(stack_, "optimizer_scratch", "muon.stack", dt, Shape{max_stack});
   ortho_.reserve(arena, "muon", dt);
 }
 
 void Muon::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
   MOUSSE_CHECK(params.size() == m_.size(), "Muon: params changed since reserve_state");
   RmsAccumulator rms;
-  for (size_t i = 0; i < params.size(); i++) {
-    Param& p = *params[i];
-    const Shape sh = p.weight.shape;
-    Tensor meff = momentum_update(ops, m_[i], p.grad, momentum, nesterov, s.grad_scale,
-                                  scratch_view(s1_, sh));
-    Tensor u = scratch_view(s2_, sh);
-    ortho_.run(ops, u, meff);
-    const double sc = update_scale(scale, p.rows, p.cols);
-    if (s.diagnostics) rms.add(sc * sc * ops.sum_squares(u), u.numel());
-    apply_matrix_update(ops, p.weight, u, s.lr, weight_decay, sc);
+  for (const Group& g : groups_) {
+    const int64_t b = int64_t(g.index.size()), mn = g.rows * g.cols;
+    const Shape sh{g.rows, g.cols};
+    Tensor stack = stack_.slice(0, Shape{b, g.rows, g.cols});
+    for (int64_t j = 0; j < b; j++) {  // M ← βM + G; M_eff into the stack
+      Param& p = *params[g.index[size_t(j)]];
+      const Tensor slot = stack_.slice(j * mn, sh);
+      Tensor meff = momentum_update(ops, m_[g.index[size_t(j)]], p.grad, momentum, nesterov,
+                                    s.grad_scale, slot);
+      if (meff.data != slot.data) ops.copy(slot, meff);
+    }
+    ortho_.run(ops, stack, stack);  // one batched Newton–Schulz for the shape
+    const double sc = update_scale(scale, g.rows, g.cols);
+    for (int64_t j = 0; j < b; j++) {
+      Param& p = *params[g.index[size_t(j)]];
+      const Tensor u = stack_.slice(j * mn, sh);
+      if (s.diagnostics) rms.add(sc * sc * ops.sum_squares(u), u.numel());  // logging steps only
+      apply_matrix_update(ops, p.weight, u, s.lr, weight_decay, sc);
+    }
   }
   if (s.diagnostics) diag_ = json{{"update_rms", rms.rms()}};
 }

@@ -10,7 +10,9 @@ namespace mousse {
 //   U = orthogonalise(M_eff)          (NS5 by default; Polar Express or exact polar optional)
 //   W ← W(1 − lr·wd) − lr·scale(out, in)·U
 // Config keys: momentum (0.95), nesterov (true, as Dion's script), orthogonalizer ("ns5"),
-// ns_steps (5), update_scale ("sqrt_out_in"), weight_decay (0.01).
+// ns_steps (5), ns_dtype ("auto"), update_scale ("sqrt_out_in"), weight_decay (0.01).
+// Matrices of the same shape are orthogonalised together: their M_eff are stacked into one
+// [batch, m, n] buffer and Newton–Schulz runs once per shape with batched GEMMs.
 class Muon : public Optimizer {
  public:
   explicit Muon(const ConfigNode& node);
@@ -25,9 +27,14 @@ class Muon : public Optimizer {
   UpdateScale scale = UpdateScale::sqrt_out_in;
 
  private:
+  struct Group {                  // the matrices of one shape
+    int64_t rows = 0, cols = 0;
+    std::vector<size_t> index;    // into params
+  };
   Orthogonalizer ortho_;
   std::vector<Tensor> m_;    // momentum per matrix
-  Tensor s1_, s2_;           // scratch, sized for the largest matrix
+  std::vector<Group> groups_;
+  Tensor stack_;             // scratch [batch · m · n] for the largest group
   json diag_ = json::object();
 };
 

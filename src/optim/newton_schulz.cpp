@@ -22,9 +22,11 @@ const QuinticCoeffs kNs5 = {3.4445, -4.7750, 2.0315};
 }  // namespace
 
 std::string OrthoOptions::describe() const {
+  const std::string d = dtype == OrthoDtype::bf16 ? ", bf16" : dtype == OrthoDtype::param ? ", param dtype" : "";
   switch (kind) {
-    case OrthoKind::ns5: return "ns5 (" + std::to_string(steps) + " steps)";
-    case OrthoKind::polar_express: return "polar_express (" + std::to_string(steps) + " steps)";
+    case OrthoKind::ns5: return "ns5 (" + std::to_string(steps) + " steps" + d + ")";
+    case OrthoKind::polar_express:
+      return "polar_express (" + std::to_string(steps) + " steps" + d + ")";
     case OrthoKind::exact: return "exact polar (eigh)";
   }
   return "?";
@@ -38,6 +40,8 @@ OrthoOptions parse_ortho_options(const ConfigNode& node) {
   const int64_t steps = node.integer("ns_steps", 5);
   if (steps < 1 || steps > 100) node.error("ns_steps", "must be in [1, 100]");
   o.steps = int(steps);
+  const std::string d = node.choice("ns_dtype", "auto", {"auto", "param", "bf16"});
+  o.dtype = d == "bf16" ? OrthoDtype::bf16 : d == "param" ? OrthoDtype::param : OrthoDtype::automatic;
   return o;
 }
 
@@ -61,15 +65,25 @@ void Orthogonalizer::plan(int64_t batch, int64_t rows, int64_t cols) {
   need_x_ = std::max(need_x_, batch * k * K);
   need_a_ = std::max(need_a_, batch * k * k);
   need_k_ = std::max(need_k_, k);
+  need_batch_ = std::max(need_batch_, batch);
 }
 
 void Orthogonalizer::reserve(Arena& arena, const std::string& prefix, DType dt) {
   if (need_x_ == 0) return;
+  const bool bf16 = opt_.kind != OrthoKind::exact &&
+                    (opt_.dtype == OrthoDtype::bf16 ||
+                     (opt_.dtype == OrthoDtype::automatic && arena.device() == Device::cuda));
+  MOUSSE_CHECK(!bf16 || arena.device() == Device::cuda,
+               "ns_dtype 'bf16' needs the CUDA backend (the CPU computes in f32/f64)");
+  work_dt_ = bf16 ? DType::bf16 : dt;
+  const DType wdt = work_dt_;
   const std::string c = "optimizer_scratch";
-  arena.reserve(x_, c, prefix + ".ns.x", dt, Shape{need_x_});
-  arena.reserve(xn_, c, prefix + ".ns.x_next", dt, Shape{need_x_});
-  arena.reserve(a_, c, prefix + ".ns.a", dt, Shape{need_a_});
-  arena.reserve(b_, c, prefix + ".ns.b", dt, Shape{need_a_});
+  arena.reserve(x_, c, prefix + ".ns.x", wdt, Shape{need_x_});
+  arena.reserve(xn_, c, prefix + ".ns.x_next", wdt, Shape{need_x_});
+  arena.reserve(a_, c, prefix + ".ns.a", wdt, Shape{need_a_});
+  arena.reserve(b_, c, prefix + ".ns.b", wdt, Shape{need_a_});
+  // squared norms: f32 next to bf16 work, else the parameter dtype
+  arena.reserve(ssq_, c, prefix + ".ns.sum_squares", bf16 ? DType::f32 : dt, Shape{need_batch_});
   if (opt_.kind == OrthoKind::exact) {
     arena.reserve(evals_, c, prefix + ".ns.evals", dt, Shape{need_k_});
     arena.reserve(inv_sqrt_, c, prefix + ".ns.inv_sqrt", dt, Shape{need_k_});
@@ -81,6 +95,52 @@ void Orthogonalizer::run(Ops& ops, const Tensor& out, const Tensor& in) {
                in.shape.str());
   MOUSSE_CHECK(out.numel() == in.numel() && out.cols() == in.cols(), "orthogonalize: out ",
                out.shape.str(), " vs in ", in.shape.str());
+  if (opt_.kind == OrthoKind::exact) return run_exact(ops, out, in);
+  const int64_t batch = in.shape.ndim == 3 ? in.shape[0] : 1;
+  const int64_t rows = in.shape[-2], cols = in.shape[-1];
+  const bool tall = rows > cols;
+  const int64_t k = tall ? cols : rows;  // the Gram side
+  MOUSSE_CHECK(batch * rows * cols <= need_x_ && batch * k * k <= need_a_ && batch <= need_batch_,
+               "orthogonalize: workspace planned too small for ", in.shape.str());
+
+  Tensor X = x_.slice(0, Shape{batch, rows, cols});
+  Tensor Xn = xn_.slice(0, Shape{batch, rows, cols});
+  Tensor A = a_.slice(0, Shape{batch, k, k});
+  Tensor B = b_.slice(0, Shape{batch, k, k});
+  Tensor ssq = ssq_.slice(0, Shape{batch});
+
+  // X ← in / (scale·‖in‖_F + eps), per matrix, without leaving the device.
+  double nscale, neps;
+  ortho_normalisation(opt_.kind, &nscale, &neps);
+  ops.sum_squares_batched(ssq, in);
+  ops.copy(X, in);
+  ops.scale_by_ratio(X, Tensor{}, ssq, 0.5, 1.0, nscale, neps);
+
+  for (int s = 0; s < opt_.steps; s++) {
+    const QuinticCoeffs q = ortho_coefficients(opt_.kind, s);
+    // wide: A = XXᵀ, X ← aX + BX;  tall: A = XᵀX, X ← aX + XB
+    if (batch == 1) {
+      Tensor x = X.view(Shape{rows, cols}), xn = Xn.view(Shape{rows, cols});
+      Tensor a = A.view(Shape{k, k}), b = B.view(Shape{k, k});
+      ops.matmul(a, x, tall, x, !tall);
+      ops.matmul(b, a, false, a, false);  // A²
+      ops.axpby(b, q.b, a, q.c);          // B = bA + cA²
+      if (tall) ops.matmul(xn, x, false, b, false);
+      else ops.matmul(xn, b, false, x, false);
+    } else {
+      ops.matmul_batched(A, X, tall, X, !tall);
+      ops.matmul_batched(B, A, false, A, false);
+      ops.axpby(B, q.b, A, q.c);
+      if (tall) ops.matmul_batched(Xn, X, false, B, false);
+      else ops.matmul_batched(Xn, B, false, X, false);
+    }
+    ops.axpby(Xn, q.a, X, 1.0);  // X ← aX + BX
+    std::swap(X, Xn);
+  }
+  ops.copy(out, X);
+}
+
+void Orthogonalizer::run_exact(Ops& ops, const Tensor& out, const Tensor& in) {
   const int64_t batch = in.shape.ndim == 3 ? in.shape[0] : 1;
   const int64_t rows = in.shape[-2], cols = in.shape[-1];
   const bool tall = rows > cols;
@@ -102,51 +162,23 @@ void Orthogonalizer::run(Ops& ops, const Tensor& out, const Tensor& in) {
     else ops.copy(mat(X, i, k, K), mat(in, i, rows, cols));
   }
 
-  if (opt_.kind == OrthoKind::exact) {
-    // polar(X) = (XXᵀ)^(-1/2) X = V diag(d) Vᵀ X, d_i = λ_i^(-1/2) (0 on the numerical null space).
-    const double rel = X.dtype == DType::f64 ? 1e-13 : 1e-6;
-    Tensor lam = evals_.slice(0, Shape{k}), d = inv_sqrt_.slice(0, Shape{k});
-    for (int64_t i = 0; i < batch; i++) {
-      Tensor x = mat(X, i, k, K), xn = mat(Xn, i, k, K), a = mat(A, i, k, k), v = mat(B, i, k, k);
-      ops.matmul(a, x, false, x, true);
-      if (ops.eigh(v, lam, a) != 0)
-        fail("orthogonalizer 'exact': the eigendecomposition of XXᵀ failed (non-finite input?)");
-      std::vector<double> l = read_vector(ops, lam);
-      double lmax = 0;
-      for (double e : l) lmax = std::max(lmax, std::fabs(e));
-      const double tol = lmax * rel * double(k);
-      for (double& e : l) e = (e > tol && e > 0) ? 1.0 / std::sqrt(e) : 0.0;
-      write_vector(ops, d, l);
-      ops.matmul(xn, v, true, x, false);  // Vᵀ X
-      ops.scale_rows_cols(xn, xn, d, Tensor{});
-      ops.matmul(x, v, false, xn, false);  // V diag(d) Vᵀ X
-    }
-  } else {
-    double nscale, neps;
-    ortho_normalisation(opt_.kind, &nscale, &neps);
-    for (int64_t i = 0; i < batch; i++) {
-      Tensor x = mat(X, i, k, K);
-      const double nrm = frobenius(ops, x);
-      ops.scale(x, 1.0 / (nscale * nrm + neps));
-    }
-    for (int s = 0; s < opt_.steps; s++) {
-      const QuinticCoeffs q = ortho_coefficients(opt_.kind, s);
-      if (batch == 1) {
-        Tensor x = X.view(Shape{k, K}), xn = Xn.view(Shape{k, K});
-        Tensor a = A.view(Shape{k, k}), b = B.view(Shape{k, k});
-        ops.matmul(a, x, false, x, true);   // A = XXᵀ
-        ops.matmul(b, a, false, a, false);  // A²
-        ops.axpby(b, q.b, a, q.c);          // B = bA + cA²
-        ops.matmul(xn, b, false, x, false); // BX
-      } else {
-        ops.matmul_batched(A, X, false, X, true);
-        ops.matmul_batched(B, A, false, A, false);
-        ops.axpby(B, q.b, A, q.c);
-        ops.matmul_batched(Xn, B, false, X, false);
-      }
-      ops.axpby(Xn, q.a, X, 1.0);  // X ← aX + BX
-      std::swap(X, Xn);
-    }
+  // polar(X) = (XXᵀ)^(-1/2) X = V diag(d) Vᵀ X, d_i = λ_i^(-1/2) (0 on the numerical null space).
+  const double rel = X.dtype == DType::f64 ? 1e-13 : 1e-6;
+  Tensor lam = evals_.slice(0, Shape{k}), d = inv_sqrt_.slice(0, Shape{k});
+  for (int64_t i = 0; i < batch; i++) {
+    Tensor x = mat(X, i, k, K), xn = mat(Xn, i, k, K), a = mat(A, i, k, k), v = mat(B, i, k, k);
+    ops.matmul(a, x, false, x, true);
+    if (ops.eigh(v, lam, a) != 0)
+      fail("orthogonalizer 'exact': the eigendecomposition of XXᵀ failed (non-finite input?)");
+    std::vector<double> l = read_vector(ops, lam);
+    double lmax = 0;
+    for (double e : l) lmax = std::max(lmax, std::fabs(e));
+    const double tol = lmax * rel * double(k);
+    for (double& e : l) e = (e > tol && e > 0) ? 1.0 / std::sqrt(e) : 0.0;
+    write_vector(ops, d, l);
+    ops.matmul(xn, v, true, x, false);  // Vᵀ X
+    ops.scale_rows_cols(xn, xn, d, Tensor{});
+    ops.matmul(x, v, false, xn, false);  // V diag(d) Vᵀ X
   }
 
   for (int64_t i = 0; i < batch; i++) {

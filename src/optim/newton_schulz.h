@@ -16,6 +16,14 @@
 //
 // The workspace comes from the arena (category "optimizer_scratch"), sized up front for the
 // largest batch × shape planned; run() allocates nothing on the device.
+//
+// Working precision ("ns_dtype"): "auto" (default) runs NS5 / Polar Express in bf16 on a CUDA
+// arena (the design's choice: tensor-core GEMMs) and in the parameter dtype elsewhere;
+// "param" always uses the parameter dtype (the f32 GPU-vs-CPU tests); "bf16" forces bf16 (CUDA
+// only: the CPU backend has no bf16). "exact" always uses the parameter dtype.
+// No host synchronisation: the Frobenius pre-normalisation is computed on the device
+// (sum_squares_batched) and applied by scale_by_ratio. A tall matrix (rows > cols) iterates on
+// its Gram side (A = XᵀX, X ← aX + XB), which equals transposing, NS, transposing back.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,13 +35,16 @@
 namespace mousse {
 
 enum class OrthoKind { ns5, polar_express, exact };
+enum class OrthoDtype { automatic, param, bf16 };
 
 struct OrthoOptions {
   OrthoKind kind = OrthoKind::ns5;
   int steps = 5;
-  std::string describe() const;  // "ns5 (5 steps)"
+  OrthoDtype dtype = OrthoDtype::automatic;
+  std::string describe() const;  // "ns5 (5 steps)", "ns5 (5 steps, bf16)"
 };
-// Reads "orthogonalizer" ("ns5" | "polar_express" | "exact") and "ns_steps" (>= 1).
+// Reads "orthogonalizer" ("ns5" | "polar_express" | "exact"), "ns_steps" (>= 1) and "ns_dtype"
+// ("auto" | "param" | "bf16").
 OrthoOptions parse_ortho_options(const ConfigNode& node);
 
 // The NS5 coefficients and the Polar Express schedule (exposed for tests).
@@ -51,8 +62,10 @@ class Orthogonalizer {
 
   // Declares a shape the workspace must hold (call once per distinct use, before reserve()).
   void plan(int64_t batch, int64_t rows, int64_t cols);
-  // Reserves the workspace in `arena` (category "optimizer_scratch", names prefix + ".ns.*").
+  // Reserves the workspace in `arena` (category "optimizer_scratch", names prefix + ".ns.*");
+  // dt is the parameter dtype (the working dtype follows options().dtype and the arena's device).
   void reserve(Arena& arena, const std::string& prefix, DType dt);
+  DType work_dtype() const { return work_dt_; }
 
   // out (=) orthogonalise(in). in/out are [rows, cols] or [batch, rows, cols] (each matrix
   // independently); out may alias in.
@@ -60,8 +73,11 @@ class Orthogonalizer {
 
  private:
   OrthoOptions opt_;
-  int64_t need_x_ = 0, need_a_ = 0, need_k_ = 0;
+  void run_exact(Ops& ops, const Tensor& out, const Tensor& in);
+  int64_t need_x_ = 0, need_a_ = 0, need_k_ = 0, need_batch_ = 0;
+  DType work_dt_ = DType::f32;
   Tensor x_, xn_, a_, b_, evals_, inv_sqrt_;  // flat workspaces
+  Tensor ssq_;                                // [batch] squared norms (device scalars)
   std::vector<double> host_;                  // host copy of eigenvalues (exact mode)
 };
 

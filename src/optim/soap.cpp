@@ -64,6 +64,7 @@ void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   const std::string c = "optimizer_scratch";
   arena.reserve(s1_, c, "soap.scratch1", dt, Shape{max_mn});
   arena.reserve(s2_, c, "soap.scratch2", dt, Shape{max_mn});
+  arena.reserve(ssq_, c, "soap.sum_squares", dt, Shape{1});
   if (max_d > 0) {
     arena.reserve(sq1_, c, "soap.scratch_sq1", dt, Shape{max_d * max_d});
     arena.reserve(sq2_, c, "soap.scratch_sq2", dt, Shape{max_d * max_d});
@@ -163,12 +164,14 @@ void Soap::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
       ops.ema_square(st.v, S1, beta2);
       ops.adam_direction(S1, st.m, st.v, eps, 1.0, 1.0);  // m / (sqrt(v) + eps)
       rotate(ops, S1, S1, st, true);  // N = Q_L (...) Q_Rᵀ, back in the parameter space
-      double ssq = (normalize_grads || s.diagnostics) ? ops.sum_squares(S1) : 0.0;
-      double mult = 1.0;
-      if (normalize_grads) mult = 1.0 / (1e-30 + std::sqrt(ssq / double(S1.numel())));
-      if (s.diagnostics) rms.add(ssq * mult * mult * (step_size / s.lr) * (step_size / s.lr),
-                                 S1.numel());
-      ops.axpby(p.weight, -step_size * mult, S1, 1.0);
+      if (normalize_grads) {  // N ← N / (RMS(N) + 1e-30), the norm staying on the device
+        const double sqn = std::sqrt(double(S1.numel()));
+        ops.sum_squares_batched(ssq_, S1);
+        ops.scale_by_ratio(S1, Tensor{}, ssq_, 0.5, sqn, 1.0, 1e-30 * sqn);
+      }
+      if (s.diagnostics)  // host value on logging steps only
+        rms.add(ops.sum_squares(S1) * (step_size / s.lr) * (step_size / s.lr), S1.numel());
+      ops.axpby(p.weight, -step_size, S1, 1.0);
       if (weight_decay > 0) ops.scale(p.weight, 1.0 - s.lr * weight_decay);
     }
     // update the preconditioner: exp_avg leaves the old basis first when the basis changes

@@ -209,3 +209,50 @@ TEST_CASE("cpu transpose and gathers", "[backend][cpu]") {
   Buf<double> gc_bad(Shape{m, 5});
   CHECK_THROWS_WITH(ops->gather_columns(gc_bad, x, cols), Contains("gather_columns"));
 }
+
+TEST_CASE("cpu device scalars: sum_squares_batched, trace_to, scale_by_ratio", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(91);
+  const int64_t B = 3, R = 4, C = 5;
+  auto x = randn(Shape{B, R, C}, rng);
+  Buf<double> ss(Shape{B});
+  ops->sum_squares_batched(ss, x);
+  for (int64_t b = 0; b < B; b++) {
+    double s = 0;
+    for (int64_t i = 0; i < R * C; i++) s += x[size_t(b * R * C + i)] * x[size_t(b * R * C + i)];
+    CHECK(ss[size_t(b)] == Approx(s).epsilon(1e-14));
+  }
+  Buf<double> one(Shape{1});  // one slice: exactly sum_squares()
+  ops->sum_squares_batched(one, x);
+  CHECK(one[0] == ops->sum_squares(x));
+  Buf<float> ssf(Shape{B});
+  ops->sum_squares_batched(ssf, cast<float>(x));
+  CHECK(rel_err(ssf.v, ss.v) < kF32Tol);
+  Buf<double> bad(Shape{7});
+  CHECK_THROWS_WITH(ops->sum_squares_batched(bad, x), Contains("sum_squares_batched"));
+
+  auto a = randn(Shape{C, C}, rng);
+  Buf<double> tr(Shape{1});
+  ops->trace_to(tr, a);
+  CHECK(tr[0] == ops->trace(a));
+
+  // x_b *= c · sqrt(num_b) / (alpha · sqrt(den_b) + eps), power 0.5
+  Buf<double> num(Shape{B}), den(Shape{B});
+  num.v = {4.0, 9.0, 1.0};
+  den.v = {1.0, 0.0, 16.0};
+  auto y = x;
+  ops->scale_by_ratio(y, num, den, 0.5, 2.0, 3.0, 0.5);
+  const double f[3] = {2.0 * 2.0 / (3.0 + 0.5), 2.0 * 3.0 / 0.5, 2.0 * 1.0 / (12.0 + 0.5)};
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t i = 0; i < R * C; i++)
+      CHECK(y[size_t(b * R * C + i)] == Approx(x[size_t(b * R * C + i)] * f[b]).epsilon(1e-14));
+  // power 1, no numerator; a zero denominator leaves the slice unchanged
+  y = x;
+  den.v = {2.0, 0.0, -1.0};
+  ops->scale_by_ratio(y, Tensor{}, den, 1.0, 4.0, 1.0, 0.0);
+  for (int64_t i = 0; i < R * C; i++) {
+    CHECK(y[size_t(i)] == Approx(x[size_t(i)] * 2.0).epsilon(1e-14));
+    CHECK(y[size_t(R * C + i)] == x[size_t(R * C + i)]);
+    CHECK(y[size_t(2 * R * C + i)] == x[size_t(2 * R * C + i)]);
+  }
+}

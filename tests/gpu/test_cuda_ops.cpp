@@ -491,6 +491,45 @@ TEST_CASE("cuda eigh (row-major, eigenvectors in columns) and qr_orthonormal", "
     }
 }
 
+TEST_CASE("cuda device scalars: sum_squares_batched, trace_to, scale_by_ratio", "[gpu]") {
+  for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+    const int64_t B = 5, R = 70, C = 300;  // several blocks per slice
+    auto x = maybe_round(randn(B * R * C, 400), dt);
+    auto sq = randn(33 * 33, 401);
+    const DType sdt = dt == DType::f64 ? DType::f64 : DType::f32;
+    auto run = [&](Ops& o, DType d, DType xd) {
+      DevTensor X = make(o, xd, {B, R, C}, x), S(o, sdt, {B});
+      DevTensor One(o, S->dtype, {1}), A = make(o, d, {33, 33}, sq), Tr(o, S->dtype, {1});
+      o.sum_squares_batched(*S, *X);
+      o.sum_squares_batched(*One, *X);
+      o.trace_to(*Tr, *A);
+      // normalise every slice (NS form), then graft slice norms back (power 0.5, with num)
+      DevTensor Y = make(o, xd, {B, R, C}, x);
+      o.scale_by_ratio(*Y, Tensor{}, *S, 0.5, 1.0, 1.02, 1e-6);
+      DevTensor Z = make(o, xd, {B, R, C}, x), S2(o, S->dtype, {B});
+      o.fill(*S2, 4.0);
+      o.scale_by_ratio(*Z, *S2, *S, 0.5, 0.5, 1.0, 0.0);
+      DevTensor W = make(o, d, {33, 33}, sq);
+      o.scale_by_ratio(*W, Tensor{}, *Tr, 1.0, 33.0, 1.0, 1e-5);  // trace normalisation
+      return Outs{download(o, *S), download(o, *One), download(o, *Tr), download(o, *Y),
+                  download(o, *Z), download(o, *W)};
+    };
+    // The CPU has no bf16: it gets the same (rounded) values in f32.
+    const DType cd = dt == DType::f64 ? DType::f64 : DType::f32;
+    const Outs want = run(cpu(), cd, cd);
+    const Outs got = run(gpu(), dt == DType::bf16 ? DType::f32 : dt, dt);
+    expect_all_close(got, want, dt == DType::bf16 ? 1e-2 : (dt == DType::f64 ? 1e-12 : 1e-5),
+                     std::string("device scalars [") + dtype_name(dt) + "]");
+  }
+  {  // a zero slice: the denominator 0 leaves it unchanged (grafting guard), no NaN
+    Ops& o = gpu();
+    DevTensor X = make_zero(o, DType::f32, {2, 8}), S(o, DType::f32, {2});
+    o.sum_squares_batched(*S, *X);
+    o.scale_by_ratio(*X, *S, *S, 0.5, 1.0, 1.0, 0.0);
+    for (double v : download(o, *X)) CHECK(v == 0.0);
+  }
+}
+
 int main(int argc, char* argv[]) {
   if (!cuda_available()) {
     const size_t n = Catch::getRegistryHub().getTestCaseRegistry().getAllTests().size();

@@ -17,7 +17,8 @@
 //                        backward recomputes P)
 //   cpu_classifier.cpp   fused softmax cross-entropy
 //   cpu_embedding.cpp    token embedding
-//   cpu_optim.cpp        adamw, lion, ema_square, adam_direction
+//   cpu_optim.cpp        adamw, lion, ema_square, adam_direction, sum_squares_batched,
+//                        trace_to, scale_by_ratio (device scalars)
 //   cpu_linalg.cpp       eigh, qr_orthonormal, scale_rows_cols, pow_clamped, diagonal, trace,
 //                        transpose, gather_rows / gather_columns
 #include "backend/ops.h"
@@ -87,6 +88,10 @@ class CpuOps final : public Ops {
   void ema_square(const Tensor& v, const Tensor& x, double beta) override;
   void adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
                       double bias_correction1, double bias_correction2) override;
+  void sum_squares_batched(const Tensor& out, const Tensor& x) override;
+  void trace_to(const Tensor& out, const Tensor& a) override;
+  void scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
+                      double c, double alpha, double eps) override;
 };
 
 }  // namespace mousse

@@ -1,7 +1,9 @@
 // Elementwise optimizer updates: AdamW, Lion, and the pieces SOAP-style optimizers compose
 // (second-moment EMA, Adam direction). Arithmetic in double, each result rounded once to the
 // state dtype.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
@@ -126,6 +128,100 @@ void CpuOps::adam_direction(const Tensor& out, const Tensor& m, const Tensor& v,
     for (int64_t i = 0; i < n; i++)
       po[i] = T((double(pm[i]) / bias_correction1) /
                 (std::sqrt(double(pv[i]) / bias_correction2) + eps));
+  });
+}
+
+}  // namespace mousse
+
+// ---------------------------------------------------------------- device scalars (ops.h)
+namespace mousse {
+
+using namespace cpu;
+
+namespace {
+// Sum of squares of x[0, n) in double with the fixed 4096-element blocking of sum_squares
+// (cpu_elementwise.cpp), so one slice gives exactly ops.sum_squares().
+template <class T>
+double slice_sum_squares(const T* x, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  double total = 0.0;
+  for (int64_t b = 0; b * kBlock < n; b++) {
+    double s = 0.0;
+    const int64_t end = std::min(n, (b + 1) * kBlock);
+    for (int64_t i = b * kBlock; i < end; i++) s += double(x[i]) * double(x[i]);
+    total += s;
+  }
+  return total;
+}
+}  // namespace
+
+void CpuOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
+  const char* op = "sum_squares_batched";
+  check_float(op, "out", out);
+  check_float(op, "x", x);
+  const int64_t k = out.numel();
+  if (k == 0 || x.numel() % k != 0)
+    fail(op, ": x ", x.shape.str(), " does not split into out.numel() = ", k, " slices");
+  const int64_t len = x.numel() / k;
+  std::vector<double> r(size_t(k), 0.0);
+  dispatch_float(op, x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = x.ptr<T>();
+#pragma omp parallel for schedule(static) if (x.numel() >= kParallelMin && k > 1)
+    for (int64_t b = 0; b < k; b++) r[size_t(b)] = slice_sum_squares(p + b * len, len);
+  });
+  dispatch_float(op, out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* o = out.ptr<T>();
+    for (int64_t b = 0; b < k; b++) o[b] = T(r[size_t(b)]);
+  });
+}
+
+void CpuOps::trace_to(const Tensor& out, const Tensor& a) {
+  const char* op = "trace_to";
+  check_float(op, "out", out);
+  check_numel(op, "out", out, 1, "one scalar");
+  const double t = trace(a);
+  dispatch_float(op, out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    out.ptr<T>()[0] = T(t);
+  });
+}
+
+void CpuOps::scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
+                            double c, double alpha, double eps) {
+  const char* op = "scale_by_ratio";
+  check_float(op, "x", x);
+  check_float(op, "den", den);
+  const int64_t k = den.numel();
+  if (k == 0 || x.numel() % k != 0)
+    fail(op, ": x ", x.shape.str(), " does not split into den.numel() = ", k, " slices");
+  if (num.defined()) {
+    check_dtype(op, "num", num, "den", den);
+    check_same_numel(op, "num", num, "den", den);
+  }
+  const int64_t len = x.numel() / k;
+  std::vector<double> f(size_t(k), 1.0);
+  dispatch_float(op, den.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* d = den.ptr<T>();
+    const T* nu = num.defined() ? num.ptr<T>() : nullptr;
+    for (int64_t b = 0; b < k; b++) {
+      auto pw = [&](double v) {
+        return power == 1.0 ? v : power == 0.5 ? std::sqrt(v) : std::pow(v, power);
+      };
+      const double dv = pw(double(d[b]));
+      const double denom = alpha * dv + eps;
+      if (!(denom > 0.0) || !std::isfinite(denom)) continue;
+      const double nv = nu ? pw(double(nu[b])) : 1.0;
+      f[size_t(b)] = c * nv / denom;
+    }
+  });
+  dispatch_float(op, x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = x.ptr<T>();
+#pragma omp parallel for schedule(static) if (x.numel() >= kParallelMin)
+    for (int64_t i = 0; i < x.numel(); i++) p[i] = T(double(p[i]) * f[size_t(i / len)]);
   });
 }
 

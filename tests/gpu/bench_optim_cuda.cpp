@@ -1,0 +1,147 @@
+// bench-optim-cuda: the matrix optimizers' step time on the CUDA backend at the real matrix
+// shapes of the 162m (12 layers, C = 768) and 834m (24 layers, C = 1536) presets: per layer
+// attn.{q,k,v,o} C×C, mlp.fc 4C×C, mlp.proj C×4C. No model: random gradients, f32 master
+// weights / state as in training.
+//
+// Per optimizer: the plain step (no preconditioner work), the refresh step (Mousse's
+// eigendecompositions, SOAP's QR refresh; its first call's eigh is reported separately as
+// "init"), the amortised step at update_interval 10 (the mean over 10 consecutive steps, one
+// refresh included), and the optimizer state bytes (arena category "optimizer") and scratch
+// ("optimizer_scratch"). With a full-step time (ms) given, Mousse's amortised overhead over Muon
+// is also printed as a fraction of it.
+//
+// Usage: bench-optim-cuda [162m|834m|all] [full_step_ms]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "gpu_test_util.h"
+#include "optim_rig.h"
+
+using namespace mousse;
+using namespace mousse::gputest;
+
+namespace {
+
+struct Row {
+  std::string preset, name;
+  double init_ms, plain_ms, refresh_ms, amortised_ms;
+  size_t state_bytes, scratch_bytes;
+};
+
+Shapes model_shapes(int64_t layers, int64_t C) {
+  Shapes s;
+  for (int64_t l = 0; l < layers; l++) {
+    for (int k = 0; k < 4; k++) s.push_back({C, C});
+    s.push_back({4 * C, C});
+    s.push_back({C, 4 * C});
+  }
+  return s;
+}
+
+double timed_step(OptimRig& r) {
+  r.ops.synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  r.step(0.01);
+  r.ops.synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Row bench(Ops& o, const std::string& preset, const std::string& name, const json& cfg,
+          const Shapes& shapes) {
+  std::printf("%s %s: %s\n", preset.c_str(), name.c_str(), cfg.dump().c_str());
+  std::fflush(stdout);
+  OptimRig r(o, cfg, shapes);
+  // Random weights and gradients: one random block per distinct size, uploaded to every matrix.
+  std::vector<std::pair<int64_t, std::vector<float>>> blocks;
+  for (auto& p : r.params) {
+    const int64_t n = p.weight.numel();
+    auto it = std::find_if(blocks.begin(), blocks.end(), [&](auto& b) { return b.first == n; });
+    if (it == blocks.end()) {
+      blocks.push_back({n, randn(size_t(n), 7 + blocks.size(), 1e-3f)});
+      it = blocks.end() - 1;
+    }
+    upload(o, p.grad, it->second);
+    upload(o, p.weight, it->second);
+  }
+  const int T = 10;
+  const bool has_refresh = name.rfind("mousse", 0) == 0 || name.rfind("soap", 0) == 0;
+  // Step 1: Mousse's first refresh / SOAP's eigh init (also algorithm selection, workspaces).
+  const double init = timed_step(r);
+  // Steps 2 .. 2T+1: two windows of T. Mousse refreshes at steps 1, T+1, 2T+1 (t % T == 0);
+  // SOAP at Adam steps k = T, 2T (calls T+1, 2T+1).
+  std::vector<double> ms;
+  for (int i = 0; i < 2 * T; i++) ms.push_back(timed_step(r));
+  // the second window (steps T+2 .. 2T+1) holds exactly one refresh (step 2T+1, its last)
+  std::vector<double> win(ms.begin() + T, ms.end());
+  std::vector<double> sorted = win;
+  std::sort(sorted.begin(), sorted.end());
+  const double plain = sorted[sorted.size() / 2];
+  const double refresh = has_refresh ? win.back() : plain;
+  double mean = 0;
+  for (double v : win) mean += v;
+  mean /= double(win.size());
+  Row row{preset, name, init, plain, refresh, mean, r.bytes("optimizer"),
+          r.bytes("optimizer_scratch")};
+  std::printf("  init %.2f ms, plain %.3f ms, refresh %.2f ms, amortised(T=10) %.3f ms, "
+              "state %.1f MiB, scratch %.1f MiB\n",
+              init, plain, refresh, mean, double(row.state_bytes) / 1048576.0,
+              double(row.scratch_bytes) / 1048576.0);
+  std::fflush(stdout);
+  return row;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!cuda_available()) {
+    std::printf("SKIPPED: no usable GPU (cuda_available() == false): benchmark not run\n");
+    return 77;
+  }
+  const std::string which = argc > 1 ? argv[1] : "all";
+  const double full_step_ms = argc > 2 ? std::atof(argv[2]) : 0.0;
+  auto ops = make_cuda_ops();
+  Ops& o = *ops;
+  std::printf("bench-optim-cuda on %s\n", o.name().c_str());
+
+  const std::vector<std::pair<std::string, json>> configs = {
+      {"adamw", {{"type", "adamw"}}},
+      {"muon", {{"type", "muon"}}},
+      {"muon-f32ns", {{"type", "muon"}, {"ns_dtype", "param"}}},
+      {"soap", {{"type", "soap"}, {"update_interval", 10}}},
+      {"mousse-both", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"}}},
+      {"mousse-output", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "output"}}},
+      {"mousse-input", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "input"}}},
+  };
+  std::vector<Row> rows;
+  for (auto [preset, layers, C] : {std::tuple<std::string, int64_t, int64_t>{"162m", 12, 768},
+                                   std::tuple<std::string, int64_t, int64_t>{"834m", 24, 1536}}) {
+    if (which != "all" && which != preset) continue;
+    const Shapes shapes = model_shapes(layers, C);
+    for (auto& [name, cfg] : configs) rows.push_back(bench(o, preset, name, cfg, shapes));
+  }
+
+  std::printf("\n%-6s %-14s %10s %10s %12s %14s %11s %11s\n", "model", "optimizer", "init ms",
+              "plain ms", "refresh ms", "amortised ms", "state MiB", "scratch MiB");
+  for (const Row& r : rows)
+    std::printf("%-6s %-14s %10.2f %10.3f %12.2f %14.3f %11.1f %11.1f\n", r.preset.c_str(),
+                r.name.c_str(), r.init_ms, r.plain_ms, r.refresh_ms, r.amortised_ms,
+                double(r.state_bytes) / 1048576.0, double(r.scratch_bytes) / 1048576.0);
+  // Mousse's amortised overhead over Muon (bf16 NS both)
+  for (const Row& m : rows) {
+    if (m.name.rfind("mousse", 0) != 0) continue;
+    for (const Row& u : rows)
+      if (u.preset == m.preset && u.name == "muon") {
+        const double d = m.amortised_ms - u.amortised_ms;
+        std::printf("%-6s %-14s amortised overhead over muon: %.3f ms", m.preset.c_str(),
+                    m.name.c_str(), d);
+        if (full_step_ms > 0) std::printf(" = %.2f%% of a %.1f ms step", 100.0 * d / full_step_ms,
+                                          full_step_ms);
+        std::printf("\n");
+      }
+  }
+  return 0;
+}

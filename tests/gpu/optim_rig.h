@@ -1,0 +1,77 @@
+#pragma once
+// An optimizer over a set of (out × in) matrices with gradients, on any backend: the harness of
+// test_cuda_optim (CUDA vs CPU) and bench-optim-cuda. Like tests/optim's Rig, but the backend is
+// passed in and the weights / gradients are uploaded from host floats.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/arena.h"
+#include "core/json_config.h"
+#include "model/params.h"
+#include "optim/matrix_common.h"
+#include "optim/optimizer.h"
+
+namespace mousse {
+namespace gputest {
+
+using Shapes = std::vector<std::pair<int64_t, int64_t>>;
+
+struct OptimRig {
+  Ops& ops;
+  std::unique_ptr<Arena> arena;
+  std::vector<Param> params;
+  std::vector<Param*> ptrs;
+  std::unique_ptr<Optimizer> opt;
+  int64_t steps = 0;
+
+  OptimRig(Ops& o, const json& cfg, const Shapes& shapes, DType dt = DType::f32) : ops(o) {
+    arena = std::make_unique<Arena>(ops);
+    params.resize(shapes.size());
+    for (size_t i = 0; i < shapes.size(); i++) {
+      Param& p = params[i];
+      p.name = "blocks." + std::to_string(i) + ".w";
+      p.role = ParamRole::matrix;
+      p.rows = shapes[i].first;
+      p.cols = shapes[i].second;
+      p.offset = 0;
+      arena->reserve(p.weight, "parameters", p.name, dt, Shape{p.rows, p.cols});
+      arena->reserve(p.grad, "gradients", p.name, dt, Shape{p.rows, p.cols});
+      ptrs.push_back(&p);
+    }
+    ConfigNode node(cfg, "optimizer", "gpu test");
+    opt = make_optimizer(node, "matrix");
+    node.finish();
+    opt->reserve_state(*arena, ptrs);
+    arena->allocate();
+    for (auto& p : params) p.compute = p.weight;
+  }
+
+  // Bytes of the optimizer's state (category "optimizer") and scratch ("optimizer_scratch").
+  size_t bytes(const std::string& category) const {
+    size_t b = 0;
+    for (auto& e : arena->entries())
+      if (e.category == category) b += e.target->bytes();
+    return b;
+  }
+
+  void set(const Tensor& t, const std::vector<double>& v) { write_vector(ops, t, v); }
+  std::vector<double> get(const Tensor& t) { return read_vector(ops, t); }
+
+  void set_grads(const std::vector<std::vector<double>>& grads) {
+    for (size_t i = 0; i < params.size(); i++) set(params[i].grad, grads[i]);
+  }
+  void step(double lr, bool diagnostics = false, double grad_scale = 1.0) {
+    OptimStep s;
+    s.step = ++steps;
+    s.lr = lr;
+    s.grad_scale = grad_scale;
+    s.diagnostics = diagnostics;
+    opt->step(ops, ptrs, s);
+  }
+};
+
+}  // namespace gputest
+}  // namespace mousse

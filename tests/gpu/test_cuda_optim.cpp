@@ -1,0 +1,187 @@
+// Every optimizer's step on the CUDA backend against the CPU reference (both f32), on the same
+// random weights and gradients at the real 162m matrix shapes (attn qkv 2304x768, attn o
+// 768x768, mlp fc 3072x768, mlp proj 768x3072; two of each, so the same-shape batching of
+// Muon / Mousse is exercised), for a few steps including preconditioner refreshes.
+//
+// What is compared: the parameter UPDATE W_t − W_0 after every step, as a relative Frobenius
+// error per matrix (‖ΔW_gpu − ΔW_cpu‖ / ‖ΔW_cpu‖). Bases (eigenvectors) are never compared: their
+// signs and the order / rotation inside (near-)degenerate eigenspaces are free, and every
+// optimizer's update is invariant to them (Mousse: a function of L and R only; SOAP: Adam
+// coordinates flip sign together with the basis vector, see the SOAP note below).
+//
+// Tolerances (why they are what they are):
+//  - AdamW, Lion: elementwise f32 with the same formula; only the compiler's contraction
+//    (FMA) differs: 1e-5. (Lion's sign can flip where β1 m + (1−β1) g is within round-off of 0:
+//    a handful of entries out of millions, far below 1e-5 in the Frobenius norm... or not if
+//    exactly zero, which random data never gives.)
+//  - Muon (f32 NS): cuBLAS vs OpenBLAS f32 GEMMs differ by ~1e-6 relative per product; NS5
+//    amplifies errors in the smallest singular directions by up to ~a^5 ≈ 480 (a = 3.4445 is the
+//    slope at 0), so 5e-4 is expected: 2e-3.
+//  - Muon with bf16 NS (the CUDA default): bf16 has 8 bits of mantissa (4e-3 relative per
+//    rounding) through 15 GEMMs: the update differs by a few percent from the f32 CPU one: 6e-2.
+//  - Mousse (f32 NS, f32 eigh on both, cuSOLVER vs LAPACK): eigenvalues agree to ~1e-6 of the
+//    largest; s = λ^(−1/8) has a small relative sensitivity (1/8 of λ's), but the trace-normalised
+//    factors are rank-deficient early (L of fc is 3072² of rank 768·t), where eigenvalues sit
+//    at ε + round-off: those directions carry no momentum (M lies in the range of L), so they
+//    only enter through round-off. Then NS as for Muon: 5e-3.
+//  - SOAP: Adam in the eigenbasis is NOT invariant to a rotation inside a degenerate (or
+//    numerically near-degenerate) eigenspace, and a rank-deficient factor's null space is one.
+//    So SOAP runs with max_precond_dim 768: only the 768-dim sides are preconditioned, whose
+//    factors are full rank (G has 768 rows or columns, and after the first step the EMA has
+//    rank 768). Eigenvectors of close eigenvalues (the small end of a square Gaussian G's
+//    spectrum) are still only determined to ~1e-6·λ_max/gap, and Adam normalises every
+//    coordinate to O(1): 2e-2.
+//
+// Without a usable GPU the executable prints a SKIPPED line and exits 77 (ctest: skipped).
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "gpu_test_util.h"
+#include "optim_rig.h"
+
+using namespace mousse;
+using namespace mousse::gputest;
+
+namespace {
+
+Ops& cpu() {
+  static std::unique_ptr<Ops> o = make_cpu_ops();
+  return *o;
+}
+Ops& gpu() {
+  static std::unique_ptr<Ops> o = make_cuda_ops();
+  return *o;
+}
+
+const Shapes k162m = {{2304, 768}, {2304, 768}, {768, 768},  {768, 768},
+                      {3072, 768}, {3072, 768}, {768, 3072}, {768, 3072}};
+// Mousse refreshes eigendecompose every factor on the CPU too (3072² in LAPACK takes seconds):
+// one matrix of each shape plus a second 768x768 keep the batching covered.
+const Shapes k162m_small = {{2304, 768}, {768, 768}, {768, 768}, {3072, 768}, {768, 3072}};
+
+std::vector<double> randn_d(size_t n, uint64_t seed, double sd) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> d(0.0, sd);
+  std::vector<double> v(n);
+  for (double& x : v) x = double(float(d(rng)));  // representable in f32: both sides see it
+  return v;
+}
+
+double rel_diff(const std::vector<double>& got, const std::vector<double>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); i++) {
+    num += (got[i] - want[i]) * (got[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
+}
+
+// Runs `steps` steps of cfg on the CPU and on the GPU from the same weights and gradients and
+// checks the relative update difference of every matrix after every step against tol.
+void compare_optimizer(const json& cfg, const Shapes& shapes, int steps, double tol,
+                       double lr = 0.02) {
+  OptimRig rc(cpu(), cfg, shapes), rg(gpu(), cfg, shapes);
+  std::vector<std::vector<double>> w0;
+  for (size_t i = 0; i < shapes.size(); i++) {
+    const size_t n = size_t(shapes[i].first * shapes[i].second);
+    w0.push_back(randn_d(n, 100 + i, 0.02));
+    rc.set(rc.params[i].weight, w0.back());
+    rg.set(rg.params[i].weight, w0.back());
+  }
+  for (int t = 0; t < steps; t++) {
+    std::vector<std::vector<double>> g;
+    for (size_t i = 0; i < shapes.size(); i++)
+      g.push_back(randn_d(size_t(shapes[i].first * shapes[i].second), 1000 * (t + 1) + i, 1e-3));
+    rc.set_grads(g);
+    rg.set_grads(g);
+    const bool diag = t == steps - 1;  // the diagnostics path too, on the last step
+    rc.step(lr, diag, 0.9);
+    rg.step(lr, diag, 0.9);
+    for (size_t i = 0; i < shapes.size(); i++) {
+      std::vector<double> dc = rc.get(rc.params[i].weight), dg = rg.get(rg.params[i].weight);
+      for (size_t k = 0; k < dc.size(); k++) {
+        dc[k] -= w0[i][k];
+        dg[k] -= w0[i][k];
+      }
+      const double e = rel_diff(dg, dc);
+      INFO(cfg.dump() << ": step " << t + 1 << ", matrix " << i << " (" << shapes[i].first << "x"
+                      << shapes[i].second << "): relative update difference " << e << ", tol "
+                      << tol);
+      CHECK(std::isfinite(e));
+      CHECK(e <= tol);
+    }
+  }
+  if (cfg.value("type", "") != "adamw" && cfg.value("type", "") != "lion") {
+    const json dc = rc.opt->diagnostics(), dg = rg.opt->diagnostics();
+    INFO("diagnostics cpu " << dc.dump().substr(0, 300) << " gpu " << dg.dump().substr(0, 300));
+    REQUIRE(dg.contains("update_rms"));
+    const double uc = dc["update_rms"].get<double>(), ug = dg["update_rms"].get<double>();
+    CHECK(std::fabs(ug - uc) <= 2 * tol * std::fabs(uc) + 1e-12);
+  }
+  std::printf("  %-60s ok (%d steps)\n", cfg.dump().c_str(), steps);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+TEST_CASE("cuda optimizer step vs cpu: adamw and lion", "[gpu][optim]") {
+  compare_optimizer({{"type", "adamw"}}, k162m, 3, 1e-5);
+  compare_optimizer({{"type", "lion"}, {"weight_decay", 0.01}}, k162m, 3, 1e-5);
+}
+
+TEST_CASE("cuda optimizer step vs cpu: muon ns5 and polar_express (f32 NS)", "[gpu][optim]") {
+  compare_optimizer({{"type", "muon"}, {"ns_dtype", "param"}}, k162m, 3, 2e-3);
+  compare_optimizer({{"type", "muon"}, {"ns_dtype", "param"}, {"orthogonalizer", "polar_express"},
+                     {"nesterov", false}},
+                    k162m, 3, 2e-3);
+}
+
+TEST_CASE("cuda optimizer step vs cpu: muon with bf16 NS (the CUDA default)", "[gpu][optim]") {
+  compare_optimizer({{"type", "muon"}}, k162m, 2, 6e-2);
+}
+
+TEST_CASE("cuda optimizer step vs cpu: soap with refreshes", "[gpu][optim]") {
+  // first call: eigh basis (no update); Adam steps k = 1, 2, 3 with a QR refresh at k = 2
+  compare_optimizer({{"type", "soap"}, {"update_interval", 2}, {"max_precond_dim", 768}}, k162m,
+                    4, 2e-2);
+  compare_optimizer({{"type", "soap"}, {"update_interval", 2}, {"max_precond_dim", 768},
+                     {"normalize_grads", true}},
+                    k162m, 3, 2e-2);
+}
+
+TEST_CASE("cuda optimizer step vs cpu: mousse both sides, with refreshes", "[gpu][optim]") {
+  // update_interval 2: eigendecompositions at steps 1 and 3 (t = 0, 2)
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"}},
+                    k162m_small, 3, 5e-3);
+}
+
+TEST_CASE("cuda optimizer step vs cpu: mousse output side and input side", "[gpu][optim]") {
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"},
+                     {"whiten", "output"}},
+                    k162m_small, 3, 5e-3);
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"},
+                     {"whiten", "input"}, {"nesterov", true}},
+                    k162m_small, 3, 5e-3);
+}
+
+TEST_CASE("cuda optimizer step vs cpu: mousse with bf16 NS", "[gpu][optim]") {
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"whiten", "output"}},
+                    k162m_small, 2, 6e-2);
+}
+
+int main(int argc, char* argv[]) {
+  if (!cuda_available()) {
+    const size_t n = Catch::getRegistryHub().getTestCaseRegistry().getAllTests().size();
+    std::printf("SKIPPED: no usable GPU (cuda_available() == false): %zu GPU optimizer tests not "
+                "run\n", n);
+    std::fflush(stdout);
+    return 77;
+  }
+  std::printf("GPU optimizer tests on %s\n", gpu().name().c_str());
+  return Catch::Session().run(argc, argv);
+}
