@@ -7,6 +7,7 @@
 //   3. dK, dV: key-parallel; warps own keys, lanes own the queries of each 32-query tile:
 //      dV += pᵀ dO, dK += dSᵀ Q (scaled by 1/sqrt(hd))
 #include "attention_common.cuh"
+#include "attention_cudnn.h"
 #include "check.h"
 #include "cuda_ops.h"
 
@@ -294,6 +295,10 @@ void CudaOps::attention_backward(const Tensor& dqkv, const Tensor& dout, const T
   if (dqkv.dtype != qkv.dtype || dout.dtype != qkv.dtype || out.dtype != qkv.dtype)
     fail("cuda ", op, ": dqkv, dout, out and qkv must share a dtype");
   if (nrows == 0) return;
+  if (qkv.dtype == DType::bf16 &&
+      cudnn_attention().backward(dqkv.data, dout.data, qkv.data, out.data,
+                                 static_cast<const float*>(lse.data), B, T_, H, hd, stream_))
+    return;
   float* dsum = static_cast<float*>(scratch(sizeof(float) * nrows));
   dispatch_fb(qkv.dtype, op, [&](auto t) {
     using T = decltype(t);

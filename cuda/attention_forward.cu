@@ -1,5 +1,6 @@
 // Causal flash-style attention forward (see attention_common.cuh for the algorithm).
 #include "attention_common.cuh"
+#include "attention_cudnn.h"
 #include "check.h"
 #include "cuda_ops.h"
 
@@ -145,6 +146,11 @@ void CudaOps::attention_forward(const Tensor& out, const Tensor& lse, const Tens
     fail("cuda ", op, ": lse must be f32 [B, H, T]");
   if (out.dtype != qkv.dtype) fail("cuda ", op, ": out and qkv must share a dtype");
   if (int64_t(B) * T_ == 0) return;
+  // bf16: cuDNN's tensor-core fused attention where available (attention_cudnn.h).
+  if (qkv.dtype == DType::bf16 &&
+      cudnn_attention().forward(out.data, static_cast<float*>(lse.data), qkv.data, B, T_, H, hd,
+                                stream_))
+    return;
   dispatch_fb(qkv.dtype, op, [&](auto t) {
     using T = decltype(t);
     if (hd <= 32) launch_fwd<32, T>(out, lse, qkv, B, T_, H, hd, stream_);

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "attention_cudnn.h"
 #include "check.h"
 
 namespace mousse {
@@ -63,9 +64,15 @@ CudaOps::CudaOps() {
   host_staging(1ull << 20);
 }
 
+cuda::CudnnAttention& CudaOps::cudnn_attention() {
+  if (!cudnn_attention_) cudnn_attention_ = std::make_unique<cuda::CudnnAttention>();
+  return *cudnn_attention_;
+}
+
 CudaOps::~CudaOps() {
   // Destructors must not throw: best effort.
   if (stream_) cudaStreamSynchronize(stream_);
+  cudnn_attention_.reset();
   for (HostRegion& r : host_regions_) {
     cudaEventDestroy(r.last_read);
     cudaHostUnregister(r.p);

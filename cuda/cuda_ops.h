@@ -14,6 +14,7 @@
 //   norms.cu               rmsnorm (fwd/bwd), add_rmsnorm, qknorm_rope (fwd/bwd)
 //   attention_forward.cu   flash-style causal attention forward
 //   attention_backward.cu  flash-style causal attention backward
+//   attention_cudnn.cpp    cuDNN fused attention (bf16; tensor cores), used first when present
 //   classifier.cu          fused softmax cross-entropy (+ gradient in place)
 //   embedding.cu           embedding forward / deterministic backward
 //   optim_kernels.cu       adamw, lion, ema_square, adam_direction, scale_rows_cols,
@@ -25,6 +26,7 @@
 #include <cusolverDn.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -32,6 +34,9 @@
 #include "backend/ops.h"
 
 namespace mousse {
+namespace cuda {
+class CudnnAttention;
+}
 
 class CudaOps final : public Ops {
  public:
@@ -113,6 +118,8 @@ class CudaOps final : public Ops {
                       double c, double alpha, double eps) override;
 
   cudaStream_t stream() const { return stream_; }
+  // cuDNN's fused attention for bf16 (attention_cudnn.h), created on first use.
+  cuda::CudnnAttention& cudnn_attention();
 
  private:
   // Device scratch of at least `bytes` (256-byte aligned). Grows (one cudaMalloc, after a
@@ -164,6 +171,7 @@ class CudaOps final : public Ops {
   std::tuple<int64_t, int, float> rope_key_{-1, 0, 0.f};
   // cuBLASLt heuristic cache: a key describing the problem -> the chosen algorithm.
   std::map<std::string, cublasLtMatmulAlgo_t> algo_cache_;
+  std::unique_ptr<cuda::CudnnAttention> cudnn_attention_;
 };
 
 // Checks shared by the op implementations (host side).
