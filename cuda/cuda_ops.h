@@ -21,6 +21,7 @@
 //                          pow_clamped, add_to_diagonal, trace, transpose, gather_rows/columns,
 //                          sum_squares_batched, trace_to, scale_by_ratio (device scalars)
 //   linalg_cusolver.cu     eigh (cusolverDnXsyevd), qr_orthonormal (geqrf + orgqr)
+//   optim_eigh_batched.cu  eigh_batched (cusolverDnXsyevBatched when the library has it)
 #include <cuda_runtime.h>
 #include <cublasLt.h>
 #include <cusolverDn.h>
@@ -116,6 +117,8 @@ class CudaOps final : public Ops {
   void trace_to(const Tensor& out, const Tensor& a) override;
   void scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
                       double c, double alpha, double eps) override;
+  std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                const Tensor& a) override;
 
   cudaStream_t stream() const { return stream_; }
   // cuDNN's fused attention for bf16 (attention_cudnn.h), created on first use.

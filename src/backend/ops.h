@@ -183,6 +183,13 @@ class Ops {
   // factor is computed in double; x f32/f64 (or bf16 on CUDA).
   virtual void scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den,
                               double power, double c, double alpha, double eps) = 0;
+  // A batch of symmetric eigendecompositions with ONE synchronisation: a [b, n, n] (lower
+  // triangles read; DESTROYED: used as the workspace), eigenvectors [b, n, n] (eigenvector j of
+  // matrix i in column j of slice i), eigenvalues [b, n] ascending, all one dtype (f32 or f64).
+  // Returns b statuses: 0 where matrix i succeeded (finite input, converged), nonzero otherwise
+  // (that slice's outputs then unspecified; no f64 retry here: redo it with eigh()).
+  virtual std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                        const Tensor& a) = 0;
 };
 
 // The CPU reference backend (always available).

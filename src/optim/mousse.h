@@ -37,6 +37,10 @@ class Mousse : public Optimizer {
   bool pc_bias_correction = false;  // divide L, R by (1 − β_pc^t) before eigh (paper §3.2 form)
   Side whiten = Side::both;
   UpdateScale scale = UpdateScale::sqrt_out_in;
+  // Precision of the bases Q_L, Q_R and of the whitening / un-whitening GEMMs: "auto" (bf16 on
+  // CUDA: bf16 tensor-core GEMMs with f32 accumulation, bases stored in bf16; the parameter
+  // dtype on the CPU), "param", "bf16".
+  OrthoDtype whiten_dtype = OrthoDtype::automatic;
 
   int64_t eigh_failures() const { return failures_; }
 
@@ -56,7 +60,10 @@ class Mousse : public Optimizer {
     int64_t rows = 0, cols = 0;
     std::vector<size_t> index;
   };
-  void refresh(Ops& ops, Factor& f);
+  void refresh(Ops& ops, Factor& f);  // one factor (f32 then f64 retry)
+  void refresh_all(Ops& ops);         // every factor, batched by size (eigh_batched)
+  void basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans_q, const Tensor& x,
+                  bool q_left);
 
   Orthogonalizer ortho_;
   std::vector<State> st_;
@@ -64,6 +71,8 @@ class Mousse : public Optimizer {
   Tensor s1_, s2_, sq1_, sq2_, lam_;  // scratch
   Tensor stack_;                      // [batch · m · n] whitened momenta of the largest group
   Tensor gamma_ssq_, u_ssq_, tr_;     // device scalars: ‖M̄_j‖², ‖U_j‖², tr(F)
+  Tensor eig_a_, eig_v_, eig_w_;      // stacked factors / eigenvectors / eigenvalues (refresh)
+  Tensor cur16_;                      // bf16 copy of the matrix a bf16 basis multiplies
   int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)
   int64_t failures_ = 0;
   double eigh_seconds_total_ = 0.0, eigh_seconds_window_ = 0.0;

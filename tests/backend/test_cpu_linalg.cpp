@@ -256,3 +256,28 @@ TEST_CASE("cpu device scalars: sum_squares_batched, trace_to, scale_by_ratio", "
     CHECK(y[size_t(2 * R * C + i)] == x[size_t(2 * R * C + i)]);
   }
 }
+
+TEST_CASE("cpu eigh_batched: each slice as eigh, a failed slice reported alone", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(92);
+  const int64_t B = 3, n = 6;
+  Buf<double> a(Shape{B, n, n}), v(Shape{B, n, n}), w(Shape{B, n});
+  for (int64_t b = 0; b < B; b++) {
+    auto s = random_symmetric(n, rng);
+    std::copy(s.v.begin(), s.v.end(), a.v.begin() + b * n * n);
+  }
+  a[size_t(n * n + 2)] = std::numeric_limits<double>::quiet_NaN();  // slice 1, lower... upper
+  a[size_t(n * n + 2 * n)] = std::numeric_limits<double>::quiet_NaN();  // and lower (2, 0)
+  const std::vector<int> st = ops->eigh_batched(v, w, a);
+  REQUIRE(st.size() == 3);
+  CHECK(st[0] == 0);
+  CHECK(st[1] != 0);
+  CHECK(st[2] == 0);
+  for (int64_t b : {0, 2}) {
+    Buf<double> one(Shape{n, n}), v1(Shape{n, n}), w1(Shape{n});
+    std::copy(a.v.begin() + b * n * n, a.v.begin() + (b + 1) * n * n, one.v.begin());
+    REQUIRE(ops->eigh(v1, w1, one) == 0);
+    for (int64_t j = 0; j < n; j++) CHECK(w[size_t(b * n + j)] == w1[size_t(j)]);
+    for (int64_t j = 0; j < n * n; j++) CHECK(v[size_t(b * n * n + j)] == v1[size_t(j)]);
+  }
+}

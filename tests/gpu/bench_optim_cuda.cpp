@@ -10,6 +10,8 @@
 // ("optimizer_scratch"). With a full-step time (ms) given, Mousse's amortised overhead over Muon
 // is also printed as a fraction of it.
 //
+// First, the refresh's building block: f32 eigh one by one vs eigh_batched at 768, 1536, 3072.
+//
 // Usage: bench-optim-cuda [162m|834m|all] [full_step_ms]
 #include <algorithm>
 #include <chrono>
@@ -113,9 +115,51 @@ int main(int argc, char** argv) {
       {"muon-f32ns", {{"type", "muon"}, {"ns_dtype", "param"}}},
       {"soap", {{"type", "soap"}, {"update_interval", 10}}},
       {"mousse-both", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"}}},
+      {"mousse-both-f32", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
+                           {"ns_dtype", "param"}, {"whiten_dtype", "param"}}},
       {"mousse-output", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "output"}}},
       {"mousse-input", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "input"}}},
   };
+  // The refresh's building block: f32 eigendecompositions one by one (ops.eigh: a host
+  // synchronisation each) vs one ops.eigh_batched (cusolverDnXsyevBatched when available;
+  // MOUSSE_EIGH_BATCHED=0 forces the per-matrix loop without syncs in between).
+  for (auto [n, b] : {std::pair<int64_t, int64_t>{768, 12}, {1536, 8}, {3072, 4}}) {
+    if (which == "834m" && n == 768) continue;
+    std::vector<float> h(size_t(b * n * n));
+    auto g = randn(size_t(n * n), 99, 1.f);
+    for (int64_t k = 0; k < b; k++)
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+          h[size_t(k * n * n + i * n + j)] = g[size_t(i * n + j)] + g[size_t(j * n + i)];
+    DevTensor A = make(o, DType::f32, {b, n, n}, h), Aw(o, DType::f32, {b, n, n});
+    DevTensor V(o, DType::f32, {b, n, n}), W(o, DType::f32, {b, n});
+    auto run_loop = [&] {
+      for (int64_t k = 0; k < b; k++)
+        o.eigh(V->slice(k * n * n, Shape{n, n}), W->slice(k * n, Shape{n}),
+               A->slice(k * n * n, Shape{n, n}));
+    };
+    auto run_batched = [&] {
+      o.copy(*Aw, *A);
+      o.eigh_batched(*V, *W, *Aw);
+    };
+    for (int rep = 0; rep < 2; rep++) {  // the first round is the warm-up
+      o.synchronize();
+      auto t0 = std::chrono::steady_clock::now();
+      run_loop();
+      o.synchronize();
+      auto t1 = std::chrono::steady_clock::now();
+      run_batched();
+      o.synchronize();
+      auto t2 = std::chrono::steady_clock::now();
+      if (rep == 1)
+        std::printf("eigh f32 %lldx%lld x%lld: one by one %.2f ms, eigh_batched %.2f ms\n",
+                    (long long)n, (long long)n, (long long)b,
+                    std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                    std::chrono::duration<double, std::milli>(t2 - t1).count());
+    }
+    std::fflush(stdout);
+  }
+
   std::vector<Row> rows;
   for (auto [preset, layers, C] : {std::tuple<std::string, int64_t, int64_t>{"162m", 12, 768},
                                    std::tuple<std::string, int64_t, int64_t>{"834m", 24, 1536}}) {

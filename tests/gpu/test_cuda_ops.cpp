@@ -591,6 +591,70 @@ TEST_CASE("cuda device scalars: sum_squares_batched, trace_to, scale_by_ratio", 
   }
 }
 
+TEST_CASE("cuda eigh_batched (one synchronisation, failures per slice)", "[gpu]") {
+  for (DType dt : {DType::f32, DType::f64})
+    for (int64_t n : {40, 200}) {
+      const int64_t B = 4;
+      std::vector<float> a(size_t(B * n * n));
+      for (int64_t b = 0; b < B; b++) {  // symmetric, well separated spectrum
+        auto g = randn(size_t(n * n), 500 + b + n);
+        for (int64_t i = 0; i < n; i++)
+          for (int64_t j = 0; j < n; j++)
+            a[size_t(b * n * n + i * n + j)] = g[size_t(i * n + j)] + g[size_t(j * n + i)];
+      }
+      Ops& o = gpu();
+      DevTensor A = make(o, dt, {B, n, n}, a), V(o, dt, {B, n, n}), W(o, dt, {B, n});
+      const std::vector<int> st = o.eigh_batched(*V, *W, *A);
+      REQUIRE(st.size() == size_t(B));
+      const auto vg = download(o, *V), wg = download(o, *W);
+      for (int64_t b = 0; b < B; b++) {
+        CHECK(st[size_t(b)] == 0);
+        // eigenvalues as the CPU's, and A v_j = w_j v_j with orthonormal columns
+        std::vector<float> ab(a.begin() + b * n * n, a.begin() + (b + 1) * n * n);
+        Ops& c = cpu();
+        DevTensor Ac = make(c, dt, {n, n}, ab), Vc(c, dt, {n, n}), Wc(c, dt, {n});
+        REQUIRE(c.eigh(*Vc, *Wc, *Ac) == 0);
+        const auto wc = download(c, *Wc);
+        std::vector<double> wgb(wg.begin() + b * n, wg.begin() + (b + 1) * n);
+        expect_close(wgb, wc, dt == DType::f64 ? 1e-10 : 2e-5, "eigh_batched eigenvalues");
+        double worst = 0, worst_orth = 0, scale = 0;
+        for (double e : wc) scale = std::max(scale, std::fabs(e));
+        for (int64_t j = 0; j < n; j++) {
+          for (int64_t i = 0; i < n; i++) {
+            double av = 0;
+            for (int64_t k = 0; k < n; k++)
+              av += double(ab[size_t(i * n + k)]) * vg[size_t(b * n * n + k * n + j)];
+            worst = std::max(worst, std::fabs(av - wgb[size_t(j)] * vg[size_t(b * n * n + i * n + j)]));
+          }
+          for (int64_t k = 0; k < n; k++) {
+            double d = 0;
+            for (int64_t i = 0; i < n; i++)
+              d += vg[size_t(b * n * n + i * n + j)] * vg[size_t(b * n * n + i * n + k)];
+            worst_orth = std::max(worst_orth, std::fabs(d - (j == k ? 1.0 : 0.0)));
+          }
+        }
+        CHECK(worst <= (dt == DType::f64 ? 1e-10 : 1e-4) * scale);
+        CHECK(worst_orth <= (dt == DType::f64 ? 1e-10 : 1e-4));
+      }
+    }
+  {  // a non-finite slice fails alone
+    Ops& o = gpu();
+    std::vector<float> a(size_t(3 * 16), 0.f);
+    for (int b = 0; b < 3; b++)
+      for (int i = 0; i < 4; i++) a[size_t(b * 16 + i * 4 + i)] = float(i + 1);
+    a[size_t(16 + 5)] = NAN;
+    DevTensor A = make(o, DType::f32, {3, 4, 4}, a), V(o, DType::f32, {3, 4, 4}), W(o, DType::f32, {3, 4});
+    const std::vector<int> st = o.eigh_batched(*V, *W, *A);
+    REQUIRE(st.size() == 3);
+    CHECK(st[0] == 0);
+    CHECK(st[1] != 0);
+    CHECK(st[2] == 0);
+    const auto w = download(o, *W);
+    CHECK(w[0] == Approx(1.0));
+    CHECK(w[11] == Approx(4.0));
+  }
+}
+
 int main(int argc, char* argv[]) {
   if (!cuda_available()) {
     const size_t n = Catch::getRegistryHub().getTestCaseRegistry().getAllTests().size();

@@ -18,7 +18,7 @@
 //   cpu_classifier.cpp   fused softmax cross-entropy
 //   cpu_embedding.cpp    token embedding
 //   cpu_optim.cpp        adamw, lion, ema_square, adam_direction, sum_squares_batched,
-//                        trace_to, scale_by_ratio (device scalars)
+//                        trace_to, scale_by_ratio (device scalars), eigh_batched
 //   cpu_linalg.cpp       eigh, qr_orthonormal, scale_rows_cols, pow_clamped, diagonal, trace,
 //                        transpose, gather_rows / gather_columns
 #include "backend/ops.h"
@@ -92,6 +92,8 @@ class CpuOps final : public Ops {
   void trace_to(const Tensor& out, const Tensor& a) override;
   void scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
                       double c, double alpha, double eps) override;
+  std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                const Tensor& a) override;
 };
 
 }  // namespace mousse

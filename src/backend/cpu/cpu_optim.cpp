@@ -226,3 +226,35 @@ void CpuOps::scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& de
 }
 
 }  // namespace mousse
+
+namespace mousse {
+
+// One eigh() per slice (LAPACK has no batched driver; a is left unchanged, which the contract
+// allows). Non-finite eigenvalues count as a failure, as on CUDA.
+std::vector<int> CpuOps::eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                      const Tensor& a) {
+  const char* op = "eigh_batched";
+  check_float(op, "a", a);
+  check_dtype(op, "eigenvectors", eigenvectors, "a", a);
+  check_dtype(op, "eigenvalues", eigenvalues, "a", a);
+  if (a.shape.ndim != 3 || a.shape[1] != a.shape[2])
+    fail(op, ": a ", a.shape.str(), " must be [batch, n, n]");
+  const int64_t b = a.shape[0], n = a.shape[1];
+  check_numel(op, "eigenvectors", eigenvectors, b * n * n, "batch · n · n");
+  check_numel(op, "eigenvalues", eigenvalues, b * n, "batch · n");
+  std::vector<int> status(size_t(b), 0);
+  for (int64_t i = 0; i < b; i++) {
+    const Tensor w = eigenvalues.slice(i * n, Shape{n});
+    int rc = eigh(eigenvectors.slice(i * n * n, Shape{n, n}), w, a.slice(i * n * n, Shape{n, n}));
+    if (rc == 0)
+      dispatch_float(op, w.dtype, [&](auto tag) {
+        using T = decltype(tag);
+        for (int64_t j = 0; j < n; j++)
+          if (!std::isfinite(double(w.ptr<T>()[j]))) rc = -1000;
+      });
+    status[size_t(i)] = rc;
+  }
+  return status;
+}
+
+}  // namespace mousse

@@ -1,0 +1,169 @@
+// eigh_batched: a batch of symmetric eigendecompositions with one host synchronisation.
+//
+// With cusolverDnXsyevBatched (cuSOLVER of CUDA 12.6+; looked up at run time with dlsym, so the
+// binary still loads against an older libcusolver; a size it refuses falls back to the loop
+// below) the whole batch is one call, in place on `a`
+// (a row-major lower triangle is the column-major upper triangle; the column-major eigenvectors
+// left in `a` are transposed into the row-major output). Without it, or with
+// MOUSSE_EIGH_BATCHED=0 in the environment, each matrix goes through Xsyevd in turn, still
+// without a synchronisation in between: the infos and the finiteness flags of all matrices are
+// read back once at the end.
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "bf16.cuh"
+#include "check.h"
+#include "cuda_ops.h"
+
+namespace mousse {
+using namespace cuda;
+
+namespace {
+
+using XsyevBatchedFn = cusolverStatus_t (*)(cusolverDnHandle_t, cusolverDnParams_t,
+                                            cusolverEigMode_t, cublasFillMode_t, int64_t,
+                                            cudaDataType, void*, int64_t, cudaDataType, void*,
+                                            cudaDataType, void*, size_t, void*, size_t, int*,
+                                            int64_t);
+using XsyevBatchedSizeFn = cusolverStatus_t (*)(cusolverDnHandle_t, cusolverDnParams_t,
+                                                cusolverEigMode_t, cublasFillMode_t, int64_t,
+                                                cudaDataType, const void*, int64_t, cudaDataType,
+                                                const void*, cudaDataType, size_t*, size_t*,
+                                                int64_t);
+
+struct BatchedApi {
+  XsyevBatchedFn run = nullptr;
+  XsyevBatchedSizeFn size = nullptr;
+};
+
+const BatchedApi& batched_api() {
+  static const BatchedApi api = [] {
+    BatchedApi a;
+    const char* env = std::getenv("MOUSSE_EIGH_BATCHED");
+    if (env && std::strcmp(env, "0") == 0) return a;
+    a.run = reinterpret_cast<XsyevBatchedFn>(dlsym(RTLD_DEFAULT, "cusolverDnXsyevBatched"));
+    a.size = reinterpret_cast<XsyevBatchedSizeFn>(
+        dlsym(RTLD_DEFAULT, "cusolverDnXsyevBatched_bufferSize"));
+    if (!a.run || !a.size) a = BatchedApi{};
+    return a;
+  }();
+  return api;
+}
+
+// flags[i] = 1 where slice i of x ([b, len]) or of w ([b, wlen]) holds a non-finite value.
+template <class T>
+__global__ void finite_flags_kernel(int* flags, const T* x, int64_t len, const T* w, int64_t wlen,
+                                    int64_t b) {
+  const int64_t n = b * (len + wlen);
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    T v;
+    int64_t slice;
+    if (k < b * len) {
+      v = x[k];
+      slice = k / len;
+    } else {
+      v = w[k - b * len];
+      slice = (k - b * len) / wlen;
+    }
+    if (!isfinite(v)) flags[slice] = 1;
+  }
+}
+
+// out[s][i][j] = in[s][j][i] for b slices of [n, n].
+template <class T>
+__global__ void batched_transpose_kernel(T* out, const T* in, int64_t n, int64_t b) {
+  const int64_t total = b * n * n;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t s = k / (n * n), r = k - s * n * n, i = r / n, j = r - i * n;
+    out[k] = in[s * n * n + j * n + i];
+  }
+}
+
+}  // namespace
+
+std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                       const Tensor& a) {
+  const char* op = "eigh_batched";
+  require_cuda(eigenvectors, op, "eigenvectors");
+  require_cuda(eigenvalues, op, "eigenvalues");
+  require_cuda(a, op, "a");
+  if (a.shape.ndim != 3 || a.shape[1] != a.shape[2])
+    fail("cuda ", op, ": a ", a.shape.str(), " must be [batch, n, n]");
+  const int64_t b = a.shape[0], n = a.shape[1];
+  if (eigenvectors.numel() != b * n * n || eigenvalues.numel() != b * n)
+    fail("cuda ", op, ": outputs ", eigenvectors.shape.str(), " / ", eigenvalues.shape.str(),
+         " do not match a ", a.shape.str());
+  if (eigenvectors.dtype != a.dtype || eigenvalues.dtype != a.dtype ||
+      (a.dtype != DType::f32 && a.dtype != DType::f64))
+    fail("cuda ", op, ": a, eigenvectors, eigenvalues must all be f32 or all f64");
+  if (eigenvectors.data == a.data) fail("cuda ", op, ": eigenvectors must not alias a");
+  std::vector<int> status(size_t(b), 0);
+  if (b == 0 || n == 0) return status;
+  const bool f64 = a.dtype == DType::f64;
+  const cudaDataType_t dt = f64 ? CUDA_R_64F : CUDA_R_32F;
+  const size_t esz = f64 ? sizeof(double) : sizeof(float);
+
+  // infos [b] then finiteness flags [b], read back together at the end
+  int* flags = static_cast<int*>(scratch(sizeof(int) * size_t(2 * b)));
+  CUDA_CHECK(cudaMemsetAsync(flags, 0, sizeof(int) * size_t(2 * b), stream_));
+  int* infos = flags;
+  int* nonfinite = flags + b;
+
+  // The batched driver when the library has it and accepts this problem (it may refuse a size:
+  // then, like without it, one Xsyevd per matrix on the same stream).
+  const BatchedApi& api = batched_api();
+  bool done = false;
+  if (api.run) {
+    size_t dev_bytes = 0, host_bytes = 0;
+    if (api.size(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n, dt,
+                 a.data, n, dt, eigenvalues.data, dt, &dev_bytes, &host_bytes, b) ==
+        CUSOLVER_STATUS_SUCCESS) {
+      void* dws = solver_ws(dev_bytes);
+      if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
+      done = api.run(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n,
+                     dt, a.data, n, dt, eigenvalues.data, dt, dws, dev_bytes,
+                     host_bytes ? solver_host_ws_.data() : nullptr, host_bytes, infos,
+                     b) == CUSOLVER_STATUS_SUCCESS;
+    }
+  }
+  if (!done) {
+    size_t dev_bytes = 0, host_bytes = 0;
+    CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR,
+                                               CUBLAS_FILL_MODE_UPPER, n, dt, a.data, n, dt,
+                                               eigenvalues.data, dt, &dev_bytes, &host_bytes));
+    void* dws = solver_ws(dev_bytes);
+    if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
+    for (int64_t i = 0; i < b; i++) {
+      char* ai = static_cast<char*>(a.data) + size_t(i * n * n) * esz;
+      char* wi = static_cast<char*>(eigenvalues.data) + size_t(i * n) * esz;
+      CUSOLVER_CHECK(cusolverDnXsyevd(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR,
+                                      CUBLAS_FILL_MODE_UPPER, n, dt, ai, n, dt, wi, dt, dws,
+                                      dev_bytes, host_bytes ? solver_host_ws_.data() : nullptr,
+                                      host_bytes, infos + i));
+    }
+  }
+  dispatch_fd(a.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    finite_flags_kernel<T><<<grid_for(b * (n * n + n)), 256, 0, stream_>>>(
+        nonfinite, static_cast<const T*>(a.data), n * n, static_cast<const T*>(eigenvalues.data),
+        n, b);
+    CUDA_CHECK_LAUNCH();
+    batched_transpose_kernel<T><<<grid_for(b * n * n), 256, 0, stream_>>>(
+        static_cast<T*>(eigenvectors.data), static_cast<const T*>(a.data), n, b);
+    CUDA_CHECK_LAUNCH();
+  });
+  int* h = static_cast<int*>(host_staging(sizeof(int) * size_t(2 * b)));
+  CUDA_CHECK(cudaMemcpyAsync(h, flags, sizeof(int) * size_t(2 * b), cudaMemcpyDeviceToHost,
+                             stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int64_t i = 0; i < b; i++)
+    status[size_t(i)] = h[i] != 0 ? h[i] : (h[b + i] ? -1000 : 0);
+  return status;
+}
+
+}  // namespace mousse
