@@ -108,6 +108,23 @@ if [ $ok -eq 1 ]; then
   else
     record bench-model SKIP 0 "configs/162m-adamw-bench.json not present"
   fi
+  # Matrix optimizers on the GPU (issue 6): step and refresh times at the 162m / 834m shapes.
+  if [ -x "$BIN/bench-optim-cuda" ]; then
+    run_step bench-optim 180 "$BIN/bench-optim-cuda"
+  fi
+  if [ "${SKIP_OPTIMIZER_STEPS:-0}" != 1 ] && [ -x "$BIN/mousse" ]; then
+    run_step bench-train-optim 240 env LOGS_DIR="$LOGS/optimizers" STEPS=12 \
+      "$ROOT/scripts/gpu-bench-optimizers.sh" "$BIN/mousse" 162m "$BENCH_B"
+  fi
+  # The NCCL path end to end with one rank (mpirun -np 1): needs mousse built with MPI + NCCL
+  # (MOUSSE_NCCL_BIN, default $BIN/mousse-mpi) and an mpirun on the PATH.
+  NCCL_BIN=${MOUSSE_NCCL_BIN:-$BIN/mousse-mpi}
+  if [ -x "$NCCL_BIN" ] && command -v mpirun >/dev/null 2>&1; then
+    run_step nccl-1rank 180 env MOUSSE_DISTRIBUTED=1 mpirun --allow-run-as-root -np 1 \
+      -x MOUSSE_DISTRIBUTED -x LD_LIBRARY_PATH -x PATH "$NCCL_BIN" train -c "$ROOT/configs/tiny.json" \
+      --set device=cuda --set steps=60 --set eval.every=30 \
+      --set log.dir="$LOGS/nccl-run" ${NCCL_TRAIN_ARGS:-}
+  fi
   if [ "${SKIP_TORCH:-0}" = 1 ]; then
     record bench-torch SKIP 0 "SKIP_TORCH=1"
   elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() and hasattr(torch, 'compile') else 1)" 2>/dev/null; then
@@ -128,6 +145,14 @@ for i in "${!names[@]}"; do
 done
 if [ -f "$LOGS/gpu-tests.log" ]; then
   grep -E "test cases|assertions|SKIPPED|tests passed|tests failed" "$LOGS/gpu-tests.log" | tail -4
+fi
+if [ -f "$LOGS/bench-train-optim.log" ]; then
+  echo "--- optimizers in the training step (scripts/gpu-bench-optimizers.sh)"
+  awk '/^=== 162m/{p=1} p' "$LOGS/bench-train-optim.log"
+fi
+if [ -f "$LOGS/bench-optim.log" ]; then
+  echo "--- bench-optim-cuda (last 30 lines)"
+  tail -30 "$LOGS/bench-optim.log"
 fi
 if [ -f "$LOGS/bench-ops.log" ]; then
   echo "--- op benchmark"

@@ -2,7 +2,9 @@
 #include "dist/mpi_communicator.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "backend/ops.h"
@@ -156,7 +158,11 @@ class MpiCommunicator : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> make_communicator(const std::string& device) {
-  if (launcher_world_size() <= 1) return make_single_process_communicator();
+  // One rank is a plain single process, unless MOUSSE_DISTRIBUTED=1 asks for the distributed
+  // path anyway (mpirun -np 1: MPI, and NCCL on a GPU), to check that path on one GPU.
+  const char* force = std::getenv("MOUSSE_DISTRIBUTED");
+  const bool forced = force && std::string(force) == "1";
+  if (launcher_world_size() <= 1 && !forced) return make_single_process_communicator();
   auto world = std::make_shared<MpiWorld>();
   const bool cuda = device == "cuda" || (device == "auto" && cuda_available());
   if (cuda) {
