@@ -2,6 +2,7 @@
 #include "bf16.cuh"
 #include "check.h"
 #include "cuda_ops.h"
+#include "vec.cuh"
 
 namespace mousse {
 using namespace cuda;
@@ -72,20 +73,50 @@ __global__ void sum_partials_kernel(double* partials, const T* x, int64_t n) {
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
-template <class To, class Ti>
+// relu2: one thread per VEC-element vector (16-byte accesses when VEC = kVec), grid-stride;
+// the n % VEC tail elements are handled one per thread after the vectors.
+template <int VEC, class To, class Ti>
 __global__ void relu2_fwd_kernel(To* out, const Ti* inp, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t nv = n / VEC;
+  if constexpr (VEC > 1) {
+    for (int64_t k = tid; k < nv; k += stride) {
+      float x[VEC];
+      load_vec<VEC>(x, inp + k * VEC);
+#pragma unroll
+      for (int i = 0; i < VEC; i++) {
+        const float r = x[i] > 0 ? x[i] : 0.f;
+        x[i] = r * r;
+      }
+      store_vec<VEC>(out + k * VEC, x);
+    }
+  }
+  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
     auto x = ld(inp, i);
     auto r = x > 0 ? x : decltype(x)(0);
     st(out, i, r * r);
   }
 }
 
-template <class Td, class Tg, class Ti>
+// dinp = dout * 2 relu(inp) (dinp may alias dout: each element is read before it is written).
+template <int VEC, class Td, class Tg, class Ti>
 __global__ void relu2_bwd_kernel(Td* dinp, const Tg* dout, const Ti* inp, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t nv = n / VEC;
+  if constexpr (VEC > 1) {
+    for (int64_t k = tid; k < nv; k += stride) {
+      float x[VEC], g[VEC];
+      load_vec<VEC>(x, inp + k * VEC);
+      load_vec<VEC>(g, dout + k * VEC);
+#pragma unroll
+      for (int i = 0; i < VEC; i++) {
+        const float r = x[i] > 0 ? x[i] : 0.f;
+        g[i] = g[i] * (r + r);
+      }
+      store_vec<VEC>(dinp + k * VEC, g);
+    }
+  }
+  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
     auto x = ld(inp, i);
     auto r = x > 0 ? x : decltype(x)(0);
     st(dinp, i, ld(dout, i) * (r + r));
@@ -221,8 +252,14 @@ void CudaOps::relu2_forward(const Tensor& out, const Tensor& inp) {
     using To = decltype(to);
     dispatch_fdb(inp.dtype, "relu2_forward", [&](auto ti) {
       using Ti = decltype(ti);
-      relu2_fwd_kernel<To, Ti><<<grid_for(n), 256, 0, stream_>>>(
-          static_cast<To*>(out.data), static_cast<const Ti*>(inp.data), n);
+      auto* o = static_cast<To*>(out.data);
+      auto* x = static_cast<const Ti*>(inp.data);
+      // 16-byte vectors for f32/bf16 with 16-byte-aligned pointers (the n % 8 tail is scalar).
+      constexpr bool kFloatish = !std::is_same<To, double>::value && !std::is_same<Ti, double>::value;
+      if (kFloatish && vec_ok(o, kVec, sizeof(To)) && vec_ok(x, kVec, sizeof(Ti)))
+        relu2_fwd_kernel<kFloatish ? kVec : 1, To, Ti><<<grid_for(n / kVec + 1), 256, 0, stream_>>>(o, x, n);
+      else
+        relu2_fwd_kernel<1, To, Ti><<<grid_for(n), 256, 0, stream_>>>(o, x, n);
       CUDA_CHECK_LAUNCH();
     });
   });
@@ -242,9 +279,13 @@ void CudaOps::relu2_backward(const Tensor& dinp, const Tensor& dout, const Tenso
       using Tg = decltype(tg);
       dispatch_fb(inp.dtype, "relu2_backward", [&](auto ti) {
         using Ti = decltype(ti);
-        relu2_bwd_kernel<Td, Tg, Ti><<<grid_for(n), 256, 0, stream_>>>(
-            static_cast<Td*>(dinp.data), static_cast<const Tg*>(dout.data),
-            static_cast<const Ti*>(inp.data), n);
+        auto* dx = static_cast<Td*>(dinp.data);
+        auto* g = static_cast<const Tg*>(dout.data);
+        auto* x = static_cast<const Ti*>(inp.data);
+        if (vec_ok(dx, kVec, sizeof(Td)) && vec_ok(g, kVec, sizeof(Tg)) && vec_ok(x, kVec, sizeof(Ti)))
+          relu2_bwd_kernel<kVec, Td, Tg, Ti><<<grid_for(n / kVec + 1), 256, 0, stream_>>>(dx, g, x, n);
+        else
+          relu2_bwd_kernel<1, Td, Tg, Ti><<<grid_for(n), 256, 0, stream_>>>(dx, g, x, n);
         CUDA_CHECK_LAUNCH();
       });
     });

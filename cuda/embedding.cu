@@ -6,23 +6,30 @@
 // the result is bitwise reproducible.
 #include <cub/device/device_radix_sort.cuh>
 
+#include <algorithm>
+
 #include "bf16.cuh"
 #include "check.h"
 #include "cuda_ops.h"
+#include "vec.cuh"
 
 namespace mousse {
 using namespace cuda;
 
 namespace {
 
-template <class To, class Tw>
+// One thread per VEC-element vector of the output (16-byte accesses when VEC = kVec); one
+// integer division per vector to find its row.
+template <int VEC, class To, class Tw>
 __global__ void embedding_fwd_kernel(To* out, const Tw* wte, const int32_t* tokens, int64_t N,
                                      int64_t C) {
-  const int64_t n_el = N * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_el;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t n = i / C, c = i - n * C;
-    st(out, i, ld(wte, int64_t(tokens[n]) * C + c));
+  const int64_t nvr = C / VEC, n_vec = N * nvr;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < n_vec;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = k / nvr, c = (k - n * nvr) * VEC;
+    float v[VEC];
+    load_vec<VEC>(v, wte + int64_t(tokens[n]) * C + c);
+    store_vec<VEC>(out + n * C + c, v);
   }
 }
 
@@ -33,18 +40,30 @@ __global__ void iota_kernel(int32_t* v, int64_t n) {
 }
 
 // One block per sorted index; only the first index of each run of equal tokens does work.
-template <class Tw, class Tg>
+// Each thread owns VEC consecutive channels (16-byte accesses when VEC = kVec) and sums them
+// over the run in sorted order, so the result does not depend on the vector width.
+template <int VEC, class Tw, class Tg>
 __global__ void embedding_bwd_kernel(Tw* dwte, const Tg* dout, const uint32_t* sorted_tokens,
                                      const int32_t* sorted_pos, int64_t N, int64_t C) {
   const int64_t i = blockIdx.x;
   const uint32_t tok = sorted_tokens[i];
   if (i > 0 && sorted_tokens[i - 1] == tok) return;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    float acc = 0.f;
-    for (int64_t k = i; k < N && sorted_tokens[k] == tok; k++)
-      acc += ld(dout, int64_t(sorted_pos[k]) * C + c);
-    const int64_t o = int64_t(tok) * C + c;
-    st(dwte, o, ld(dwte, o) + acc);
+  for (int64_t c = int64_t(threadIdx.x) * VEC; c < C; c += int64_t(blockDim.x) * VEC) {
+    float acc[VEC];
+#pragma unroll
+    for (int e = 0; e < VEC; e++) acc[e] = 0.f;
+    for (int64_t k = i; k < N && sorted_tokens[k] == tok; k++) {
+      float g[VEC];
+      load_vec<VEC>(g, dout + int64_t(sorted_pos[k]) * C + c);
+#pragma unroll
+      for (int e = 0; e < VEC; e++) acc[e] += g[e];
+    }
+    Tw* o = dwte + int64_t(tok) * C + c;
+    float w[VEC];
+    load_vec<VEC>(w, o);
+#pragma unroll
+    for (int e = 0; e < VEC; e++) w[e] += acc[e];
+    store_vec<VEC>(o, w);
   }
 }
 
@@ -66,9 +85,13 @@ void CudaOps::embedding_forward(const Tensor& out, const Tensor& wte, const Tens
     using To = decltype(to);
     dispatch_fb(wte.dtype, op, [&](auto tw) {
       using Tw = decltype(tw);
-      embedding_fwd_kernel<To, Tw><<<grid_for(N * C), 256, 0, stream_>>>(
-          static_cast<To*>(out.data), static_cast<const Tw*>(wte.data),
-          static_cast<const int32_t*>(tokens.data), N, C);
+      auto* o = static_cast<To*>(out.data);
+      auto* w = static_cast<const Tw*>(wte.data);
+      auto* t = static_cast<const int32_t*>(tokens.data);
+      if (vec_ok(o, C, sizeof(To)) && vec_ok(w, C, sizeof(Tw)))
+        embedding_fwd_kernel<kVec, To, Tw><<<grid_for(N * C / kVec), 256, 0, stream_>>>(o, w, t, N, C);
+      else
+        embedding_fwd_kernel<1, To, Tw><<<grid_for(N * C), 256, 0, stream_>>>(o, w, t, N, C);
       CUDA_CHECK_LAUNCH();
     });
   });
@@ -105,13 +128,21 @@ void CudaOps::embedding_backward(const Tensor& dwte, const Tensor& dout, const T
   CUDA_CHECK_LAUNCH();
   CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, vals_in,
                                              vals_out, n, 0, end_bit, stream_));
-  const int threads = C >= 256 ? 256 : 128;
   dispatch_fb(dwte.dtype, op, [&](auto tw) {
     using Tw = decltype(tw);
     dispatch_fb(dout.dtype, op, [&](auto tg) {
       using Tg = decltype(tg);
-      embedding_bwd_kernel<Tw, Tg><<<static_cast<unsigned>(N), threads, 0, stream_>>>(
-          static_cast<Tw*>(dwte.data), static_cast<const Tg*>(dout.data), keys_out, vals_out, N, C);
+      auto* dw = static_cast<Tw*>(dwte.data);
+      auto* g = static_cast<const Tg*>(dout.data);
+      const unsigned blocks = static_cast<unsigned>(N);
+      if (vec_ok(dw, C, sizeof(Tw)) && vec_ok(g, C, sizeof(Tg))) {
+        // one vector per thread where the row allows (C = 768: 96 threads)
+        const int threads = static_cast<int>(std::min<int64_t>(256, (C / kVec + 31) / 32 * 32));
+        embedding_bwd_kernel<kVec, Tw, Tg><<<blocks, threads, 0, stream_>>>(dw, g, keys_out, vals_out, N, C);
+      } else {
+        const int threads = C >= 256 ? 256 : 128;
+        embedding_bwd_kernel<1, Tw, Tg><<<blocks, threads, 0, stream_>>>(dw, g, keys_out, vals_out, N, C);
+      }
       CUDA_CHECK_LAUNCH();
     });
   });

@@ -1,0 +1,49 @@
+#pragma once
+// Vectorised global-memory access for the memory-bound kernels: N consecutive elements moved as
+// one aligned vector (16-byte LDG.E.128 / STG.E.128 pieces), converted to / from f32.
+//
+// Kernels take the vector width as a template parameter: 8 when every row start is 16-byte
+// aligned and the row width is a multiple of 8 (checked on the host with vec_ok()), else 1 (the
+// scalar fallback, same code path). Arithmetic is always f32 (bf16 and f32 element types), so
+// results are identical to scalar code up to the usual float rounding.
+#include <cstdint>
+
+#include "bf16.cuh"
+
+namespace mousse {
+namespace cuda {
+
+constexpr int kVec = 8;  // elements per vector access: 16 B of bf16, 32 B (two accesses) of f32
+
+// N elements of T as one object; aligned to its size up to 16 bytes (so bf16x8 and f32x4 are
+// single 128-bit accesses, f32x8 two of them).
+template <class T, int N>
+struct alignas(sizeof(T) * N >= 16 ? 16 : sizeof(T) * N) Vec {
+  T e[N];
+};
+
+template <int N, class T>
+__device__ __forceinline__ void load_vec(float (&v)[N], const T* p) {
+  const Vec<T, N> r = *reinterpret_cast<const Vec<T, N>*>(p);
+#pragma unroll
+  for (int i = 0; i < N; i++) v[i] = ld(r.e, i);
+}
+
+template <int N, class T>
+__device__ __forceinline__ void store_vec(T* p, const float (&v)[N]) {
+  Vec<T, N> r;
+#pragma unroll
+  for (int i = 0; i < N; i++) r.e[i] = to_elem<T>(v[i]);
+  *reinterpret_cast<Vec<T, N>*>(p) = r;
+}
+
+}  // namespace cuda
+
+// Host side: can rows of `width` elements of `elem_bytes` starting at `p` be accessed as
+// 16-byte-aligned vectors of kVec elements?
+inline bool vec_ok(const void* p, int64_t width, size_t elem_bytes) {
+  return width % cuda::kVec == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0 &&
+         (width * int64_t(elem_bytes)) % 16 == 0;
+}
+
+}  // namespace mousse
