@@ -1,6 +1,8 @@
 // CPU backend linear algebra: eigh, qr_orthonormal, scale_rows_cols, pow_clamped,
 // add_to_diagonal, trace, transpose, gather_rows / gather_columns.
+#include <cmath>
 #include <limits>
+#include <random>
 
 #include "test_util.h"
 
@@ -93,6 +95,38 @@ TEST_CASE("cpu eigh: known spectrum, non-finite input returns nonzero", "[backen
   Buf<double> rect(Shape{3, 4}), w4(Shape{4});
   CHECK_THROWS_WITH(ops->eigh(q, w, rect), Contains("eigh") && Contains("square"));
   CHECK_THROWS_WITH(ops->eigh(q, w4, a), Contains("eigenvalues") && Contains("[4]"));
+}
+
+// LAPACKE_ssyevd's workspace query hands lwork = 1 + 6n + 2n² back in a float, which rounds it
+// down for n >= 2897, and LAPACK then rejects its own workspace (seen at n = 3072, the mlp
+// factor of the 162m model). eigh sizes the workspace itself; checked just above the threshold
+// on a matrix with a known spectrum: diag(1..n) + a rank-one term.
+TEST_CASE("cpu eigh f32 at n = 2900 (above LAPACKE's float workspace query)", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  const int64_t n = 2900;
+  std::mt19937_64 rng(72);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  std::vector<double> u(static_cast<size_t>(n));
+  for (double& x : u) x = double(float(nd(rng) / std::sqrt(double(n))));
+  Buf<float> a(Shape{n, n}), q(Shape{n, n}), w(Shape{n});
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++)
+      a[size_t(i * n + j)] = float((i == j ? double(i + 1) : 0.0) + u[size_t(i)] * u[size_t(j)]);
+  REQUIRE(ops->eigh(q, w, a) == 0);
+  // trace = Σλ, and a few residuals ‖A q_j − λ_j q_j‖ (O(n²) each).
+  double trace = 0, sum = 0;
+  for (int64_t i = 0; i < n; i++) trace += a[size_t(i * n + i)], sum += w[size_t(i)];
+  CHECK(std::fabs(sum - trace) < 1e-4 * trace);
+  for (int64_t j : {int64_t(0), n / 2, n - 1}) {
+    double res = 0;
+    for (int64_t i = 0; i < n; i++) {
+      double av = 0;
+      for (int64_t k = 0; k < n; k++) av += double(a[size_t(i * n + k)]) * q[size_t(k * n + j)];
+      const double r = av - double(w[size_t(j)]) * q[size_t(i * n + j)];
+      res += r * r;
+    }
+    CHECK(std::sqrt(res) < 1e-3 * n);
+  }
 }
 
 TEST_CASE("cpu qr_orthonormal: QᵀQ = I, A = QR with R upper triangular, diag(R) >= 0",

@@ -16,11 +16,22 @@ using namespace cpu;
 
 namespace {
 
+// ?syevd with the workspace sizes LAPACK documents for JOBZ = 'V' (lwork 1 + 6n + 2n², liwork
+// 3 + 5n), not LAPACKE's workspace query: the query returns lwork in a float for ssyevd, which
+// rounds 1 + 6n + 2n² down above 2^24 (n >= 2897), and LAPACK then rejects the workspace.
+template <class T, class F>
+lapack_int syevd_with_workspace(F&& work_fn, T* a, lapack_int n, T* w) {
+  const lapack_int lwork = 1 + 6 * n + 2 * n * n, liwork = 3 + 5 * n;
+  std::vector<T> work(static_cast<size_t>(lwork));
+  std::vector<lapack_int> iwork(static_cast<size_t>(liwork));
+  return work_fn(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w, work.data(), lwork, iwork.data(),
+                 liwork);
+}
 lapack_int syevd(double* a, lapack_int n, double* w) {
-  return LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w);
+  return syevd_with_workspace(LAPACKE_dsyevd_work, a, n, w);
 }
 lapack_int syevd(float* a, lapack_int n, float* w) {
-  return LAPACKE_ssyevd(LAPACK_ROW_MAJOR, 'V', 'L', n, a, n, w);
+  return syevd_with_workspace(LAPACKE_ssyevd_work, a, n, w);
 }
 lapack_int geqrf(double* a, lapack_int m, lapack_int n, double* tau) {
   return LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, m, n, a, n, tau);
