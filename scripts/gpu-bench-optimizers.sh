@@ -17,10 +17,13 @@ WARMUP=${WARMUP:-3}
 LOGS=${LOGS_DIR:-$ROOT/runs/gpu-bench-optimizers}
 mkdir -p "$LOGS"
 rows=()
-for opt in adamw muon soap mousse mousse-output; do
-  cfg=$ROOT/configs/paper/$SIZE-${opt%-output}.json
+for opt in adamw muon soap mousse mousse-output mousse-smaller; do
+  cfg=$ROOT/configs/paper/$SIZE-${opt%-*}.json
   extra=()
-  [ "$opt" = mousse-output ] && extra=(--set optimizer.matrix.whiten=output)
+  case "$opt" in  # single-sided Mousse: the output side, or the smaller side of each matrix
+    mousse-output) extra=(--set optimizer.matrix.whiten=output) ;;
+    mousse-smaller) extra=(--set optimizer.matrix.whiten=smaller) ;;
+  esac
   log=$LOGS/bench-$SIZE-$opt.log
   echo "=== $opt ($cfg ${extra[*]})"
   timeout --foreground 120 "$BIN" bench -c "$cfg" --synthetic --steps "$STEPS" --warmup "$WARMUP" \

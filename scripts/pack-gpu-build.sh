@@ -11,9 +11,9 @@ BUILD=${1:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR}
 OUT=${2:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR}
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/lib"
-for exe in mousse bench-ops-cuda tests/gpu/test_cuda_ops tests/gpu/test_cuda_train \
-           tests/gpu/test_cuda_optim bench-optim-cuda; do
-  [ -x "$BUILD/$exe" ] && cp "$BUILD/$exe" "$OUT/bin/"
+for exe in mousse bench-ops-cuda bench-optim-cuda "$BUILD"/tests/gpu/test_cuda_*; do
+  exe=${exe#"$BUILD/"}
+  if [ -f "$BUILD/$exe" ] && [ -x "$BUILD/$exe" ]; then cp "$BUILD/$exe" "$OUT/bin/"; fi
 done
 [ -n "$(ls "$OUT/bin")" ] || { echo "pack-gpu-build: no GPU binaries in $BUILD" >&2; exit 1; }
 # Every library the binaries load, except glibc's own, the CUDA toolkit's and the driver's.
