@@ -138,6 +138,7 @@ if [ $ok -eq 1 ]; then
       -x MOUSSE_DISTRIBUTED -x LD_LIBRARY_PATH -x PATH "$NCCL_BIN" train -c "$ROOT/configs/tiny.json" \
       --set device=cuda --set steps=60 --set eval.every=30 \
       --set log.dir="$LOGS/nccl-run" ${NCCL_TRAIN_ARGS:-}
+    rm -rf "$LOGS/nccl-run/checkpoints"  # keep the logs folder small enough to copy back
   fi
   if [ "${SKIP_TORCH:-0}" = 1 ]; then
     record bench-torch SKIP 0 "SKIP_TORCH=1"

@@ -154,18 +154,22 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   ortho_.reserve(arena, "mousse", dt);
 }
 
-void Mousse::refresh(Ops& ops, Factor& f) {
-  const int64_t d = f.dim;
-  Tensor a = scratch_view(sq1_, Shape{d, d}), v = scratch_view(sq2_, Shape{d, d});
-  Tensor lam = scratch_view(lam_, Shape{d});
+void Mousse::damped_factor(Ops& ops, const Tensor& a, const Factor& f) {
   ops.copy(a, f.stat);
   if (trace_normalize) {  // a *= d / (tr + ε), the trace staying on the device
     ops.trace_to(tr_, f.stat);
-    ops.scale_by_ratio(a, Tensor{}, tr_, 1.0, double(d), 1.0, eps);
+    ops.scale_by_ratio(a, Tensor{}, tr_, 1.0, double(f.dim), 1.0, eps);
   } else if (pc_bias_correction) {
     ops.scale(a, 1.0 / (1.0 - std::pow(beta_pc, double(t_ + 1))));
   }
   ops.add_to_diagonal(a, eps);
+}
+
+void Mousse::refresh(Ops& ops, Factor& f) {
+  const int64_t d = f.dim;
+  Tensor a = scratch_view(sq1_, Shape{d, d}), v = scratch_view(sq2_, Shape{d, d});
+  Tensor lam = scratch_view(lam_, Shape{d});
+  damped_factor(ops, a, f);
   ops.synchronize();
   const auto t0 = std::chrono::steady_clock::now();
   const int rc = ops.eigh(v, lam, a);
@@ -204,15 +208,7 @@ void Mousse::refresh_all(Ops& ops) {
       const Tensor W = eig_w_.slice(0, Shape{b, d});
       for (int64_t k = 0; k < b; k++) {
         const Factor& f = *fs[first + size_t(k)];
-        const Tensor a = A.slice(k * d * d, Shape{d, d});
-        ops.copy(a, f.stat);
-        if (trace_normalize) {  // a *= d / (tr + ε), the trace staying on the device
-          ops.trace_to(tr_, f.stat);
-          ops.scale_by_ratio(a, Tensor{}, tr_, 1.0, double(d), 1.0, eps);
-        } else if (pc_bias_correction) {
-          ops.scale(a, 1.0 / (1.0 - std::pow(beta_pc, double(t_ + 1))));
-        }
-        ops.add_to_diagonal(a, eps);
+        damped_factor(ops, A.slice(k * d * d, Shape{d, d}), f);
       }
       ops.synchronize();
       const auto t0 = std::chrono::steady_clock::now();

@@ -60,6 +60,9 @@ class Mousse : public Optimizer {
     int64_t rows = 0, cols = 0;
     std::vector<size_t> index;
   };
+  // a = the damped factor that eigh decomposes: f.stat, trace-normalised (or bias-corrected),
+  // plus ε on the diagonal; all on the device.
+  void damped_factor(Ops& ops, const Tensor& a, const Factor& f);
   void refresh(Ops& ops, Factor& f);  // one factor (f32 then f64 retry)
   void refresh_all(Ops& ops);         // every factor, batched by size (eigh_batched)
   void basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans_q, const Tensor& x,

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -47,6 +48,17 @@ inline std::vector<float> randu(size_t n, uint64_t seed, float lo, float hi) {
   std::vector<float> v(n);
   for (float& x : v) x = d(rng);
   return v;
+}
+
+// The two backends the GPU tests compare, one of each per test program: the CPU reference and
+// the CUDA backend.
+inline Ops& cpu() {
+  static std::unique_ptr<Ops> o = make_cpu_ops();
+  return *o;
+}
+inline Ops& gpu() {
+  static std::unique_ptr<Ops> o = make_cuda_ops();
+  return *o;
 }
 
 // A tensor allocated on (and freed by) one backend.

@@ -17,15 +17,6 @@ using Outs = std::vector<std::vector<double>>;
 
 namespace {
 
-Ops& cpu() {
-  static std::unique_ptr<Ops> o = make_cpu_ops();
-  return *o;
-}
-Ops& gpu() {
-  static std::unique_ptr<Ops> o = make_cuda_ops();
-  return *o;
-}
-
 template <class F>
 void compare(DType dt, const std::string& what, F&& f) {
   const double rtol = dt == DType::bf16 ? 2e-2 : 2e-5;

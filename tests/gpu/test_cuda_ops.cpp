@@ -20,15 +20,6 @@ using Outs = std::vector<std::vector<double>>;
 
 namespace {
 
-Ops& cpu() {
-  static std::unique_ptr<Ops> o = make_cpu_ops();
-  return *o;
-}
-Ops& gpu() {
-  static std::unique_ptr<Ops> o = make_cuda_ops();
-  return *o;
-}
-
 void expect_close(const std::vector<double>& got, const std::vector<double>& want, double rtol,
                   const std::string& what) {
   REQUIRE(got.size() == want.size());

@@ -56,15 +56,6 @@ using namespace mousse::gputest;
 
 namespace {
 
-Ops& cpu() {
-  static std::unique_ptr<Ops> o = make_cpu_ops();
-  return *o;
-}
-Ops& gpu() {
-  static std::unique_ptr<Ops> o = make_cuda_ops();
-  return *o;
-}
-
 const Shapes k162m = {{2304, 768}, {2304, 768}, {768, 768},  {768, 768},
                       {3072, 768}, {3072, 768}, {768, 3072}, {768, 3072}};
 // Mousse refreshes eigendecompose every factor on the CPU too (3072² in LAPACK takes seconds):
