@@ -3,8 +3,10 @@
 // CUDA backend created afterwards (make_cuda_ops uses the current device) runs on that GPU.
 //
 // Collectives run on the communicator's own stream, asynchronously with respect to the host and
-// to the backend's stream: the caller synchronises the backend before issuing them (the data-
-// parallel code does, per layer bucket) and calls wait() before using the results. wait() polls
+// to the backend's stream: before issuing them the caller calls after_compute(ops), which makes
+// this stream wait for an event recorded on the backend's stream (no host synchronisation, so
+// the backward pass of the next layer is queued while this layer's gradients are reduced), and
+// it calls wait() before using the results. wait() polls
 // cudaStreamQuery and ncclCommGetAsyncError; an NCCL error, or no completion within
 // MOUSSE_NCCL_TIMEOUT_S seconds (default 600), aborts the NCCL communicator and then the whole
 // job (MPI_Abort) with a message naming the rank, instead of hanging.
@@ -18,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "cuda_ops.h"
 #include "dist/mpi_communicator.h"
 
 namespace mousse {
@@ -58,9 +61,11 @@ class NcclCommunicator : public Communicator {
     w_->check(MPI_Bcast(&id, int(sizeof id), MPI_BYTE, 0, w_->comm), "MPI_Bcast(ncclUniqueId)");
     nccl(ncclCommInitRank(&comm_, w_->size, id, w_->rank), "ncclCommInitRank");
     cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate");
   }
   ~NcclCommunicator() override {
     if (stream_) cudaStreamSynchronize(stream_);
+    if (compute_done_) cudaEventDestroy(compute_done_);
     if (comm_) ncclCommDestroy(comm_);
     if (stream_) cudaStreamDestroy(stream_);
   }
@@ -136,6 +141,15 @@ class NcclCommunicator : public Communicator {
          "ncclBroadcast");
     wait();
   }
+  void after_compute(Ops& ops) override {
+    auto* cuda_ops = dynamic_cast<CudaOps*>(&ops);
+    if (!cuda_ops) {  // not the CUDA backend: fall back to a host synchronisation
+      ops.synchronize();
+      return;
+    }
+    cuda(cudaEventRecord(compute_done_, cuda_ops->stream()), "cudaEventRecord");
+    cuda(cudaStreamWaitEvent(stream_, compute_done_, 0), "cudaStreamWaitEvent");
+  }
   // Waits for every collective issued so far, watching for NCCL errors and the timeout.
   void wait() override {
     const double t0 = now_s();
@@ -180,6 +194,7 @@ class NcclCommunicator : public Communicator {
   std::shared_ptr<MpiWorld> w_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t compute_done_ = nullptr;  // after_compute: the backend's stream reached this point
   int device_ = 0;
   double timeout_s_ = 600.0;
 };

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/ops.h"
 #include "core/tensor.h"
 
 namespace mousse {
@@ -40,6 +41,10 @@ class Communicator {
   virtual void all_gather(const Tensor& x, const std::vector<int64_t>& counts) = 0;
   // x (=) root's x on every rank.
   virtual void broadcast(const Tensor& x, int root) = 0;
+  // Collectives issued after this call see everything queued on `ops` so far. Default: the host
+  // waits for the backend. NCCL instead makes its stream wait for an event on the backend's
+  // stream, so the host goes on queueing work (the backward pass of the next layer).
+  virtual void after_compute(Ops& ops) { ops.synchronize(); }
   // Collectives may run asynchronously (NCCL on its own stream); after wait() their results are
   // visible to the next operations of the backend. Host implementations are synchronous.
   virtual void wait() {}

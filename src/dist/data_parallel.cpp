@@ -142,14 +142,14 @@ void DataParallel::grads_ready(const std::string& stage) {
   bool any = false;
   for (Bucket& b : buckets_) {
     if (b.reduced || b.stage != stage) continue;
-    if (!any) ops_.synchronize();  // the backend's queue has produced these gradients
+    if (!any) comm_.after_compute(ops_);  // after the work that produced these gradients
     any = true;
     reduce(b);
   }
 }
 
 void DataParallel::reduce_gradients() {
-  ops_.synchronize();
+  comm_.after_compute(ops_);
   for (Bucket& b : buckets_)
     if (!b.reduced) reduce(b);
   comm_.wait();
@@ -170,7 +170,7 @@ double DataParallel::grad_sum_squares() {
 }
 
 void DataParallel::gather_weights() {
-  ops_.synchronize();
+  comm_.after_compute(ops_);
   for (Bucket& b : buckets_)
     comm_.all_gather(b.param->weight.view(Shape{b.param->weight.numel()}), b.counts);
   comm_.wait();
