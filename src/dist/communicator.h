@@ -30,6 +30,9 @@ class Communicator {
   // Rank within this node (GPU index under one-GPU-per-rank).
   virtual int local_rank() const { return rank(); }
   virtual std::string describe() const = 0;  // "single process", "mpi: 2 ranks on 1 node", ...
+  // True for MPI and NCCL, even with one rank (MOUSSE_DISTRIBUTED=1): then the data-parallel
+  // path (reduce-scatter, sharded optimizer work, all-gather) runs as it does with several.
+  virtual bool distributed() const { return true; }
 
   // x (=) the sum of x over all ranks, in place.
   virtual void all_reduce_sum(const Tensor& x) = 0;

@@ -11,6 +11,7 @@ class SingleProcess : public Communicator {
   int rank() const override { return 0; }
   int world_size() const override { return 1; }
   std::string describe() const override { return "single process"; }
+  bool distributed() const override { return false; }
   void all_reduce_sum(const Tensor&) override {}
   double all_reduce_sum(double v) override { return v; }
   double all_reduce_max(double v) override { return v; }

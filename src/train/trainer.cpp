@@ -114,7 +114,8 @@ void Trainer::setup() {
   setup_ = make_optimizer_setup(cfg_.optimizer, cfg_.file, model_->params());
   // More than one rank: each group keeps only what this rank updates (ZeRO-1 slices, owned
   // matrices), so the optimizers reserve state for those only.
-  if (world > 1) dp_ = std::make_unique<DataParallel>(comm_, *ops_, model_->params(), setup_);
+  if (comm_.distributed())
+    dp_ = std::make_unique<DataParallel>(comm_, *ops_, model_->params(), setup_);
   for (ParamGroup& g : setup_.groups) g.optimizer->reserve_state(*arena_, g.params);
   arena_->allocate();
   model_->bind();

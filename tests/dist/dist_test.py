@@ -6,12 +6,14 @@
   resume       2 ranks: stop after k steps (checkpoint), resume, == the uninterrupted run;
                resuming with 1 rank fails with a message naming both rank counts
   kill  MODE   rank 1 dies at step 2 (MODE exit | kill | throw): the job exits non-zero in bounded time
+  forced OPT   MOUSSE_DISTRIBUTED=1 mpirun -np 1 (the data-parallel path with one rank: reduce-scatter,
+               ownership, all-gather, per-rank checkpoint shards) == the plain single process
 """
 import argparse, json, os, shutil, struct, subprocess, sys, time
 import numpy as np
 
 ap = argparse.ArgumentParser()
-ap.add_argument("what", choices=["equal", "resume", "kill"])
+ap.add_argument("what", choices=["equal", "resume", "kill", "forced"])
 ap.add_argument("arg", nargs="?")
 ap.add_argument("--mousse", required=True)
 ap.add_argument("--mpirun", required=True)
@@ -50,10 +52,10 @@ def config(opt, steps=4):
     return path
 
 
-def train(cfg, ranks, tag, extra=(), check=True, timeout=120, env=ENV):
+def train(cfg, ranks, tag, extra=(), check=True, timeout=120, env=ENV, mpirun=False):
     cmd = [a.mousse, "train", "-c", cfg, "--quiet", "--set", f"log.dir={work}/{tag}/log",
            "--set", f"checkpoint.dir={work}/{tag}/ckpt", *extra]
-    if ranks > 1:
+    if ranks > 1 or mpirun:
         cmd = [a.mpirun, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks), *cmd]
     t0 = time.time()
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -131,6 +133,14 @@ elif a.what == "resume":
     assert p.returncode != 0 and "2 ranks" in p.stdout and "this run has 1" in p.stdout, p.stdout
     train(cfg, 2, "split", ["--resume"])
     compare("full", "split", 4, loss_tol=0.0, w_tol=0.0)  # same ranks: bit-exact
+elif a.what == "forced":
+    cfg = config(a.arg)
+    train(cfg, 1, "plain")
+    train(cfg, 1, "forced", env=dict(ENV, MOUSSE_DISTRIBUTED="1"), mpirun=True)
+    shards = sorted(os.listdir(f"{work}/forced/ckpt"))
+    print("checkpoint files:", shards)
+    assert "ckpt_00000004.rank0-of-1.safetensors" in shards, "the data-parallel path did not run"
+    compare("plain", "forced", 4)
 else:
     cfg = config("muon", steps=6)
     env = dict(ENV, MOUSSE_TEST_FAIL=f"1:2:{a.arg}")
