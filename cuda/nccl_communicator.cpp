@@ -81,57 +81,20 @@ class NcclCommunicator : public Communicator {
            " ranks on " + std::to_string(w_->nodes) + (w_->nodes == 1 ? " node" : " nodes");
   }
 
-  void all_reduce_sum(const Tensor& x) override {
-    device_only(x);
-    cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");  // producer on another stream
-    nccl(ncclAllReduce(x.data, x.data, size_t(x.numel()), nccl_type(x.dtype), ncclSum, comm_,
-                       stream_),
-         "ncclAllReduce");
-    wait();
-  }
-  double all_reduce_sum(double v) override {
-    double out = 0;
-    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, w_->comm), "MPI_Allreduce");
-    return out;
-  }
-  double all_reduce_max(double v) override {
-    double out = 0;
-    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, w_->comm), "MPI_Allreduce");
-    return out;
-  }
+  double all_reduce_sum(double v) override { return w_->all_reduce(v, MPI_SUM); }
+  double all_reduce_max(double v) override { return w_->all_reduce(v, MPI_MAX); }
   // Reduce of each rank's part onto that rank, grouped: NCCL runs them as one reduce-scatter
   // (ncclReduceScatter itself needs equal parts; ours vary, and are [0..n..0] for owned matrices).
   void reduce_scatter_sum(const Tensor& x, const std::vector<int64_t>& counts) override {
-    device_only(x);
-    const size_t es = dtype_size(x.dtype);
-    char* base = static_cast<char*>(x.data);
-    int64_t off = 0;
-    nccl(ncclGroupStart(), "ncclGroupStart");
-    for (int r = 0; r < w_->size; r++) {
-      const int64_t n = counts[size_t(r)];
-      if (n > 0)
-        nccl(ncclReduce(base + size_t(off) * es, base + size_t(off) * es, size_t(n),
-                        nccl_type(x.dtype), ncclSum, r, comm_, stream_),
-             "ncclReduce");
-      off += n;
-    }
-    nccl(ncclGroupEnd(), "ncclGroupEnd");
+    for_each_part(x, counts, "ncclReduce", [&](void* part, size_t n, int r) {
+      return ncclReduce(part, part, n, nccl_type(x.dtype), ncclSum, r, comm_, stream_);
+    });
   }
+  // Each rank's part broadcast from that rank, grouped (an all-gather with varying parts).
   void all_gather(const Tensor& x, const std::vector<int64_t>& counts) override {
-    device_only(x);
-    const size_t es = dtype_size(x.dtype);
-    char* base = static_cast<char*>(x.data);
-    int64_t off = 0;
-    nccl(ncclGroupStart(), "ncclGroupStart");
-    for (int r = 0; r < w_->size; r++) {
-      const int64_t n = counts[size_t(r)];
-      if (n > 0)
-        nccl(ncclBroadcast(base + size_t(off) * es, base + size_t(off) * es, size_t(n),
-                           nccl_type(x.dtype), r, comm_, stream_),
-             "ncclBroadcast");
-      off += n;
-    }
-    nccl(ncclGroupEnd(), "ncclGroupEnd");
+    for_each_part(x, counts, "ncclBroadcast", [&](void* part, size_t n, int r) {
+      return ncclBroadcast(part, part, n, nccl_type(x.dtype), r, comm_, stream_);
+    });
   }
   void broadcast(const Tensor& x, int root) override {
     device_only(x);
@@ -168,7 +131,7 @@ class NcclCommunicator : public Communicator {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
-  void barrier() override { w_->check(MPI_Barrier(w_->comm), "MPI_Barrier"); }
+  void barrier() override { w_->barrier(); }
   [[noreturn]] void abort(const std::string& message) override {
     if (comm_) ncclCommAbort(comm_);  // unblocks our pending kernels
     comm_ = nullptr;
@@ -176,6 +139,22 @@ class NcclCommunicator : public Communicator {
   }
 
  private:
+  // One grouped NCCL call per non-empty part of x (rank r's part: counts[r] elements in place).
+  template <class F>
+  void for_each_part(const Tensor& x, const std::vector<int64_t>& counts, const char* what,
+                     F&& call) {
+    device_only(x);
+    const size_t es = dtype_size(x.dtype);
+    char* base = static_cast<char*>(x.data);
+    int64_t off = 0;
+    nccl(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < w_->size; r++) {
+      const int64_t n = counts[size_t(r)];
+      if (n > 0) nccl(call(base + size_t(off) * es, size_t(n), r), what);
+      off += n;
+    }
+    nccl(ncclGroupEnd(), "ncclGroupEnd");
+  }
   static void device_only(const Tensor& x) {
     if (x.device != Device::cuda) fail("the NCCL communicator works on cuda tensors");
   }

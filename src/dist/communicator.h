@@ -34,8 +34,7 @@ class Communicator {
   // path (reduce-scatter, sharded optimizer work, all-gather) runs as it does with several.
   virtual bool distributed() const { return true; }
 
-  // x (=) the sum of x over all ranks, in place.
-  virtual void all_reduce_sum(const Tensor& x) = 0;
+  // The sum / max of a host scalar over all ranks.
   virtual double all_reduce_sum(double v) = 0;
   virtual double all_reduce_max(double v) = 0;
   // Rank r's part of x (=) the sum over ranks of that part; the rest of x is left unspecified.

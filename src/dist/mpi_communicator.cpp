@@ -41,6 +41,14 @@ MpiWorld::~MpiWorld() {
   if (!finalized) MPI_Finalize();
 }
 
+double MpiWorld::all_reduce(double v, MPI_Op op) const {
+  double out = 0;
+  check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, op, comm), "MPI_Allreduce");
+  return out;
+}
+
+void MpiWorld::barrier() const { check(MPI_Barrier(comm), "MPI_Barrier"); }
+
 void MpiWorld::check(int rc, const char* what) const {
   if (rc == MPI_SUCCESS) return;
   char msg[MPI_MAX_ERROR_STRING];
@@ -87,22 +95,8 @@ class MpiCommunicator : public Communicator {
            std::to_string(w_->nodes) + (w_->nodes == 1 ? " node" : " nodes");
   }
 
-  void all_reduce_sum(const Tensor& x) override {
-    host_only(x);
-    w_->check(MPI_Allreduce(MPI_IN_PLACE, x.data, to_int(x.numel(), "all_reduce"),
-                            mpi_type(x.dtype), MPI_SUM, w_->comm),
-              "MPI_Allreduce");
-  }
-  double all_reduce_sum(double v) override {
-    double out = 0;
-    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_SUM, w_->comm), "MPI_Allreduce");
-    return out;
-  }
-  double all_reduce_max(double v) override {
-    double out = 0;
-    w_->check(MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, w_->comm), "MPI_Allreduce");
-    return out;
-  }
+  double all_reduce_sum(double v) override { return w_->all_reduce(v, MPI_SUM); }
+  double all_reduce_max(double v) override { return w_->all_reduce(v, MPI_MAX); }
   void reduce_scatter_sum(const Tensor& x, const std::vector<int64_t>& counts) override {
     host_only(x);
     std::vector<int> c, displ;
@@ -131,7 +125,7 @@ class MpiCommunicator : public Communicator {
                         w_->comm),
               "MPI_Bcast");
   }
-  void barrier() override { w_->check(MPI_Barrier(w_->comm), "MPI_Barrier"); }
+  void barrier() override { w_->barrier(); }
   [[noreturn]] void abort(const std::string& message) override { w_->abort(message); }
 
  private:

@@ -25,6 +25,10 @@ struct MpiWorld {
   MpiWorld& operator=(const MpiWorld&) = delete;
   // Throws a mousse::Error naming the call, the rank and MPI's message if rc != MPI_SUCCESS.
   void check(int rc, const char* what) const;
+  // Host scalars: both communicators (MPI, and NCCL for its non-device values) reduce through
+  // these.
+  double all_reduce(double v, MPI_Op op) const;
+  void barrier() const;
   [[noreturn]] void abort(const std::string& message) const;
 };
 

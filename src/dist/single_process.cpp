@@ -12,7 +12,6 @@ class SingleProcess : public Communicator {
   int world_size() const override { return 1; }
   std::string describe() const override { return "single process"; }
   bool distributed() const override { return false; }
-  void all_reduce_sum(const Tensor&) override {}
   double all_reduce_sum(double v) override { return v; }
   double all_reduce_max(double v) override { return v; }
   void reduce_scatter_sum(const Tensor&, const std::vector<int64_t>&) override {}

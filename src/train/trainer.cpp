@@ -227,10 +227,8 @@ double Trainer::train_step(int64_t step) {
     model.on_grads_ready = nullptr;
   }
   // Gradients were scaled by 1/(all tokens of the step), so the sum over ranks is the mean.
-  if (dp_)
-    dp_->reduce_gradients();  // reduce-scatter: each rank holds the sums of what it updates
-  else
-    comm_.all_reduce_sum(model.params().flat_grads());
+  // (A single process has nothing to reduce; every MPI/NCCL run goes through dp_.)
+  if (dp_) dp_->reduce_gradients();  // reduce-scatter: each rank holds the sums of what it updates
   double loss_sum = comm_.all_reduce_sum(ops_->sum(model.loss_accumulator()));
   return loss_sum / double(tokens_per_micro * grad_accum_ * comm_.world_size());
 }
