@@ -417,10 +417,8 @@ void CudaOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
   const char* op = "sum_squares_batched";
   require_cuda(out, op, "out"); require_cuda(x, op, "x");
   const int64_t k = out.numel();
-  if (k == 0 || x.numel() % k != 0)
-    fail("cuda ", op, ": x ", x.shape.str(), " does not split into out.numel() = ", k, " slices");
+  const int64_t len = slice_length(std::string("cuda ") + op, x, k, "out");
   if (k > 65535) fail("cuda ", op, ": at most 65535 slices, got ", k);
-  const int64_t len = x.numel() / k;
   // Enough blocks per slice to fill the GPU for one big matrix; a fixed split (deterministic).
   int64_t parts = len / (256 * 16);
   parts = parts < 1 ? 1 : (parts > 128 ? 128 : parts);
@@ -462,14 +460,13 @@ void CudaOps::scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& d
   const char* op = "scale_by_ratio";
   require_cuda(x, op, "x"); require_cuda(den, op, "den");
   const int64_t k = den.numel();
-  if (k == 0 || x.numel() % k != 0)
-    fail("cuda ", op, ": x ", x.shape.str(), " does not split into den.numel() = ", k, " slices");
+  const int64_t len = slice_length(std::string("cuda ") + op, x, k, "den");
   if (num.defined()) {
     require_cuda(num, op, "num");
     require_same_numel(num, den, op);
     if (num.dtype != den.dtype) fail("cuda ", op, ": num and den must share a dtype");
   }
-  const int64_t n = x.numel(), len = n / k;
+  const int64_t n = x.numel();
   double* f = static_cast<double*>(scratch(sizeof(double) * size_t(k)));
   dispatch_fd(den.dtype, op, [&](auto ts) {
     using Ts = decltype(ts);

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace mousse {
@@ -191,6 +192,17 @@ class Ops {
   virtual std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                         const Tensor& a) = 0;
 };
+
+// Argument check shared by the backends' batched ops: x as k equal slices, k being the numel of
+// the tensor named `counted` ("out", "den"); returns the slice length. `op` as it should appear
+// in the message ("sum_squares_batched", "cuda scale_by_ratio").
+inline int64_t slice_length(const std::string& op, const Tensor& x, int64_t k,
+                            const char* counted) {
+  if (k == 0 || x.numel() % k != 0)
+    fail(op, ": x ", x.shape.str(), " does not split into ", counted, ".numel() = ", k,
+         " slices");
+  return x.numel() / k;
+}
 
 // The CPU reference backend (always available).
 std::unique_ptr<Ops> make_cpu_ops();

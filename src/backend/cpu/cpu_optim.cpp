@@ -160,9 +160,7 @@ void CpuOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
   check_float(op, "out", out);
   check_float(op, "x", x);
   const int64_t k = out.numel();
-  if (k == 0 || x.numel() % k != 0)
-    fail(op, ": x ", x.shape.str(), " does not split into out.numel() = ", k, " slices");
-  const int64_t len = x.numel() / k;
+  const int64_t len = slice_length(op, x, k, "out");
   std::vector<double> r(size_t(k), 0.0);
   dispatch_float(op, x.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -194,13 +192,11 @@ void CpuOps::scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& de
   check_float(op, "x", x);
   check_float(op, "den", den);
   const int64_t k = den.numel();
-  if (k == 0 || x.numel() % k != 0)
-    fail(op, ": x ", x.shape.str(), " does not split into den.numel() = ", k, " slices");
+  const int64_t len = slice_length(op, x, k, "den");
   if (num.defined()) {
     check_dtype(op, "num", num, "den", den);
     check_same_numel(op, "num", num, "den", den);
   }
-  const int64_t len = x.numel() / k;
   std::vector<double> f(size_t(k), 1.0);
   dispatch_float(op, den.dtype, [&](auto tag) {
     using T = decltype(tag);
