@@ -25,6 +25,7 @@
 
 using namespace mousse;
 using namespace mousse::gputest;
+using namespace mousse::otest;
 
 namespace {
 

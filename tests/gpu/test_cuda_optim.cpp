@@ -53,6 +53,7 @@
 
 using namespace mousse;
 using namespace mousse::gputest;
+using namespace mousse::otest;
 
 namespace {
 

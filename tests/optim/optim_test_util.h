@@ -20,6 +20,7 @@
 #include "model/params.h"
 #include "optim/matrix_common.h"
 #include "optim/optimizer.h"
+#include "optim_rig.h"
 
 namespace mousse {
 namespace otest {
@@ -49,53 +50,25 @@ inline bool all_finite(const Mat& a) {
   return true;
 }
 
-// Parameters (matrices) + gradients in an arena, and one optimizer over them.
-struct Rig {
-  std::unique_ptr<Ops> ops;
-  std::unique_ptr<Arena> arena;
-  std::vector<Param> params;
-  std::vector<Param*> ptrs;
-  std::unique_ptr<Optimizer> opt;
-  int64_t steps = 0;
+// The CPU backend a Rig owns: a base class, so that it exists before the OptimRig that uses it.
+struct OwnedCpuOps {
+  std::unique_ptr<Ops> owned_ops = make_cpu_ops();
+};
 
-  Rig(const json& cfg, const std::vector<std::pair<int64_t, int64_t>>& shapes,
-      DType dt = DType::f64, const std::string& group = "matrix") {
-    ops = make_cpu_ops();
-    arena = std::make_unique<Arena>(*ops);
-    params.resize(shapes.size());
-    for (size_t i = 0; i < shapes.size(); i++) {
-      Param& p = params[i];
-      p.name = "blocks." + std::to_string(i) + ".w";
-      p.role = ParamRole::matrix;
-      p.rows = shapes[i].first;
-      p.cols = shapes[i].second;
-      p.offset = 0;
-      arena->reserve(p.weight, "parameters", p.name, dt, Shape{p.rows, p.cols});
-      arena->reserve(p.grad, "gradients", p.name, dt, Shape{p.rows, p.cols});
-      ptrs.push_back(&p);
-    }
-    ConfigNode node(cfg, "optimizer", "test");
-    opt = make_optimizer(node, group);
-    node.finish();
-    opt->reserve_state(*arena, ptrs);
-    arena->allocate();
-    for (auto& p : params) p.compute = p.weight;
-  }
+// Parameters (matrices) + gradients in an arena and one optimizer over them, on the CPU.
+struct Rig : OwnedCpuOps, OptimRig {
+  Rig(const json& cfg, const Shapes& shapes, DType dt = DType::f64,
+      const std::string& group = "matrix")
+      : OptimRig(*owned_ops, cfg, shapes, dt, group) {}
 
-  void set(const Tensor& t, const Mat& v) { write_vector(*ops, t, v); }
-  Mat get(const Tensor& t) { return read_vector(*ops, t); }
   Mat w(size_t i = 0) { return get(params[i].weight); }
 
   // One step with the given gradients (one per parameter).
+  using OptimRig::step;
   void step(const std::vector<Mat>& grads, double lr, bool diagnostics = false,
             double grad_scale = 1.0) {
-    for (size_t i = 0; i < params.size(); i++) set(params[i].grad, grads[i]);
-    OptimStep s;
-    s.step = ++steps;
-    s.lr = lr;
-    s.grad_scale = grad_scale;
-    s.diagnostics = diagnostics;
-    opt->step(*ops, ptrs, s);
+    set_grads(grads);
+    step(lr, diagnostics, grad_scale);
   }
 
   // The optimizer's state tensors (category "optimizer"), by arena name.
@@ -117,6 +90,16 @@ struct Rig {
     }
   }
 };
+
+// Gives two rigs over the same shapes the same random weights.
+inline void same_random_weights(Rig& a, Rig& b, std::mt19937_64& rng) {
+  REQUIRE(a.params.size() == b.params.size());
+  for (size_t i = 0; i < a.params.size(); i++) {
+    const Mat w0 = randn(a.params[i].rows * a.params[i].cols, rng);
+    a.set(a.params[i].weight, w0);
+    b.set(b.params[i].weight, w0);
+  }
+}
 
 #ifndef MOUSSE_PYTHON
 #define MOUSSE_PYTHON "/usr/bin/python3"

@@ -182,11 +182,7 @@ TEST_CASE("grad_scale multiplies the gradient first, in every optimizer", "[opti
     INFO(cfg.dump());
     Rig a(cfg, kShapes), b(cfg, kShapes);
     std::mt19937_64 rng(4);
-    for (size_t i = 0; i < kShapes.size(); i++) {
-      Mat w0 = randn(kShapes[i].first * kShapes[i].second, rng);
-      a.set(a.params[i].weight, w0);
-      b.set(b.params[i].weight, w0);
-    }
+    same_random_weights(a, b, rng);
     for (int t = 0; t < 5; t++) {
       std::vector<Mat> g, g_half;
       for (auto& s : kShapes) {

@@ -42,11 +42,7 @@ TEST_CASE("Mousse with alpha = 0 equals Muon, every whitening side", "[optim][mo
                  {"weight_decay", 0.01}};
       Rig a(mc, kShapes), b(uc, kShapes);
       std::mt19937_64 rng(7);
-      for (size_t i = 0; i < kShapes.size(); i++) {
-        Mat w0 = randn(kShapes[i].first * kShapes[i].second, rng);
-        a.set(a.params[i].weight, w0);
-        b.set(b.params[i].weight, w0);
-      }
+      same_random_weights(a, b, rng);
       for (int t = 0; t < 7; t++) {
         std::vector<Mat> g;
         for (auto& s : kShapes) g.push_back(randn(s.first * s.second, rng));

@@ -1,7 +1,7 @@
 #pragma once
 // An optimizer over a set of (out × in) matrices with gradients, on any backend: the harness of
-// test_cuda_optim (CUDA vs CPU) and bench-optim-cuda. Like tests/optim's Rig, but the backend is
-// passed in and the weights / gradients are uploaded from host floats.
+// the CPU optimizer tests (otest::Rig, which owns a CPU backend), test_cuda_optim (CUDA vs CPU)
+// and bench-optim-cuda. Weights and gradients go in and out as host doubles.
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,7 +15,7 @@
 #include "optim/optimizer.h"
 
 namespace mousse {
-namespace gputest {
+namespace otest {
 
 using Shapes = std::vector<std::pair<int64_t, int64_t>>;
 
@@ -27,7 +27,9 @@ struct OptimRig {
   std::unique_ptr<Optimizer> opt;
   int64_t steps = 0;
 
-  OptimRig(Ops& o, const json& cfg, const Shapes& shapes, DType dt = DType::f32) : ops(o) {
+  OptimRig(Ops& o, const json& cfg, const Shapes& shapes, DType dt = DType::f32,
+           const std::string& group = "matrix")
+      : ops(o) {
     arena = std::make_unique<Arena>(ops);
     params.resize(shapes.size());
     for (size_t i = 0; i < shapes.size(); i++) {
@@ -41,8 +43,8 @@ struct OptimRig {
       arena->reserve(p.grad, "gradients", p.name, dt, Shape{p.rows, p.cols});
       ptrs.push_back(&p);
     }
-    ConfigNode node(cfg, "optimizer", "gpu test");
-    opt = make_optimizer(node, "matrix");
+    ConfigNode node(cfg, "optimizer", "test");
+    opt = make_optimizer(node, group);
     node.finish();
     opt->reserve_state(*arena, ptrs);
     arena->allocate();
@@ -73,5 +75,5 @@ struct OptimRig {
   }
 };
 
-}  // namespace gputest
+}  // namespace otest
 }  // namespace mousse
