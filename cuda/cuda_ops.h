@@ -19,7 +19,7 @@
 //   embedding.cu           embedding forward / deterministic backward
 //   optim_kernels.cu       adamw, lion, ema_square, adam_direction, scale_rows_cols,
 //                          pow_clamped, add_to_diagonal, trace, transpose, gather_rows/columns,
-//                          sum_squares_batched, trace_to, scale_by_ratio (device scalars)
+//                          column_dots, sum_squares_batched, trace_to, scale_by_ratio (device scalars)
 //   linalg_cusolver.cu     eigh (cusolverDnXsyevd), qr_orthonormal (geqrf + orgqr)
 //   optim_eigh_batched.cu  eigh_batched (cusolverDnXsyevBatched when the library has it)
 #include <cuda_runtime.h>
@@ -70,9 +70,9 @@ class CudaOps final : public Ops {
   double sum_squares(const Tensor& x) override;
 
   void matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-              float alpha, float beta) override;
+              double alpha, double beta) override;
   void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                      bool trans_b, float alpha, float beta) override;
+                      bool trans_b, double alpha, double beta) override;
 
   void embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) override;
   void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) override;
@@ -110,6 +110,7 @@ class CudaOps final : public Ops {
   void transpose(const Tensor& out, const Tensor& inp) override;
   void gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) override;
   void gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) override;
+  void column_dots(const Tensor& out, const Tensor& a, const Tensor& b) override;
   void ema_square(const Tensor& v, const Tensor& x, double beta) override;
   void adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
                       double bias_correction1, double bias_correction2) override;
@@ -135,7 +136,7 @@ class CudaOps final : public Ops {
   // transfer, synchronises, adds them in order (deterministic).
   double finish_partials(const double* d_partials, int n);
   void gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-            float alpha, float beta, int64_t batch, const char* op);
+            double alpha, double beta, int64_t batch, const char* op);
   // Returns a device [T, hd/2] float2 table of (cos, sin) for RoPE, recomputed (in double) only
   // when (T, hd, base) change.
   const void* rope_table(int64_t T, int hd, float base);

@@ -56,7 +56,7 @@ void set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
 }  // namespace
 
 void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-                   float alpha, float beta, int64_t batch, const char* opname) {
+                   double alpha, double beta, int64_t batch, const char* opname) {
   require_cuda(out, opname, "out");
   require_cuda(a, opname, "a");
   require_cuda(b, opname, "b");
@@ -93,8 +93,8 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
     fail("cuda ", opname, ": unsupported dtypes a/b ", dtype_name(a.dtype), " -> out ",
          dtype_name(out.dtype), " (supported: bf16->bf16, bf16->f32, f32->f32, f64->f64)");
   if (K == 0) {  // out = beta * out
-    if (beta == 0.f) fill(out, 0.0);
-    else if (beta != 1.f) scale(out, beta);
+    if (beta == 0.0) fill(out, 0.0);
+    else if (beta != 1.0) scale(out, beta);
     return;
   }
   const bool f64 = a.dtype == DType::f64;
@@ -122,7 +122,7 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
   char key[256];
   snprintf(key, sizeof(key), "%d%d%d|%d%d|%lld,%lld,%lld,%lld|%u,%u,%u|%d", int(a.dtype),
            int(out.dtype), int(f64), int(trans_a), int(trans_b), (long long)M, (long long)N,
-           (long long)K, (long long)nb, al_a, al_b, al_c, beta != 0.f ? 1 : 0);
+           (long long)K, (long long)nb, al_a, al_b, al_c, beta != 0.0 ? 1 : 0);
   auto it = algo_cache_.find(key);
   if (it == algo_cache_.end()) {
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.pref));
@@ -148,24 +148,24 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
     it = algo_cache_.emplace(key, result.algo).first;
   }
   if (f64) {
-    const double al = alpha, be = beta;
-    CUBLAS_CHECK(cublasLtMatmul(lt_, d.op, &al, b.data, d.A, a.data, d.B, &be, out.data, d.C,
+    CUBLAS_CHECK(cublasLtMatmul(lt_, d.op, &alpha, b.data, d.A, a.data, d.B, &beta, out.data, d.C,
                                 out.data, d.C, &it->second, lt_workspace_, lt_workspace_bytes_,
                                 stream_));
-  } else {
-    CUBLAS_CHECK(cublasLtMatmul(lt_, d.op, &alpha, b.data, d.A, a.data, d.B, &beta, out.data, d.C,
+  } else {  // f32 scaling (CUBLAS_COMPUTE_32F)
+    const float al = float(alpha), be = float(beta);
+    CUBLAS_CHECK(cublasLtMatmul(lt_, d.op, &al, b.data, d.A, a.data, d.B, &be, out.data, d.C,
                                 out.data, d.C, &it->second, lt_workspace_, lt_workspace_bytes_,
                                 stream_));
   }
 }
 
 void CudaOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                     bool trans_b, float alpha, float beta) {
+                     bool trans_b, double alpha, double beta) {
   gemm(out, a, trans_a, b, trans_b, alpha, beta, 0, "matmul");
 }
 
 void CudaOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                             bool trans_b, float alpha, float beta) {
+                             bool trans_b, double alpha, double beta) {
   if (a.shape.ndim != 3)
     fail("cuda matmul_batched: expected 3-D [batch, rows, cols] tensors, got a ", a.shape.str());
   if (a.shape[0] == 0) return;

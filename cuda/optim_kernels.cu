@@ -1,6 +1,6 @@
 // Optimizer-side ops: adamw, lion, ema_square, adam_direction, scale_rows_cols, pow_clamped,
-// add_to_diagonal, trace, transpose, gather_rows, gather_columns, and the device-scalar ops
-// sum_squares_batched, trace_to, scale_by_ratio (no host synchronisation).
+// add_to_diagonal, trace, transpose, gather_rows, gather_columns, column_dots, and the
+// device-scalar ops sum_squares_batched, trace_to, scale_by_ratio (no host synchronisation).
 #include "bf16.cuh"
 #include "check.h"
 #include "cuda_ops.h"
@@ -123,6 +123,26 @@ __global__ void gather_cols_kernel(T* out, const T* inp, const int32_t* index, i
   GRID_STRIDE(i, rows * k) {
     const int64_t r = i / k, j = i - r * k;
     out[i] = inp[r * in_cols + index[j]];
+  }
+}
+
+// One block per 32 columns: the 32 x-threads read 32 adjacent columns of a row (coalesced),
+// the 32 y-threads stride over the rows; the partial sums meet in shared memory. Fixed order:
+// the result is deterministic.
+template <class T>
+__global__ void column_dots_kernel(T* out, const T* a, const T* b, int64_t rows, int64_t cols) {
+  __shared__ double part[32][33];
+  const int64_t j = blockIdx.x * 32 + threadIdx.x;
+  double acc = 0.0;
+  if (j < cols)
+    for (int64_t i = threadIdx.y; i < rows; i += 32)
+      acc += double(a[i * cols + j]) * double(b[i * cols + j]);
+  part[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < cols) {
+    double sum = 0.0;
+    for (int y = 0; y < 32; y++) sum += part[y][threadIdx.x];
+    out[j] = T(sum);
   }
 }
 
@@ -409,6 +429,26 @@ void CudaOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& in
     gather_rows_kernel<T><<<grid_for(k * cols), 256, 0, stream_>>>(
         static_cast<T*>(out.data), static_cast<const T*>(inp.data),
         static_cast<const int32_t*>(index.data), k, cols);
+    CUDA_CHECK_LAUNCH();
+  });
+}
+
+void CudaOps::column_dots(const Tensor& out, const Tensor& a, const Tensor& b) {
+  const char* op = "column_dots";
+  require_cuda(out, op, "out"); require_cuda(a, op, "a"); require_cuda(b, op, "b");
+  if (b.dtype != a.dtype || out.dtype != a.dtype)
+    fail("cuda ", op, ": out, a and b must share a dtype (a is ", dtype_name(a.dtype), ")");
+  const int64_t rows = a.rows(), cols = a.cols();
+  if (b.rows() != rows || b.cols() != cols)
+    fail("cuda ", op, ": b ", b.shape.str(), " must have a's shape ", a.shape.str());
+  if (out.numel() != cols)
+    fail("cuda ", op, ": out ", out.shape.str(), " must hold ", cols, " values (a's columns)");
+  if (cols == 0) return;
+  dispatch_fd(a.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    column_dots_kernel<T><<<unsigned((cols + 31) / 32), dim3(32, 32), 0, stream_>>>(
+        static_cast<T*>(out.data), static_cast<const T*>(a.data), static_cast<const T*>(b.data),
+        rows, cols);
     CUDA_CHECK_LAUNCH();
   });
 }

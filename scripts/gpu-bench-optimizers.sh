@@ -17,12 +17,16 @@ WARMUP=${WARMUP:-3}
 LOGS=${LOGS_DIR:-$ROOT/runs/gpu-bench-optimizers}
 mkdir -p "$LOGS"
 rows=()
-for opt in adamw muon soap mousse mousse-output mousse-smaller; do
-  cfg=$ROOT/configs/paper/$SIZE-${opt%-*}.json
+for opt in adamw muon soap mousse mousse-output mousse-smaller \
+           mousse-fast mousse-output-fast mousse-smaller-fast; do
+  cfg=$ROOT/configs/paper/$SIZE-${opt%%-*}.json
   extra=()
   case "$opt" in  # single-sided Mousse: the output side, or the smaller side of each matrix
-    mousse-output) extra=(--set optimizer.matrix.whiten=output) ;;
-    mousse-smaller) extra=(--set optimizer.matrix.whiten=smaller) ;;
+    mousse-output*) extra=(--set optimizer.matrix.whiten=output) ;;
+    mousse-smaller*) extra=(--set optimizer.matrix.whiten=smaller) ;;
+  esac
+  case "$opt" in  # "fast": the power_qr refresh and bf16 statistics GEMMs
+    *-fast) extra+=(--set optimizer.matrix.refresh=power_qr --set optimizer.matrix.stats_dtype=bf16) ;;
   esac
   log=$LOGS/bench-$SIZE-$opt.log
   echo "=== $opt ($cfg ${extra[*]})"
@@ -35,11 +39,11 @@ done
 echo
 echo "=== $SIZE, B=$B T=$T, $STEPS timed steps"
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-printf "%-14s %10s %8s %9s %9s %9s %9s %9s\n" optimizer tokens/s MFU step_ms fwd_ms bwd_ms opt_ms mem_GiB
+printf "%-20s %10s %8s %9s %9s %9s %9s %9s\n" optimizer tokens/s MFU step_ms fwd_ms bwd_ms opt_ms mem_GiB
 for r in "${rows[@]}"; do
   name=${r%% *}
   case "$r" in *FAILED*) echo "$r"; continue ;; esac
-  printf "%-14s %10s %8s %9s %9s %9s %9s %9s\n" "$name" "$(field "$r" tokens_per_s)" \
+  printf "%-20s %10s %8s %9s %9s %9s %9s %9s\n" "$name" "$(field "$r" tokens_per_s)" \
     "$(field "$r" mfu)" "$(field "$r" step_ms)" "$(field "$r" forward_ms)" \
     "$(field "$r" backward_ms)" "$(field "$r" optimizer_ms)" "$(field "$r" mem_gib)"
 done

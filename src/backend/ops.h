@@ -83,10 +83,10 @@ class Ops {
   // out[M, N] (=) alpha * op(a) @ op(b) + beta * out, op(X) = trans ? Xᵀ : X.
   // Each operand is viewed as a matrix (rows(), cols()). Accumulation is at least f32.
   virtual void matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                      bool trans_b, float alpha = 1.f, float beta = 0.f) = 0;
+                      bool trans_b, double alpha = 1.0, double beta = 0.0) = 0;
   // The same for a batch of equally shaped matrices: a, b, out are 3-D [batch, rows, cols].
   virtual void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                              bool trans_b, float alpha = 1.f, float beta = 0.f) = 0;
+                              bool trans_b, double alpha = 1.0, double beta = 0.0) = 0;
 
   // ---------------------------------------------------------------- model: forward
   // out[N, C] (=) wte[tokens[n], :]; tokens i32 [N] (ids < wte rows, checked by the data loader)
@@ -163,6 +163,10 @@ class Ops {
   // out[:, j] (=) inp[:, index[j]] (index i32 [n], a permutation or selection of columns)
   virtual void gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) = 0;
   virtual void gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) = 0;
+  // out[j] (=) Σ_i a[i, j]·b[i, j] for a, b [m, n] and out [n], one dtype (f32 or f64),
+  // accumulated in double. diag(Qᵀ A Q) = column_dots(Q, A Q): Rayleigh quotients of a basis
+  // without a second GEMM.
+  virtual void column_dots(const Tensor& out, const Tensor& a, const Tensor& b) = 0;
   // v (=) beta v + (1 - beta) x², elementwise (second-moment EMA, e.g. SOAP in the eigenbasis)
   virtual void ema_square(const Tensor& v, const Tensor& x, double beta) = 0;
   // out (=) (m / bc1) / (sqrt(v / bc2) + eps), elementwise (Adam's direction)

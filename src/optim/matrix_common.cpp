@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 namespace mousse {
 
@@ -87,5 +88,21 @@ void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v) {
 double frobenius(Ops& ops, const Tensor& t) { return std::sqrt(ops.sum_squares(t)); }
 
 double RmsAccumulator::rms() const { return count > 0 ? std::sqrt(sum_sq / count) : 0.0; }
+
+std::vector<int64_t> power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const Tensor& p,
+                                   const Tensor& e, const Tensor& est, const Tensor& idx) {
+  const int64_t d = q.rows();
+  ops.matmul(p, a, false, q, false);  // a q
+  ops.column_dots(est, q, p);         // diag(qᵀ a q)
+  const std::vector<double> ev = read_vector(ops, est);
+  std::vector<int64_t> order(static_cast<size_t>(d));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t x, int64_t y) { return ev[size_t(x)] > ev[size_t(y)]; });
+  write_vector(ops, idx, std::vector<double>(order.begin(), order.end()));
+  ops.gather_columns(e, p, idx);  // (a q)[:, σ] = a (q[:, σ])
+  ops.qr_orthonormal(q, e);
+  return order;
+}
 
 }  // namespace mousse

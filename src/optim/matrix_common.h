@@ -4,6 +4,7 @@
 //  - heavy-ball momentum M ← βM + G with optional Nesterov (Muon and Mousse),
 //  - the decoupled weight decay + update W ← W(1 − lr·wd) − lr·scale·U,
 //  - scratch views carved from flat "optimizer_scratch" buffers,
+//  - one warm-started subspace-iteration step that refreshes an eigenbasis (SOAP, Mousse),
 //  - a small accumulator for the update-RMS diagnostic.
 #include <cstdint>
 #include <string>
@@ -42,6 +43,17 @@ Tensor scratch_view(const Tensor& flat, Shape s);
 // back, permutations and scalings written). Synchronises.
 std::vector<double> read_vector(Ops& ops, const Tensor& t);
 void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v);
+
+// One step of subspace iteration warm-started from the orthonormal basis q [d, d]: the columns
+// of q are ordered by their Rayleigh quotients diag(qᵀ a q), largest first (the permutation σ),
+// then q ← the orthonormal factor of qr(a · q[:, σ]). a is symmetric [d, d]. This is SOAP's
+// refresh (Vyas et al.'s reference) and the paper's suggestion (§6.2) for Mousse: one GEMM and
+// one QR instead of an eigendecomposition. The ordering keeps the nested subspaces
+// span(q₁..q_j) converging to the dominant ones, so the error in column j along eigenvector i
+// shrinks by λ_i/λ_j per step. Scratch: p, e [d, d] and est [d] in q's dtype, idx i32 [d] (which
+// holds σ afterwards). Returns σ. Synchronises once (σ is sorted on the host).
+std::vector<int64_t> power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const Tensor& p,
+                                   const Tensor& e, const Tensor& est, const Tensor& idx);
 
 // Frobenius norm as a host double.
 double frobenius(Ops& ops, const Tensor& t);

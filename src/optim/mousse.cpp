@@ -10,7 +10,9 @@ namespace mousse {
 
 namespace {
 // Bytes of one stacked input of a batched refresh (the eigenvector output takes as much again).
-constexpr int64_t kEighBatchBytes = int64_t(64) << 20;
+// Larger stacks barely speed the batched eigh up (its work is per matrix) but cost scratch and
+// cuSOLVER workspace, which grows with the batch.
+constexpr int64_t kEighBatchBytes = int64_t(16) << 20;
 int64_t eigh_batch_capacity(int64_t d, int64_t count, size_t esz) {
   const int64_t fit = kEighBatchBytes / std::max<int64_t>(1, d * d * int64_t(esz));
   return std::max<int64_t>(1, std::min(count, fit));
@@ -43,6 +45,11 @@ Mousse::Mousse(const ConfigNode& node) {
   const std::string wd = node.choice("whiten_dtype", "auto", {"auto", "param", "bf16"});
   whiten_dtype = wd == "bf16" ? OrthoDtype::bf16 : wd == "param" ? OrthoDtype::param
                : OrthoDtype::automatic;
+  const std::string sd = node.choice("stats_dtype", "param", {"param", "bf16"});
+  stats_dtype = sd == "bf16" ? OrthoDtype::bf16 : OrthoDtype::param;
+  const std::string rm = node.choice("refresh", "eigh", {"eigh", "power_qr"});
+  refresh_method = rm == "power_qr" ? Refresh::power_qr : Refresh::eigh;
+  eigh_every = node.integer("eigh_every", eigh_every);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
   scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
   weight_decay = node.number("weight_decay", weight_decay);
@@ -51,19 +58,27 @@ Mousse::Mousse(const ConfigNode& node) {
   if (!(eps > 0)) node.error("eps", "must be > 0");
   if (!(alpha >= 0 && alpha <= 1)) node.error("alpha", "must be in [0, 1]");
   if (update_interval < 1) node.error("update_interval", "must be >= 1");
+  if (eigh_every < 0) node.error("eigh_every", "must be >= 0 (0: only the first refresh)");
+  if (refresh_method == Refresh::eigh && node.has("eigh_every"))
+    node.error("eigh_every", "only applies with \"refresh\": \"power_qr\"");
   if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
 }
 
 std::string Mousse::describe() const {
-  char buf[512];
+  char refresh[64] = "eigh";
+  if (refresh_method == Refresh::power_qr)
+    std::snprintf(refresh, sizeof refresh, "power_qr eigh_every=%lld", (long long)eigh_every);
+  char buf[640];
   std::snprintf(buf, sizeof buf,
                 "mousse momentum=%g nesterov=%s beta_pc=%g eps=%g alpha=%g update_interval=%lld "
-                "whiten=%s whiten_dtype=%s trace_normalize=%s pc_bias_correction=%s grafting=%s "
-                "orthogonalizer=%s update_scale=%s weight_decay=%g",
+                "refresh=%s whiten=%s whiten_dtype=%s stats_dtype=%s trace_normalize=%s "
+                "pc_bias_correction=%s grafting=%s orthogonalizer=%s update_scale=%s "
+                "weight_decay=%g",
                 momentum, nesterov ? "true" : "false", beta_pc, eps, alpha,
-                (long long)update_interval, side_name(whiten),
+                (long long)update_interval, refresh, side_name(whiten),
                 whiten_dtype == OrthoDtype::bf16 ? "bf16"
                 : whiten_dtype == OrthoDtype::param ? "param" : "auto",
+                stats_dtype == OrthoDtype::bf16 ? "bf16" : "param",
                 trace_normalize ? "true" : "false",
                 pc_bias_correction ? "true" : "false", grafting ? "true" : "false",
                 ortho_.options().describe().c_str(), update_scale_name(scale), weight_decay);
@@ -78,6 +93,9 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
                    (whiten_dtype == OrthoDtype::automatic && arena.device() == Device::cuda);
   MOUSSE_CHECK(!q16 || arena.device() == Device::cuda,
                "mousse: whiten_dtype 'bf16' needs the CUDA backend (the CPU computes in f32/f64)");
+  const bool g16 = stats_dtype == OrthoDtype::bf16;
+  MOUSSE_CHECK(!g16 || arena.device() == Device::cuda,
+               "mousse: stats_dtype 'bf16' needs the CUDA backend (the CPU computes in f32/f64)");
   const DType qdt = q16 ? DType::bf16 : (params.empty() ? DType::f32 : params[0]->weight.dtype);
   int64_t max_mn = 0, max_d = 0;
   DType dt = DType::f32;
@@ -128,13 +146,15 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   arena.reserve(gamma_ssq_, c, "mousse.gamma_sum_squares", dt, Shape{max_batch});
   arena.reserve(u_ssq_, c, "mousse.update_sum_squares", dt, Shape{max_batch});
   arena.reserve(tr_, c, "mousse.trace", dt, Shape{1});
-  if (q16) arena.reserve(cur16_, c, "mousse.whiten_bf16", DType::bf16, Shape{max_mn});
+  if (q16 || g16) arena.reserve(cur16_, c, "mousse.bf16_copy", DType::bf16, Shape{max_mn});
   arena.reserve(s1_, c, "mousse.scratch1", dt, Shape{max_mn});
   arena.reserve(s2_, c, "mousse.scratch2", dt, Shape{max_mn});
   if (max_d > 0) {
     arena.reserve(sq1_, c, "mousse.scratch_sq1", dt, Shape{max_d * max_d});
     arena.reserve(sq2_, c, "mousse.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(lam_, c, "mousse.scratch_eigenvalues", dt, Shape{max_d});
+    if (refresh_method == Refresh::power_qr)
+      arena.reserve(idx_, c, "mousse.scratch_order", DType::i32, Shape{max_d});
     // Batched refresh: factors of one size are eigendecomposed kEighBatchBytes at a time
     // (at least one of the largest).
     std::map<int64_t, int64_t> count;
@@ -165,29 +185,40 @@ void Mousse::damped_factor(Ops& ops, const Tensor& a, const Factor& f) {
   ops.add_to_diagonal(a, eps);
 }
 
+template <class F>
+void Mousse::timed(Ops& ops, F&& f) {
+  ops.synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  ops.synchronize();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  refresh_seconds_total_ += secs;
+  refresh_seconds_window_ += secs;
+}
+
+// f's basis (=) q and its scalings (=) max(λ, ε)^(−α); host_lam (the same λ) for the condition.
+void Mousse::set_basis(Ops& ops, Factor& f, const Tensor& q, const Tensor& lam,
+                       const std::vector<double>& host_lam) {
+  ops.copy(f.basis, q);
+  ops.pow_clamped(f.scaling, lam, -alpha, eps);
+  const double lmin = std::max(*std::min_element(host_lam.begin(), host_lam.end()), eps);
+  const double lmax = std::max(*std::max_element(host_lam.begin(), host_lam.end()), eps);
+  f.cond = lmax / lmin;
+}
+
 void Mousse::refresh(Ops& ops, Factor& f) {
   const int64_t d = f.dim;
   Tensor a = scratch_view(sq1_, Shape{d, d}), v = scratch_view(sq2_, Shape{d, d});
   Tensor lam = scratch_view(lam_, Shape{d});
-  damped_factor(ops, a, f);
-  ops.synchronize();
-  const auto t0 = std::chrono::steady_clock::now();
-  const int rc = ops.eigh(v, lam, a);
-  std::vector<double> l = read_vector(ops, lam);  // synchronises
-  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  eigh_seconds_total_ += dt;
-  eigh_seconds_window_ += dt;
-  bool ok = rc == 0;
-  for (double e : l) ok = ok && std::isfinite(e);
-  if (!ok) {
-    failures_++;  // keep the previous basis and scalings
-    return;
-  }
-  ops.copy(f.basis, v);
-  ops.pow_clamped(f.scaling, lam, -alpha, eps);
-  const double lmin = std::max(*std::min_element(l.begin(), l.end()), eps);
-  const double lmax = std::max(*std::max_element(l.begin(), l.end()), eps);
-  f.cond = lmax / lmin;
+  timed(ops, [&] {
+    damped_factor(ops, a, f);
+    const int rc = ops.eigh(v, lam, a);
+    std::vector<double> l = read_vector(ops, lam);
+    bool ok = rc == 0;
+    for (double e : l) ok = ok && std::isfinite(e);
+    if (ok) set_basis(ops, f, v, lam, l);
+    else failures_++;  // keep the previous basis and scalings
+  });
 }
 
 // All factors at once: per size, stacks of trace-normalised, damped factors go through ONE
@@ -206,31 +237,46 @@ void Mousse::refresh_all(Ops& ops) {
       const int64_t b = std::min<int64_t>(cap, int64_t(fs.size() - first));
       const Tensor A = eig_a_.slice(0, Shape{b, d, d}), V = eig_v_.slice(0, Shape{b, d, d});
       const Tensor W = eig_w_.slice(0, Shape{b, d});
-      for (int64_t k = 0; k < b; k++) {
-        const Factor& f = *fs[first + size_t(k)];
-        damped_factor(ops, A.slice(k * d * d, Shape{d, d}), f);
-      }
-      ops.synchronize();
-      const auto t0 = std::chrono::steady_clock::now();
-      const std::vector<int> status = ops.eigh_batched(V, W, A);  // synchronises
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      eigh_seconds_total_ += secs;
-      eigh_seconds_window_ += secs;
-      const std::vector<double> lam = read_vector(ops, W);  // for the condition numbers
-      for (int64_t k = 0; k < b; k++) {
-        Factor& f = *fs[first + size_t(k)];
-        if (status[size_t(k)] != 0) {
-          refresh(ops, f);
-          continue;
-        }
-        ops.copy(f.basis, V.slice(k * d * d, Shape{d, d}));
-        ops.pow_clamped(f.scaling, W.slice(k * d, Shape{d}), -alpha, eps);
-        const auto lo = lam.begin() + k * d, hi = lo + d;
-        f.cond = std::max(*std::max_element(lo, hi), eps) / std::max(*std::min_element(lo, hi), eps);
-      }
+      std::vector<int> status;
+      std::vector<double> lam;
+      timed(ops, [&] {
+        for (int64_t k = 0; k < b; k++)
+          damped_factor(ops, A.slice(k * d * d, Shape{d, d}), *fs[first + size_t(k)]);
+        status = ops.eigh_batched(V, W, A);
+        lam = read_vector(ops, W);
+        for (int64_t k = 0; k < b; k++)
+          if (status[size_t(k)] == 0)
+            set_basis(ops, *fs[first + size_t(k)], V.slice(k * d * d, Shape{d, d}),
+                      W.slice(k * d, Shape{d}),
+                      std::vector<double>(lam.begin() + k * d, lam.begin() + (k + 1) * d));
+      });
+      for (int64_t k = 0; k < b; k++)
+        if (status[size_t(k)] != 0) refresh(ops, *fs[first + size_t(k)]);
     }
   }
+}
+
+// One warm-started subspace-iteration step from f's current basis (power_qr_step), then the
+// new basis's Rayleigh quotients as its eigenvalues. Scratch: the eigh stacks' first slots hold
+// the damped factor and an f32 copy of the basis (which may be stored in bf16). A non-finite
+// result falls back to the exact refresh(), which decides whether it counts as a failure.
+void Mousse::refresh_power(Ops& ops, Factor& f) {
+  const int64_t d = f.dim;
+  const Tensor a = eig_a_.slice(0, Shape{d, d}), q = eig_v_.slice(0, Shape{d, d});
+  const Tensor p = scratch_view(sq1_, Shape{d, d}), e = scratch_view(sq2_, Shape{d, d});
+  const Tensor lam = scratch_view(lam_, Shape{d}), idx = scratch_view(idx_, Shape{d});
+  bool ok = true;
+  timed(ops, [&] {
+    damped_factor(ops, a, f);
+    ops.copy(q, f.basis);
+    power_qr_step(ops, q, a, p, e, lam, idx);
+    ops.matmul(p, a, false, q, false);
+    ops.column_dots(lam, q, p);  // λ_j = q_jᵀ (L̃ + εI) q_j
+    const std::vector<double> l = read_vector(ops, lam);
+    for (double x : l) ok = ok && std::isfinite(x);
+    if (ok) set_basis(ops, f, q, lam, l);
+  });
+  if (!ok) refresh(ops, f);
 }
 
 // out (=) op(q) · x (q_left) or x · op(q): q a basis (f32, or bf16 with whiten_dtype bf16), x
@@ -256,16 +302,14 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   for (size_t i = 0; i < params.size(); i++) {
     const Param& p = *params[i];
     State& st = st_[i];
-    if (st.out.on) {
-      Tensor gg = scratch_view(sq1_, Shape{p.rows, p.rows});
-      ops.matmul(gg, p.grad, false, p.grad, true);
-      ops.axpby(st.out.stat, w, gg, beta_pc);
+    // The EMA is the GEMM's own accumulation: F ← w·G Gᵀ + β_pc·F.
+    Tensor g = p.grad;
+    if (stats_dtype == OrthoDtype::bf16) {
+      g = cur16_.slice(0, p.grad.shape);
+      ops.copy(g, p.grad);
     }
-    if (st.in.on) {
-      Tensor gg = scratch_view(sq1_, Shape{p.cols, p.cols});
-      ops.matmul(gg, p.grad, true, p.grad, false);
-      ops.axpby(st.in.stat, w, gg, beta_pc);
-    }
+    if (st.out.on) ops.matmul(st.out.stat, g, false, g, true, w, beta_pc);
+    if (st.in.on) ops.matmul(st.in.stat, g, true, g, false, w, beta_pc);
     if (t_ == 0)  // a failed first eigh then leaves the identity basis (plain Muon)
       for (Factor* f : {&st.out, &st.in}) {
         if (!f->on) continue;
@@ -275,7 +319,16 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
       }
   }
   // 3. spectral decompositions every T steps (the first included), from this step's statistics
-  if (do_refresh) refresh_all(ops);
+  if (do_refresh) {
+    const int64_t k = t_ / update_interval;  // refreshes before this one
+    const bool exact = refresh_method == Refresh::eigh || k == 0 ||
+                       (eigh_every > 0 && k % eigh_every == 0);
+    if (exact) refresh_all(ops);
+    else
+      for (State& st : st_)
+        for (Factor* f : {&st.out, &st.in})
+          if (f->on) refresh_power(ops, *f);
+  }
 
   for (const Group& grp : groups_) {
     const int64_t batch = int64_t(grp.index.size()), m = grp.rows, n = grp.cols;
@@ -359,11 +412,11 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   t_++;
   if (s.diagnostics) {
     diag_ = json{{"update_rms", rms.rms()},
-                 {"eigh_seconds", eigh_seconds_window_},
-                 {"eigh_seconds_total", eigh_seconds_total_},
+                 {"refresh_seconds", refresh_seconds_window_},
+                 {"refresh_seconds_total", refresh_seconds_total_},
                  {"eigh_failures", failures_},
                  {"precond", precond}};
-    eigh_seconds_window_ = 0.0;
+    refresh_seconds_window_ = 0.0;
   }
 }
 
@@ -372,15 +425,16 @@ json Mousse::save_extra() const {
   for (auto& s : st_) cond[s.name] = {s.out.cond, s.in.cond};
   return json{{"t", t_},
               {"eigh_failures", failures_},
-              {"eigh_seconds_total", eigh_seconds_total_},
+              {"refresh_seconds_total", refresh_seconds_total_},
               {"cond", cond}};
 }
 
 void Mousse::load_extra(const json& j) {
   t_ = j.value("t", int64_t(0));
   failures_ = j.value("eigh_failures", int64_t(0));
-  eigh_seconds_total_ = j.value("eigh_seconds_total", 0.0);
-  eigh_seconds_window_ = 0.0;
+  // (checkpoints written before the power_qr refresh existed call it eigh_seconds_total)
+  refresh_seconds_total_ = j.value("refresh_seconds_total", j.value("eigh_seconds_total", 0.0));
+  refresh_seconds_window_ = 0.0;
   if (j.contains("cond"))
     for (auto& s : st_)
       if (j["cond"].contains(s.name)) {

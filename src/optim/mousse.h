@@ -12,6 +12,8 @@ namespace mousse {
 //       L̃ ← dim(L)/(tr L + ε) · L  (trace normalisation, optional);  same for R
 //       Q_L, Λ_L ← eigh(L̃ + εI) ;  s_L ← max(Λ_L, ε)^(−α)        (a failed eigh keeps the
 //                                                                  previous basis; counted)
+//       (refresh "power_qr": after the first refresh, Q_L ← qr((L̃ + εI) Q_L[:, σ]) and
+//        Λ_L ← its Rayleigh quotients instead of the eigh; see power_qr_step)
 //   M̃ ← diag(s_L) (Q_Lᵀ M_eff Q_R) diag(s_R) ;  M̄ ← NS5(M̃) ;  γ ← ‖M̄‖_F
 //   U ← Q_L (diag(s_L) M̄ diag(s_R)) Q_Rᵀ ;  U ← γ U / ‖U‖_F        (grafting, optional; ‖U‖=0 kept)
 //   W ← W(1 − lr·wd) − lr·scale(m, n)·U
@@ -36,6 +38,15 @@ class Mousse : public Optimizer {
   bool nesterov = false, trace_normalize = true, grafting = true;
   bool pc_bias_correction = false;  // divide L, R by (1 − β_pc^t) before eigh (paper §3.2 form)
   Side whiten = Side::both;
+  // How a refresh computes the bases: "eigh" (Algorithm 1: an exact eigendecomposition every
+  // time) or "power_qr" (the exact eigh at the first refresh and every `eigh_every`-th one
+  // (0: never again); the others one warm-started subspace-iteration step, paper §6.2).
+  enum class Refresh { eigh, power_qr };
+  Refresh refresh_method = Refresh::eigh;
+  int64_t eigh_every = 0;
+  // Precision of the statistics' GEMMs G Gᵀ, Gᵀ G (the EMA itself stays in the parameter
+  // dtype): "param", or "bf16" (CUDA only: bf16 tensor-core inputs, f32 accumulation).
+  OrthoDtype stats_dtype = OrthoDtype::param;
   UpdateScale scale = UpdateScale::sqrt_out_in;
   // Precision of the bases Q_L, Q_R and of the whitening / un-whitening GEMMs: "auto" (bf16 on
   // CUDA: bf16 tensor-core GEMMs with f32 accumulation, bases stored in bf16; the parameter
@@ -63,22 +74,27 @@ class Mousse : public Optimizer {
   // a = the damped factor that eigh decomposes: f.stat, trace-normalised (or bias-corrected),
   // plus ε on the diagonal; all on the device.
   void damped_factor(Ops& ops, const Tensor& a, const Factor& f);
-  void refresh(Ops& ops, Factor& f);  // one factor (f32 then f64 retry)
-  void refresh_all(Ops& ops);         // every factor, batched by size (eigh_batched)
+  void refresh(Ops& ops, Factor& f);        // one factor (f32 then f64 retry)
+  void refresh_all(Ops& ops);               // every factor, batched by size (eigh_batched)
+  void refresh_power(Ops& ops, Factor& f);  // one factor, one subspace-iteration step
+  void set_basis(Ops& ops, Factor& f, const Tensor& q, const Tensor& lam,
+                 const std::vector<double>& host_lam);  // basis, scalings, condition number
+  // Host-timed seconds: the refresh work of `f` (which synchronises first and last).
+  template <class F> void timed(Ops& ops, F&& f);
   void basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans_q, const Tensor& x,
                   bool q_left);
 
   Orthogonalizer ortho_;
   std::vector<State> st_;
   std::vector<Group> groups_;
-  Tensor s1_, s2_, sq1_, sq2_, lam_;  // scratch
+  Tensor s1_, s2_, sq1_, sq2_, lam_, idx_;  // scratch
   Tensor stack_;                      // [batch · m · n] whitened momenta of the largest group
   Tensor gamma_ssq_, u_ssq_, tr_;     // device scalars: ‖M̄_j‖², ‖U_j‖², tr(F)
   Tensor eig_a_, eig_v_, eig_w_;      // stacked factors / eigenvectors / eigenvalues (refresh)
-  Tensor cur16_;                      // bf16 copy of the matrix a bf16 basis multiplies
+  Tensor cur16_;  // bf16 copy of the matrix a bf16 basis multiplies (and of G for bf16 stats)
   int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)
   int64_t failures_ = 0;
-  double eigh_seconds_total_ = 0.0, eigh_seconds_window_ = 0.0;
+  double refresh_seconds_total_ = 0.0, refresh_seconds_window_ = 0.0;
   json diag_ = json::object();
 };
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
 
 namespace mousse {
 
@@ -99,28 +98,14 @@ void Soap::init_basis(Ops& ops, Side& sd) {
 // One power iteration + QR (get_orthogonal_matrix_QR), permuting v along this side's dim.
 void Soap::refresh_basis(Ops& ops, Side& sd, const Tensor& v, bool rows) {
   const int64_t d = sd.dim;
-  Tensor p = scratch_view(sq1_, Shape{d, d}), e = scratch_view(sq2_, Shape{d, d});
-  Tensor est = scratch_view(vec_, Shape{d, 1}), idx = scratch_view(idx_, Shape{d});
-  ops.matmul(p, sd.gg, false, sd.q, false);  // GG Q
-  ops.matmul(e, sd.q, true, p, false);        // Qᵀ GG Q
-  std::vector<double> di(static_cast<size_t>(d));
-  for (int64_t i = 0; i < d; i++) di[size_t(i)] = double(i * (d + 1));
-  write_vector(ops, idx, di);
-  ops.gather_rows(est, e.view(Shape{d * d, 1}), idx);  // its diagonal
-  std::vector<double> ev = read_vector(ops, est);
-  std::vector<int64_t> order(static_cast<size_t>(d));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return ev[size_t(a)] > ev[size_t(b)]; });
-  std::vector<double> perm(order.begin(), order.end());
-  write_vector(ops, idx, perm);
-  // v permuted along this dimension (v is [m, n]; scratch s1 holds the copy)
+  const Tensor idx = scratch_view(idx_, Shape{d});
+  power_qr_step(ops, sd.q, sd.gg, scratch_view(sq1_, Shape{d, d}), scratch_view(sq2_, Shape{d, d}),
+                scratch_view(vec_, Shape{d}), idx);
+  // v permuted by σ (now in idx) along this dimension (v is [m, n]; scratch s1 holds the copy)
   Tensor tmp = scratch_view(s1_, v.shape);
   if (rows) ops.gather_rows(tmp, v, idx);
   else ops.gather_columns(tmp, v, idx);
   ops.copy(v, tmp);
-  ops.gather_columns(e, p, idx);  // (GG Q)[:, σ] = GG (Q[:, σ])
-  ops.qr_orthonormal(sd.q, e);
 }
 
 // dst (=) Q_Lᵀ src Q_R (back=false) or Q_L src Q_Rᵀ (back=true); s2 is the intermediate.

@@ -1,5 +1,5 @@
 // CPU backend linear algebra: eigh, qr_orthonormal, scale_rows_cols, pow_clamped,
-// add_to_diagonal, trace, transpose, gather_rows / gather_columns.
+// add_to_diagonal, trace, transpose, gather_rows / gather_columns, column_dots.
 #include <cmath>
 #include <limits>
 #include <random>
@@ -242,6 +242,26 @@ TEST_CASE("cpu transpose and gathers", "[backend][cpu]") {
   CHECK_THROWS_WITH(ops->gather_rows(gr, x, rows), Contains("gather_rows") && Contains("37"));
   Buf<double> gc_bad(Shape{m, 5});
   CHECK_THROWS_WITH(ops->gather_columns(gc_bad, x, cols), Contains("gather_columns"));
+}
+
+TEST_CASE("cpu column_dots", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(75);
+  const int64_t m = 29, n = 41;
+  auto a = randn(Shape{m, n}, rng), b = randn(Shape{m, n}, rng);
+  std::vector<double> want(size_t(n), 0.0);
+  for (int64_t j = 0; j < n; j++)
+    for (int64_t i = 0; i < m; i++) want[size_t(j)] += a[size_t(i * n + j)] * b[size_t(i * n + j)];
+  Buf<double> out(Shape{n});
+  ops->column_dots(out, a, b);
+  CHECK(rel_err(out.v, want) < 1e-14);
+  Buf<float> outf(Shape{n});
+  ops->column_dots(outf, cast<float>(a), cast<float>(b));
+  CHECK(rel_err(outf.v, want) < kF32Tol);
+  Buf<double> bad(Shape{n - 1});
+  CHECK_THROWS_WITH(ops->column_dots(bad, a, b), Contains("column_dots") && Contains("41"));
+  Buf<double> bt(Shape{n, m});
+  CHECK_THROWS_WITH(ops->column_dots(out, a, bt), Contains("column_dots") && Contains("shape"));
 }
 
 TEST_CASE("cpu device scalars: sum_squares_batched, trace_to, scale_by_ratio", "[backend][cpu]") {

@@ -120,6 +120,16 @@ int main(int argc, char** argv) {
                            {"ns_dtype", "param"}, {"whiten_dtype", "param"}}},
       {"mousse-output", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "output"}}},
       {"mousse-input", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "input"}}},
+      // the refresh as one warm-started subspace-iteration step (paper §6.2) and the
+      // statistics' GEMMs in bf16: the refresh column of these rows is a power_qr refresh
+      {"mousse-both-pqr", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
+                           {"refresh", "power_qr"}}},
+      {"mousse-both-fast", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
+                            {"refresh", "power_qr"}, {"stats_dtype", "bf16"}}},
+      {"mousse-output-fast", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "output"},
+                              {"refresh", "power_qr"}, {"stats_dtype", "bf16"}}},
+      {"mousse-smaller-fast", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "smaller"},
+                               {"refresh", "power_qr"}, {"stats_dtype", "bf16"}}},
   };
   // The refresh's building block: f32 eigendecompositions one by one (ops.eigh: a host
   // synchronisation each) vs one ops.eigh_batched (cusolverDnXsyevBatched when available;
@@ -169,10 +179,10 @@ int main(int argc, char** argv) {
     for (auto& [name, cfg] : configs) rows.push_back(bench(o, preset, name, cfg, shapes));
   }
 
-  std::printf("\n%-6s %-14s %10s %10s %12s %14s %11s %11s\n", "model", "optimizer", "init ms",
+  std::printf("\n%-6s %-19s %10s %10s %12s %14s %11s %11s\n", "model", "optimizer", "init ms",
               "plain ms", "refresh ms", "amortised ms", "state MiB", "scratch MiB");
   for (const Row& r : rows)
-    std::printf("%-6s %-14s %10.2f %10.3f %12.2f %14.3f %11.1f %11.1f\n", r.preset.c_str(),
+    std::printf("%-6s %-19s %10.2f %10.3f %12.2f %14.3f %11.1f %11.1f\n", r.preset.c_str(),
                 r.name.c_str(), r.init_ms, r.plain_ms, r.refresh_ms, r.amortised_ms,
                 double(r.state_bytes) / 1048576.0, double(r.scratch_bytes) / 1048576.0);
   // Mousse's amortised overhead over Muon (bf16 NS both)
@@ -181,7 +191,7 @@ int main(int argc, char** argv) {
     for (const Row& u : rows)
       if (u.preset == m.preset && u.name == "muon") {
         const double d = m.amortised_ms - u.amortised_ms;
-        std::printf("%-6s %-14s amortised overhead over muon: %.3f ms", m.preset.c_str(),
+        std::printf("%-6s %-19s amortised overhead over muon: %.3f ms", m.preset.c_str(),
                     m.name.c_str(), d);
         if (full_step_ms > 0) std::printf(" = %.2f%% of a %.1f ms step", 100.0 * d / full_step_ms,
                                           full_step_ms);

@@ -445,7 +445,7 @@ TEST_CASE("cuda ema_square, adam_direction, pow_clamped, scale_rows_cols", "[gpu
   }
 }
 
-TEST_CASE("cuda add_to_diagonal, trace, transpose, gather_rows/columns", "[gpu]") {
+TEST_CASE("cuda add_to_diagonal, trace, transpose, gather_rows/columns, column_dots", "[gpu]") {
   for (DType dt : {DType::f32, DType::f64}) {
     const int64_t n = 45, R = 70, C = 33;
     auto a = randn(n * n, 130), b = randn(R * C, 131);
@@ -462,6 +462,13 @@ TEST_CASE("cuda add_to_diagonal, trace, transpose, gather_rows/columns", "[gpu]"
       o.gather_columns(*GC, *B, *CI);
       o.gather_rows(*GR, *B, *RI);
       return Outs{download(o, *A), download(o, *BT), download(o, *GC), download(o, *GR)};
+    });
+    // column_dots: rows not a multiple of the 32 row-threads, columns not of the 32-wide blocks
+    auto c = randn(R * C, 132);
+    compare(dt, dt == DType::f64 ? 1e-12 : 1e-6, "column_dots", [&](Ops& o, DType d) {
+      DevTensor B = make(o, d, {R, C}, b), Cm = make(o, d, {R, C}, c), D(o, d, {C});
+      o.column_dots(*D, *B, *Cm);
+      return Outs{download(o, *D)};
     });
   }
 }

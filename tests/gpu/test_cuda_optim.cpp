@@ -182,10 +182,23 @@ TEST_CASE("cuda optimizer step vs cpu: mousse output side and input side", "[gpu
                     k162m_small, 3, 5e-3, 0.02, true);
 }
 
+TEST_CASE("cuda optimizer step vs cpu: mousse power_qr refresh (f32)", "[gpu][optim]") {
+  // update_interval 1: the exact eigh at step 1, then a subspace-iteration refresh at steps 2, 3
+  // (column_dots, the host sort, gather_columns, cuSOLVER's QR against LAPACK's)
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 1}, {"ns_dtype", "param"},
+                     {"whiten_dtype", "param"}, {"eps", 1e-3}, {"whiten", "output"},
+                     {"refresh", "power_qr"}},
+                    k162m_small, 3, 5e-3, 0.02, true);
+}
+
 TEST_CASE("cuda optimizer step vs cpu: mousse with bf16 NS and bf16 bases (the CUDA default)",
           "[gpu][optim]") {
   compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"whiten", "output"}},
                     k162m_small, 2, 6e-2);
+  // and the fastest configuration: bf16 statistics GEMMs and the power_qr refresh
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 1}, {"whiten", "output"},
+                     {"stats_dtype", "bf16"}, {"refresh", "power_qr"}},
+                    k162m_small, 3, 6e-2);
 }
 
 int main(int argc, char* argv[]) {

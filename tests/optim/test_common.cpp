@@ -20,6 +20,7 @@ std::vector<json> all_configs() {
       {{"type", "mousse"}, {"update_interval", 2}, {"whiten", "output"}, {"grafting", false}},
       {{"type", "mousse"}, {"update_interval", 2}, {"whiten", "input"},
        {"orthogonalizer", "exact"}, {"trace_normalize", false}},
+      {{"type", "mousse"}, {"update_interval", 2}, {"refresh", "power_qr"}},
   };
 }
 
@@ -162,6 +163,12 @@ TEST_CASE("optimizer configs are validated", "[optim][config]") {
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"alpah", 0.1}}), Error);          // typo
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"whiten", "left"}}), Error);      // by side
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"eps", 0.0}}), Error);
+  CHECK(make({{"type", "mousse"}, {"refresh", "power_qr"}, {"eigh_every", 5}})->describe().find(
+            "refresh=power_qr eigh_every=5") != std::string::npos);
+  CHECK_THROWS_AS(make({{"type", "mousse"}, {"refresh", "qr"}}), Error);
+  CHECK_THROWS_AS(make({{"type", "mousse"}, {"eigh_every", 5}}), Error);  // needs power_qr
+  CHECK_THROWS_AS(make({{"type", "mousse"}, {"refresh", "power_qr"}, {"eigh_every", -1}}), Error);
+  CHECK_THROWS_AS(make({{"type", "mousse"}, {"stats_dtype", "f16"}}), Error);
   CHECK_THROWS_AS(make({{"type", "muon"}, {"orthogonalizer", "svd"}}), Error);
   CHECK_THROWS_AS(make({{"type", "muon"}, {"update_scale", "sqrt"}}), Error);
   CHECK_THROWS_AS(make({{"type", "soap"}, {"betas", {0.9}}}), Error);

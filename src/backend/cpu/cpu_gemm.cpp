@@ -45,7 +45,7 @@ void check_gemm_dtypes(const char* op, const Tensor& out, const Tensor& a, const
 }  // namespace
 
 void CpuOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                    bool trans_b, float alpha, float beta) {
+                    bool trans_b, double alpha, double beta) {
   const char* op = "matmul";
   check_gemm_dtypes(op, out, a, b);
   const GemmShape s = gemm_shape(op, out.rows(), out.cols(), a.rows(), a.cols(), trans_a,
@@ -58,7 +58,7 @@ void CpuOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tens
 }
 
 void CpuOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                            bool trans_b, float alpha, float beta) {
+                            bool trans_b, double alpha, double beta) {
   const char* op = "matmul_batched";
   check_gemm_dtypes(op, out, a, b);
   if (out.shape.ndim != 3 || a.shape.ndim != 3 || b.shape.ndim != 3)

@@ -262,4 +262,24 @@ void CpuOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& ind
   });
 }
 
+void CpuOps::column_dots(const Tensor& out, const Tensor& a, const Tensor& b) {
+  const char* op = "column_dots";
+  check_float(op, "a", a);
+  check_dtype(op, "b", b, "a", a);
+  check_dtype(op, "out", out, "a", a);
+  const int64_t m = a.rows(), n = a.cols();
+  if (b.rows() != m || b.cols() != n)
+    fail(op, ": b ", b.shape.str(), " must have a's shape ", a.shape.str());
+  if (out.numel() != n) fail(op, ": out ", out.shape.str(), " must hold ", n, " values (a's columns)");
+  dispatch_float(op, a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T *x = a.ptr<T>(), *y = b.ptr<T>();
+    std::vector<double> acc(size_t(n), 0.0);
+    for (int64_t i = 0; i < m; i++)  // row by row: both inputs are read contiguously
+      for (int64_t j = 0; j < n; j++) acc[size_t(j)] += double(x[i * n + j]) * double(y[i * n + j]);
+    T* o = out.ptr<T>();
+    for (int64_t j = 0; j < n; j++) o[j] = T(acc[size_t(j)]);
+  });
+}
+
 }  // namespace mousse

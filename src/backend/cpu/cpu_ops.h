@@ -20,7 +20,7 @@
 //   cpu_optim.cpp        adamw, lion, ema_square, adam_direction, sum_squares_batched,
 //                        trace_to, scale_by_ratio (device scalars), eigh_batched
 //   cpu_linalg.cpp       eigh, qr_orthonormal, scale_rows_cols, pow_clamped, diagonal, trace,
-//                        transpose, gather_rows / gather_columns
+//                        transpose, gather_rows / gather_columns, column_dots
 #include "backend/ops.h"
 
 namespace mousse {
@@ -45,9 +45,9 @@ class CpuOps final : public Ops {
   double sum_squares(const Tensor& x) override;
 
   void matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-              float alpha, float beta) override;
+              double alpha, double beta) override;
   void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                      bool trans_b, float alpha, float beta) override;
+                      bool trans_b, double alpha, double beta) override;
 
   void embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) override;
   void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) override;
@@ -85,6 +85,7 @@ class CpuOps final : public Ops {
   void transpose(const Tensor& out, const Tensor& inp) override;
   void gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) override;
   void gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) override;
+  void column_dots(const Tensor& out, const Tensor& a, const Tensor& b) override;
   void ema_square(const Tensor& v, const Tensor& x, double beta) override;
   void adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
                       double bias_correction1, double bias_correction2) override;

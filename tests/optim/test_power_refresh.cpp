@@ -1,0 +1,233 @@
+// The warm-started subspace-iteration refresh (power_qr_step, src/optim/matrix_common) and
+// Mousse's "refresh": "power_qr":
+//  - the eigenbasis is a fixed point: one step returns it (signs aside), columns ordered by
+//    eigenvalue, largest first, with the eigenvalues as Rayleigh quotients;
+//  - from a perturbed basis the component of eigenvector i in column j shrinks by λ_i/λ_j;
+//  - Mousse with power_qr and eigh_every = 1 is Mousse with eigh, bit for bit; with
+//    eigh_every = 0 it equals it until the second refresh, then its whitening operator
+//    Q diag(s) Qᵀ converges to the exact one when the statistics settle;
+//  - a bf16 statistics GEMM is refused on the CPU.
+#include "optim_test_util.h"
+#include "optim/mousse.h"
+
+using namespace mousse;
+using namespace mousse::otest;
+
+namespace {
+
+// A host f64 matrix (cols > 0) or vector (cols = 0) and its tensor view (the CPU backend's
+// device memory is host memory).
+struct HostMat {
+  Mat v;
+  Tensor t;
+  HostMat(int64_t rows, int64_t cols) : v(size_t(rows * std::max<int64_t>(cols, 1))) {
+    t.data = v.data();
+    t.dtype = DType::f64;
+    t.device = Device::cpu;
+    t.shape = cols == 0 ? Shape{rows} : Shape{rows, cols};
+  }
+};
+struct HostIndex {
+  std::vector<int32_t> v;
+  Tensor t;
+  explicit HostIndex(int64_t n) : v(size_t(n)) {
+    t.data = v.data();
+    t.dtype = DType::i32;
+    t.device = Device::cpu;
+    t.shape = Shape{n};
+  }
+};
+
+// Random orthogonal d × d (QR of a Gaussian matrix).
+Mat random_orthogonal(Ops& ops, int64_t d, std::mt19937_64& rng) {
+  HostMat g(d, d), q(d, d);
+  g.v = randn(d * d, rng);
+  ops.qr_orthonormal(q.t, g.t);
+  return q.v;
+}
+
+// a = V diag(lam) Vᵀ
+Mat from_spectrum(const Mat& V, const std::vector<double>& lam) {
+  const int64_t d = int64_t(lam.size());
+  Mat a(size_t(d * d), 0.0);
+  for (int64_t i = 0; i < d; i++)
+    for (int64_t j = 0; j < d; j++)
+      for (int64_t k = 0; k < d; k++)
+        a[size_t(i * d + j)] += V[size_t(i * d + k)] * lam[size_t(k)] * V[size_t(j * d + k)];
+  return a;
+}
+
+// |Vᵀ q| off the diagonal: the largest component of a wrong eigenvector in a column of q
+// (V's columns ordered as q's).
+double largest_mixing(const Mat& V, const Mat& q, int64_t d) {
+  double worst = 0.0;
+  for (int64_t i = 0; i < d; i++)
+    for (int64_t j = 0; j < d; j++) {
+      if (i == j) continue;
+      double c = 0.0;
+      for (int64_t k = 0; k < d; k++) c += V[size_t(k * d + i)] * q[size_t(k * d + j)];
+      worst = std::max(worst, std::abs(c));
+    }
+  return worst;
+}
+
+struct Step {
+  Mat q;
+  std::vector<int64_t> order;
+};
+Step run_step(Ops& ops, const Mat& q0, const Mat& a, int64_t d) {
+  HostMat q(d, d), A(d, d), p(d, d), e(d, d), est(d, 0);
+  HostIndex idx(d);
+  q.v = q0;
+  A.v = a;
+  Step s;
+  s.order = power_qr_step(ops, q.t, A.t, p.t, e.t, est.t, idx.t);
+  s.q = q.v;
+  for (int64_t j = 0; j < d; j++) CHECK(idx.v[size_t(j)] == s.order[size_t(j)]);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("power_qr_step: the eigenbasis is a fixed point, ordered largest first",
+          "[optim][power_qr]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(301);
+  const int64_t d = 9;
+  const Mat V = random_orthogonal(*ops, d, rng);
+  std::vector<double> lam(static_cast<size_t>(d));
+  for (int64_t k = 0; k < d; k++) lam[size_t(k)] = std::pow(0.3, double(d - 1 - k));  // ascending
+  const Mat a = from_spectrum(V, lam);
+  const Step s = run_step(*ops, V, a, d);  // V in eigh's ascending order
+  for (int64_t j = 0; j < d; j++) CHECK(s.order[size_t(j)] == d - 1 - j);
+  // column j of the result is ± eigenvector order[j], and its Rayleigh quotient λ_order[j]
+  Mat vs(size_t(d * d));
+  for (int64_t i = 0; i < d; i++)
+    for (int64_t j = 0; j < d; j++) vs[size_t(i * d + j)] = V[size_t(i * d + s.order[size_t(j)])];
+  CHECK(largest_mixing(vs, s.q, d) < 1e-12);
+  HostMat q(d, d), A(d, d), aq(d, d), r(d, 0);
+  q.v = s.q;
+  A.v = a;
+  ops->matmul(aq.t, A.t, false, q.t, false);
+  ops->column_dots(r.t, q.t, aq.t);
+  for (int64_t j = 0; j < d; j++)
+    CHECK(r.v[size_t(j)] == Approx(lam[size_t(d - 1 - j)]).epsilon(1e-12));
+}
+
+TEST_CASE("power_qr_step: wrong-eigenvector components shrink by the eigenvalue ratio",
+          "[optim][power_qr]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(302);
+  const int64_t d = 8;
+  const Mat V = random_orthogonal(*ops, d, rng);
+  std::vector<double> lam(static_cast<size_t>(d));
+  for (int64_t k = 0; k < d; k++) lam[size_t(k)] = std::pow(0.25, double(k));  // descending
+  const Mat a = from_spectrum(V, lam);
+  // q0 = orth(V + 1e-3 · noise): a basis near V, columns in V's (descending) order
+  HostMat g(d, d), q0(d, d);
+  const Mat noise = randn(d * d, rng, 1e-3);
+  for (size_t i = 0; i < g.v.size(); i++) g.v[i] = V[i] + noise[i];
+  ops->qr_orthonormal(q0.t, g.t);
+  const double before = largest_mixing(V, q0.v, d);
+  REQUIRE(before > 1e-5);
+  Mat q = q0.v;
+  for (int it = 0; it < 3; it++) q = run_step(*ops, q, a, d).q;
+  // Each step multiplies the component of eigenvector i in column j (i > j) by λ_i/λ_j ≤ 1/4,
+  // and the orthogonalisation makes the components above the diagonal follow (first order).
+  const double after = largest_mixing(V, q, d);
+  CHECK(after < before * std::pow(0.25, 3) * 4);
+  for (int it = 0; it < 30; it++) q = run_step(*ops, q, a, d).q;
+  CHECK(largest_mixing(V, q, d) < 1e-12);
+}
+
+namespace {
+
+json power_cfg(const std::string& refresh, int64_t eigh_every = -1) {
+  json c = {{"type", "mousse"},     {"momentum", 0.9},    {"beta_pc", 0.5},
+            {"eps", 1e-5},          {"alpha", 0.25},      {"update_interval", 3},
+            {"whiten", "both"},     {"orthogonalizer", "ns5"}, {"weight_decay", 0.01},
+            {"refresh", refresh}};
+  if (eigh_every >= 0) c["eigh_every"] = eigh_every;
+  return c;
+}
+
+// Q diag(s) Qᵀ of one factor from a rig's state ("L" or "R").
+Mat whitening(Rig& r, const std::string& side, int64_t d) {
+  Mat q, s;
+  for (auto& kv : r.state()) {
+    if (kv.first == "mousse.Q" + side + ".blocks.0.w") q = kv.second;
+    if (kv.first == "mousse.s" + side + ".blocks.0.w") s = kv.second;
+  }
+  REQUIRE(q.size() == size_t(d * d));
+  REQUIRE(s.size() == size_t(d));
+  Mat p(size_t(d * d), 0.0);
+  for (int64_t i = 0; i < d; i++)
+    for (int64_t j = 0; j < d; j++)
+      for (int64_t k = 0; k < d; k++)
+        p[size_t(i * d + j)] += q[size_t(i * d + k)] * s[size_t(k)] * q[size_t(j * d + k)];
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("Mousse power_qr: eigh_every = 1 is the eigh refresh, bit for bit", "[optim][power_qr]") {
+  const Shapes shapes = {{6, 10}, {9, 5}};
+  Rig a(power_cfg("eigh"), shapes), b(power_cfg("power_qr", 1), shapes);
+  std::mt19937_64 rng(303);
+  same_random_weights(a, b, rng);
+  for (int t = 0; t < 10; t++) {
+    std::vector<Mat> g = {randn(60, rng), randn(45, rng)};
+    a.step(g, 0.02);
+    b.step(g, 0.02);
+    for (size_t i = 0; i < shapes.size(); i++) CHECK(a.w(i) == b.w(i));
+  }
+}
+
+TEST_CASE("Mousse power_qr: exact first refresh, then converges to the exact whitening",
+          "[optim][power_qr]") {
+  // Steps 0-2: gradient G0 (the first refresh, an exact eigh, sees only it). From step 3 on a
+  // fixed G1 with well-separated singular values, so that (β_pc = 0.5) the statistics settle on
+  // G1's and one power step per refresh has an exact target to converge to.
+  const int64_t m = 6, n = 10;
+  const Shapes shapes = {{m, n}};
+  Rig exact(power_cfg("eigh"), shapes), power(power_cfg("power_qr", 0), shapes);
+  std::mt19937_64 rng(304);
+  same_random_weights(exact, power, rng);
+  const Mat g0 = randn(m * n, rng);
+  Mat g1(size_t(m * n), 0.0);
+  {
+    const Mat U = random_orthogonal(*exact.owned_ops, m, rng);
+    const Mat W = random_orthogonal(*exact.owned_ops, n, rng);
+    for (int64_t k = 0; k < m; k++)  // σ_k = 4·2^(−k): eigenvalue ratios of 1/4
+      for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++)
+          g1[size_t(i * n + j)] += U[size_t(i * m + k)] * 4.0 * std::pow(0.5, double(k)) *
+                                   W[size_t(j * n + k)];
+  }
+  std::vector<double> err_l;
+  for (int t = 0; t < 60; t++) {
+    const Mat& g = t < 3 ? g0 : g1;
+    exact.step({g}, 0.02);
+    power.step({g}, 0.02);
+    if (t < 3) {  // before the second refresh both ran the same exact eigh
+      CHECK(exact.w() == power.w());
+      continue;
+    }
+    if (t % 3 != 0) continue;  // a refresh step
+    const Mat pe = whitening(exact, "L", m), pp = whitening(power, "L", m);
+    err_l.push_back(rel_err(pp, pe));
+    if (t == 57) CHECK(rel_err(whitening(power, "R", n), whitening(exact, "R", n)) < 1e-9);
+  }
+  INFO("L whitening error per refresh: " << json(err_l).dump());
+  CHECK(err_l.front() > 1e-4);  // the statistics moved: one step is not yet exact
+  CHECK(err_l.back() < 1e-9);
+  auto* mo = dynamic_cast<Mousse*>(power.opt.get());
+  REQUIRE(mo);
+  CHECK(mo->eigh_failures() == 0);
+}
+
+TEST_CASE("Mousse: bf16 statistics need the CUDA backend", "[optim][power_qr]") {
+  json c = power_cfg("eigh");
+  c["stats_dtype"] = "bf16";
+  CHECK_THROWS_WITH(Rig(c, {{4, 6}}), Catch::Contains("stats_dtype") && Catch::Contains("CUDA"));
+}
