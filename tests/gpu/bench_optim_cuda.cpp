@@ -12,7 +12,10 @@
 //
 // First, the refresh's building block: f32 eigh one by one vs eigh_batched at 768, 1536, 3072.
 //
-// Usage: bench-optim-cuda [162m|834m|all] [full_step_ms]
+// Then, for the matrix optimizers, the same on the matrices that the busiest of `world` data-
+// parallel ranks owns (default 8, the paper's GPUs; 1 skips it): a rank's optimizer work.
+//
+// Usage: bench-optim-cuda [162m|834m|all] [full_step_ms] [world]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/data_parallel.h"
 #include "gpu_test_util.h"
 #include "optim_rig.h"
 
@@ -106,6 +110,7 @@ int main(int argc, char** argv) {
   }
   const std::string which = argc > 1 ? argv[1] : "all";
   const double full_step_ms = argc > 2 ? std::atof(argv[2]) : 0.0;
+  const int world = argc > 3 ? std::atoi(argv[3]) : 8;
   auto ops = make_cuda_ops();
   Ops& o = *ops;
   std::printf("bench-optim-cuda on %s\n", o.name().c_str());
@@ -177,12 +182,33 @@ int main(int argc, char** argv) {
     if (which != "all" && which != preset) continue;
     const Shapes shapes = model_shapes(layers, C);
     for (auto& [name, cfg] : configs) rows.push_back(bench(o, preset, name, cfg, shapes));
+    // Data parallel over `world` GPUs (the paper trains on 8): each matrix is updated and
+    // refreshed on its owner only (src/dist, assign_owners balanced by matrix_update_cost), so
+    // a rank's optimizer work is the step on the matrices it owns. Measured here for the
+    // busiest rank of each matrix optimizer; the all-gather of the updated weights that follows
+    // is the same for Muon and Mousse and is not included.
+    if (world > 1)
+      for (auto& [name, cfg] : configs) {
+        if (name.rfind("muon", 0) != 0 && name.rfind("mousse", 0) != 0) continue;
+        ConfigNode node(cfg, "optimizer", "bench");
+        const auto opt = make_optimizer(node, "matrix");
+        std::vector<double> cost;
+        for (auto& [m, n] : shapes) cost.push_back(matrix_update_cost(*opt, m, n));
+        const std::vector<int> owner = assign_owners(cost, world);
+        std::vector<double> load(size_t(world), 0.0);
+        for (size_t i = 0; i < shapes.size(); i++) load[size_t(owner[i])] += cost[i];
+        const int busiest = int(std::max_element(load.begin(), load.end()) - load.begin());
+        Shapes mine;
+        for (size_t i = 0; i < shapes.size(); i++)
+          if (owner[i] == busiest) mine.push_back(shapes[i]);
+        rows.push_back(bench(o, preset + "/W" + std::to_string(world), name, cfg, mine));
+      }
   }
 
-  std::printf("\n%-6s %-19s %10s %10s %12s %14s %11s %11s\n", "model", "optimizer", "init ms",
+  std::printf("\n%-9s %-19s %10s %10s %12s %14s %11s %11s\n", "model", "optimizer", "init ms",
               "plain ms", "refresh ms", "amortised ms", "state MiB", "scratch MiB");
   for (const Row& r : rows)
-    std::printf("%-6s %-19s %10.2f %10.3f %12.2f %14.3f %11.1f %11.1f\n", r.preset.c_str(),
+    std::printf("%-9s %-19s %10.2f %10.3f %12.2f %14.3f %11.1f %11.1f\n", r.preset.c_str(),
                 r.name.c_str(), r.init_ms, r.plain_ms, r.refresh_ms, r.amortised_ms,
                 double(r.state_bytes) / 1048576.0, double(r.scratch_bytes) / 1048576.0);
   // Mousse's amortised overhead over Muon (bf16 NS both)
@@ -191,7 +217,7 @@ int main(int argc, char** argv) {
     for (const Row& u : rows)
       if (u.preset == m.preset && u.name == "muon") {
         const double d = m.amortised_ms - u.amortised_ms;
-        std::printf("%-6s %-19s amortised overhead over muon: %.3f ms", m.preset.c_str(),
+        std::printf("%-9s %-19s amortised overhead over muon: %.3f ms", m.preset.c_str(),
                     m.name.c_str(), d);
         if (full_step_ms > 0) std::printf(" = %.2f%% of a %.1f ms step", 100.0 * d / full_step_ms,
                                           full_step_ms);
