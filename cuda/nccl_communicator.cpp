@@ -47,19 +47,32 @@ class NcclCommunicator : public Communicator {
   explicit NcclCommunicator(std::shared_ptr<MpiWorld> w) : w_(std::move(w)) {
     const char* t = std::getenv("MOUSSE_NCCL_TIMEOUT_S");
     if (t && *t) timeout_s_ = std::atof(t);
+    // Testing: MOUSSE_NCCL_GROUPED=1 sends even equal parts through the grouped per-part path,
+    // so that a one-GPU run (MOUSSE_DISTRIBUTED=1, every part equal) exercises it too.
+    const char* g = std::getenv("MOUSSE_NCCL_GROUPED");
+    grouped_only_ = g && std::string(g) == "1";
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0)
       w_->abort("rank " + std::to_string(w_->rank) + ": no usable CUDA device for the NCCL "
                 "communicator (device 'cuda'); use device 'cpu' for MPI on the host");
-    if (w_->local_size > n)
-      w_->abort(std::to_string(w_->local_size) + " ranks on this node but only " +
-                std::to_string(n) + " GPUs: launch one rank per GPU");
-    device_ = w_->local_rank;
+    // One GPU per rank: GPU local_rank when this process sees at least one GPU per rank of its
+    // node (mpirun; srun --gpus-per-node). When it sees fewer, the launcher has bound GPUs to
+    // ranks (srun --gpus-per-task=1 or --gpu-bind, CUDA_VISIBLE_DEVICES per rank): take the
+    // first visible one. Should two ranks still end up on one GPU, ncclCommInitRank refuses
+    // it ("duplicate GPU") and the job ends with that message.
+    device_ = n >= w_->local_size ? w_->local_rank : 0;
     cuda(cudaSetDevice(device_), "cudaSetDevice");
     ncclUniqueId id;
     if (w_->rank == 0) nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     w_->check(MPI_Bcast(&id, int(sizeof id), MPI_BYTE, 0, w_->comm), "MPI_Bcast(ncclUniqueId)");
-    nccl(ncclCommInitRank(&comm_, w_->size, id, w_->rank), "ncclCommInitRank");
+    ncclComm_t comm = nullptr;
+    const ncclResult_t init = ncclCommInitRank(&comm, w_->size, id, w_->rank);
+    if (init != ncclSuccess)
+      w_->abort(std::string("ncclCommInitRank failed on rank ") + std::to_string(w_->rank) +
+                ": " + ncclGetErrorString(init) + " (" + std::to_string(w_->local_size) +
+                " ranks on this node see " + std::to_string(n) + " GPU(s); one rank per GPU; " +
+                "NCCL_DEBUG=INFO for details)");
+    comm_ = comm;
     cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     cuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate");
   }
@@ -83,15 +96,33 @@ class NcclCommunicator : public Communicator {
 
   double all_reduce_sum(double v) override { return w_->all_reduce(v, MPI_SUM); }
   double all_reduce_max(double v) override { return w_->all_reduce(v, MPI_MAX); }
-  // Reduce of each rank's part onto that rank, grouped: NCCL runs them as one reduce-scatter
-  // (ncclReduceScatter itself needs equal parts; ours vary, and are [0..n..0] for owned matrices).
+  // Equal parts (ZeRO-1 slices when W divides the tensor): ncclReduceScatter in place. Otherwise
+  // (uneven slices; [0..n..0] for an owned matrix) a reduce of each non-empty part onto its
+  // rank, all in one group (one launch), since ncclReduceScatter needs equal parts.
   void reduce_scatter_sum(const Tensor& x, const std::vector<int64_t>& counts) override {
+    device_only(x);
+    if (const size_t n = equal_parts(x, counts)) {  // ZeRO-1 slices when W divides the tensor
+      char* base = static_cast<char*>(x.data);
+      nccl(ncclReduceScatter(base, base + size_t(w_->rank) * n * dtype_size(x.dtype), n,
+                             nccl_type(x.dtype), ncclSum, comm_, stream_),
+           "ncclReduceScatter");  // in place: recvbuff = sendbuff + rank · recvcount
+      return;
+    }
     for_each_part(x, counts, "ncclReduce", [&](void* part, size_t n, int r) {
       return ncclReduce(part, part, n, nccl_type(x.dtype), ncclSum, r, comm_, stream_);
     });
   }
-  // Each rank's part broadcast from that rank, grouped (an all-gather with varying parts).
+  // Equal parts: ncclAllGather in place; otherwise each non-empty part broadcast from its rank,
+  // grouped (an all-gather with varying parts).
   void all_gather(const Tensor& x, const std::vector<int64_t>& counts) override {
+    device_only(x);
+    if (const size_t n = equal_parts(x, counts)) {
+      char* base = static_cast<char*>(x.data);
+      nccl(ncclAllGather(base + size_t(w_->rank) * n * dtype_size(x.dtype), base, n,
+                         nccl_type(x.dtype), comm_, stream_),
+           "ncclAllGather");  // in place: sendbuff = recvbuff + rank · sendcount
+      return;
+    }
     for_each_part(x, counts, "ncclBroadcast", [&](void* part, size_t n, int r) {
       return ncclBroadcast(part, part, n, nccl_type(x.dtype), r, comm_, stream_);
     });
@@ -121,7 +152,8 @@ class NcclCommunicator : public Communicator {
       if (q == cudaSuccess) return;
       if (q != cudaErrorNotReady) cuda(q, "NCCL stream");
       ncclResult_t async = ncclSuccess;
-      ncclCommGetAsyncError(comm_, &async);
+      const ncclResult_t got = ncclCommGetAsyncError(comm_, &async);
+      if (got != ncclSuccess) async = got;
       if (async != ncclSuccess)
         abort(std::string("NCCL asynchronous error: ") + ncclGetErrorString(async) +
               " (a peer rank may have died)");
@@ -139,11 +171,30 @@ class NcclCommunicator : public Communicator {
   }
 
  private:
+  // The common part length when every rank has the same non-zero count, else 0. Then NCCL's
+  // own reduce-scatter / all-gather apply (they need equal parts); otherwise one grouped
+  // reduce / broadcast per part.
+  size_t equal_parts(const Tensor& x, const std::vector<int64_t>& counts) const {
+    check_counts(x, counts);
+    if (grouped_only_) return 0;
+    for (int64_t c : counts)
+      if (c != counts[0]) return 0;
+    return size_t(counts[0]);
+  }
+  void check_counts(const Tensor& x, const std::vector<int64_t>& counts) const {
+    if (int(counts.size()) != w_->size)
+      fail("NCCL communicator: ", counts.size(), " counts for ", w_->size, " ranks");
+    int64_t total = 0;
+    for (int64_t c : counts) total += c;
+    if (total != x.numel())
+      fail("NCCL communicator: counts sum to ", total, ", tensor has ", x.numel());
+  }
   // One grouped NCCL call per non-empty part of x (rank r's part: counts[r] elements in place).
   template <class F>
   void for_each_part(const Tensor& x, const std::vector<int64_t>& counts, const char* what,
                      F&& call) {
     device_only(x);
+    check_counts(x, counts);
     const size_t es = dtype_size(x.dtype);
     char* base = static_cast<char*>(x.data);
     int64_t off = 0;
@@ -176,6 +227,7 @@ class NcclCommunicator : public Communicator {
   cudaEvent_t compute_done_ = nullptr;  // after_compute: the backend's stream reached this point
   int device_ = 0;
   double timeout_s_ = 600.0;
+  bool grouped_only_ = false;  // MOUSSE_NCCL_GROUPED=1
 };
 
 }  // namespace

@@ -59,8 +59,10 @@ std::unique_ptr<Communicator> make_single_process_communicator();
 
 // The communicator for this process: single process unless launched by mpirun/srun with more
 // than one rank (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE or SLURM_NTASKS > 1); then MPI for
-// the cpu device, NCCL (bootstrapped over MPI, cudaSetDevice(local_rank)) for cuda. `device` is
-// the config's "cpu", "cuda" or "auto". Errors clearly when the binary lacks MPI or NCCL.
+// the cpu device, NCCL (bootstrapped over MPI, cudaSetDevice(local_rank), or the one visible GPU
+// when the launcher bound GPUs to ranks) for cuda. `device` is the config's "cpu", "cuda" or
+// "auto". Errors clearly when the binary lacks MPI or NCCL, and when MPI_Init's world size is not
+// the launcher's (an mpirun/srun of another MPI: every process would be a one-rank job).
 std::unique_ptr<Communicator> make_communicator(const std::string& device);
 
 // Ranks the launcher says this job has (1 when not launched by mpirun/srun).

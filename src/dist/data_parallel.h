@@ -87,7 +87,8 @@ class DataParallel {
 };
 
 // Test hook: MOUSSE_TEST_FAIL="rank:step:mode" makes that rank fail at the start of that step
-// (0-based): mode "exit" (exit status 3 without cleanup), "kill" (SIGKILL), "throw" (an error).
+// (0-based): mode "exit" (exit status 3 without cleanup), "kill" (SIGKILL), "throw" (an error),
+// "term" (SIGTERM to itself: the stop signal reaching that rank alone, to stop with a checkpoint).
 void maybe_inject_failure(int rank, int64_t step);
 
 }  // namespace mousse

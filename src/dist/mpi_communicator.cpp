@@ -156,8 +156,17 @@ std::unique_ptr<Communicator> make_communicator(const std::string& device) {
   // path anyway (mpirun -np 1: MPI, and NCCL on a GPU), to check that path on one GPU.
   const char* force = std::getenv("MOUSSE_DISTRIBUTED");
   const bool forced = force && std::string(force) == "1";
-  if (launcher_world_size() <= 1 && !forced) return make_single_process_communicator();
+  const int launched = launcher_world_size();
+  if (launched <= 1 && !forced) return make_single_process_communicator();
   auto world = std::make_shared<MpiWorld>();
+  // A launcher from another MPI than the one this binary links (or srun without the right
+  // --mpi plugin) starts N processes that each initialise as a singleton: N independent
+  // one-rank runs writing the same logs and checkpoints. Refuse that.
+  if (launched > 1 && world->size != launched)
+    world->abort("launched as one of " + std::to_string(launched) + " ranks, but MPI_Init made a " +
+                 "world of " + std::to_string(world->size) + ": the mpirun/srun does not match " +
+                 "the MPI mousse was built with (under SLURM try srun --mpi=pmix, or mpirun " +
+                 "from the same MPI installation)");
   const bool cuda = device == "cuda" || (device == "auto" && cuda_available());
   if (cuda) {
 #ifdef MOUSSE_HAVE_NCCL

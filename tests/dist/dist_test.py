@@ -1,44 +1,61 @@
 #!/usr/bin/env python3
 """Multi-rank tests of `mousse train` on the CPU backend (MPI, host buffers): issue 7.
 
-  equal  OPT   2 ranks × 1 micro-batch == 1 rank × 2 micro-batches (same global batch): losses
-               and final weights to fp32 round-off, for matrix optimizer OPT
+  equal  OPT   R ranks × A micro-batches == 1 rank × R·A micro-batches (same global batch):
+               losses and final weights to fp32 round-off, for matrix optimizer OPT
+               (--ranks R, default 2; --accum A, default 1: gradient accumulation on every rank;
+               --precision f64: the model and optimizers in double, tolerances to match)
   resume       2 ranks: stop after k steps (checkpoint), resume, == the uninterrupted run;
                resuming with 1 rank fails with a message naming both rank counts
   kill  MODE   rank 1 dies at step 2 (MODE exit | kill | throw): the job exits non-zero in bounded time
+  stop         SIGTERM reaches rank 1 only, at step 2: every rank stops after the same step with a
+               complete checkpoint (main file + every shard), exit 0, and --resume finishes the run
+  mismatch     started with PMI_SIZE=2 but no launcher (as under another MPI's mpirun, where
+               each process initialises alone): a clear error, not 2 independent runs
   forced OPT   MOUSSE_DISTRIBUTED=1 mpirun -np 1 (the data-parallel path with one rank: reduce-scatter,
                ownership, all-gather, per-rank checkpoint shards) == the plain single process
+
+CI runs all of these on the cpu device (MPI). With --device cuda (not in CI) the same runs go
+through NCCL: `forced` on one GPU (also with MOUSSE_NCCL_GROUPED=1, the grouped per-part path),
+`equal` on a machine with R GPUs.
 """
 import argparse, json, os, shutil, struct, subprocess, sys, time
 import numpy as np
 
 ap = argparse.ArgumentParser()
-ap.add_argument("what", choices=["equal", "resume", "kill", "forced"])
+ap.add_argument("what", choices=["equal", "resume", "kill", "forced", "mismatch", "stop"])
 ap.add_argument("arg", nargs="?")
 ap.add_argument("--mousse", required=True)
 ap.add_argument("--mpirun", required=True)
 ap.add_argument("--data", required=True)
 ap.add_argument("--work", required=True)
+ap.add_argument("--ranks", type=int, default=2)
+ap.add_argument("--accum", type=int, default=1)
+ap.add_argument("--precision", choices=["f32", "f64", "auto", "bf16"], default="f32")
+ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                help="cuda: the NCCL path, for a GPU session (forced: 1 GPU; equal: W GPUs)")
 a = ap.parse_args()
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_MCA_mpi_yield_when_idle="1",
            OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1")
-work = os.path.join(a.work, a.what + ("_" + a.arg if a.arg else ""))
+work = os.path.join(a.work, a.what + ("_" + a.arg if a.arg else "")
+                    + (f"_r{a.ranks}a{a.accum}_{a.precision}" if a.what == "equal" else ""))
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 
 
-def config(opt, steps=4):
+def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None):
     emb = "adamw" if opt == "adamw" else "lion"
     matrix = {"type": opt, "lr": {"adamw": 3e-3, "lion": 3e-4}.get(opt, 0.02)}
     if opt in ("soap", "mousse"):
         matrix["update_interval"] = 2  # exercise the preconditioner refresh within the run
+    matrix.update(matrix_extra or {})
     cfg = {
-        "run_name": "dist", "device": "cpu", "seed": 7, "steps": steps,
+        "run_name": "dist", "device": a.device, "seed": 7, "steps": steps, "precision": precision,
         "model": {"preset": "custom", "n_layer": 2, "n_head": 2, "d_model": 32,
                   "vocab_size": 50257, "max_seq_len": 64},
         "data": {"train": os.path.join(a.data, "tiny_shakespeare_train.bin")},
-        "batch": {"global_tokens": 128, "micro_batch": 2, "seq_len": 32},
+        "batch": {"global_tokens": global_tokens, "micro_batch": 2, "seq_len": 32},
         "optimizer": {"grad_clip": 1.0, "matrix": matrix,
                       "embedding": {"type": emb, "lr": 3e-4}},
         "schedule": {"type": "cosine", "warmup": 0.25, "min_ratio": 0.1},
@@ -74,6 +91,11 @@ def losses(tag):
             if r.get("type") == "train":
                 out[r["step"]] = r["loss"]
     return out
+
+
+def run_record(tag):
+    with open(f"{work}/{tag}/log/metrics.jsonl") as f:
+        return next(r for r in map(json.loads, f) if r.get("type") == "run")
 
 
 def weights(tag, step):
@@ -114,11 +136,31 @@ def compare(tag1, tag2, step, loss_tol=2e-5, w_tol=2e-5):
 
 
 if a.what == "equal":
-    cfg = config(a.arg)
+    # micro-batch 2 × 32 tokens: R ranks × A micro-steps on the R-rank run, R·A micro-steps on 1
+    # 2 ranks sum the gradients exactly as 1 rank accumulates them (a + b = b + a in fp32); with
+    # 3 the order differs ((a + b) + c is not a + (b + c)), a round-off that some optimizers
+    # amplify far beyond fp32 round-off of the weights: Lion's sign() makes ±lr steps of
+    # lm_head's near-zero gradient entries (thousands, 3e-3 of the weights' rms), and Mousse's
+    # eigendecompositions of rank-deficient factors move s = λ^(−α) by percents (design §3).
+    # So the 3-rank runs of those are compared in f64 (--precision f64), where they match to
+    # ~1e-15; AdamW also runs in f32 (its eps keeps the update continuous in g).
+    # SOAP even in f64 only on full-rank factors: its first eigenbasis inside a null space is
+    # chosen by round-off (design §3), and Adam in that basis then differs at O(1). A 32×128
+    # gradient makes a rank-32 128×128 factor, so with 3 ranks only sides <= 32 are
+    # preconditioned (max_precond_dim 32: every factor is 32×32 of full rank).
+    extra = {"max_precond_dim": 32} if a.arg == "soap" and a.ranks > 2 else None
+    cfg = config(a.arg, global_tokens=64 * a.ranks * a.accum, precision=a.precision,
+                 matrix_extra=extra)
     _, t1 = train(cfg, 1, "r1")
-    _, t2 = train(cfg, 2, "r2")
-    print(f"1 rank {t1:.1f}s, 2 ranks {t2:.1f}s")
-    compare("r1", "r2", 4)
+    _, t2 = train(cfg, a.ranks, "rN")
+    for tag, world, accum in (("r1", 1, a.ranks * a.accum), ("rN", a.ranks, a.accum)):
+        run = run_record(tag)
+        assert (run["world_size"], run["grad_accum"]) == (world, accum), (tag, run)
+    print(f"1 rank {t1:.1f}s, {a.ranks} ranks {t2:.1f}s")
+    if a.precision == "f64":  # weights compared after export to f32: at most an ulp apart
+        compare("r1", "rN", 4, loss_tol=1e-12, w_tol=1e-6)
+    else:
+        compare("r1", "rN", 4)
 elif a.what == "resume":
     cfg = config("mousse", steps=4)
     train(cfg, 2, "full")
@@ -134,13 +176,39 @@ elif a.what == "resume":
     train(cfg, 2, "split", ["--resume"])
     compare("full", "split", 4, loss_tol=0.0, w_tol=0.0)  # same ranks: bit-exact
 elif a.what == "forced":
-    cfg = config(a.arg)
+    cfg = config(a.arg, precision=a.precision)
     train(cfg, 1, "plain")
     train(cfg, 1, "forced", env=dict(ENV, MOUSSE_DISTRIBUTED="1"), mpirun=True)
     shards = sorted(os.listdir(f"{work}/forced/ckpt"))
     print("checkpoint files:", shards)
     assert "ckpt_00000004.rank0-of-1.safetensors" in shards, "the data-parallel path did not run"
     compare("plain", "forced", 4)
+elif a.what == "mismatch":
+    cfg = config("adamw")
+    p, _ = train(cfg, 1, "mismatch", check=False, env=dict(ENV, PMI_SIZE="2"))
+    print(p.stdout.strip()[-1000:])
+    assert p.returncode != 0, "a launcher/MPI mismatch must fail"
+    assert "launched as one of 2 ranks, but MPI_Init made a world of 1" in p.stdout, "no message"
+    assert not os.path.exists(f"{work}/mismatch/log/metrics.jsonl"), "it trained anyway"
+elif a.what == "stop":
+    cfg = config("muon", steps=6)
+    bound = 60
+    try:
+        p, dt = train(cfg, 2, "stop", check=False, env=dict(ENV, MOUSSE_TEST_FAIL="1:2:term"),
+                      timeout=bound)
+    except subprocess.TimeoutExpired:
+        sys.exit(f"FAIL: a stop signal on one rank left the job hanging for {bound}s")
+    print(p.stdout.strip()[-1000:])
+    assert p.returncode == 0, f"exit status {p.returncode}"
+    files = sorted(os.listdir(f"{work}/stop/ckpt"))
+    print("checkpoint files:", files)
+    mains = [f for f in files if f.startswith("ckpt_") and ".rank" not in f]
+    assert len(mains) == 1, files
+    stem = mains[0][: -len(".safetensors")]
+    for r in range(2):
+        assert f"{stem}.rank{r}-of-2.safetensors" in files, files
+    train(cfg, 2, "stop", ["--resume"])
+    assert max(losses("stop")) == 6, losses("stop")
 else:
     cfg = config("muon", steps=6)
     env = dict(ENV, MOUSSE_TEST_FAIL=f"1:2:{a.arg}")
@@ -152,4 +220,8 @@ else:
     print(p.stdout.strip()[-1500:])
     print(f"exit status {p.returncode} after {dt:.1f}s")
     assert p.returncode != 0, "a failing rank must make the job exit non-zero"
+    assert "MOUSSE_TEST_FAIL: rank 1 fails at step 2" in p.stdout, "the failure was not injected"
+    if a.arg == "throw":  # our own abort path: a message naming the rank, then MPI_Abort
+        assert "error (rank 1 of 2): injected failure" in p.stdout, "no clear message"
+        assert "aborting all 2 ranks" in p.stdout, "no clear message"
 print("PASS")

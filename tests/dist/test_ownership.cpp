@@ -3,12 +3,16 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <numeric>
 
+#include "backend/select.h"
 #include "core/arena.h"
 #include "dist/data_parallel.h"
 #include "model/params.h"
 #include "optim/optimizer.h"
+#include "train/param_groups.h"
 
 using namespace mousse;
 
@@ -84,4 +88,118 @@ TEST_CASE("even_split", "[dist]") {
   REQUIRE(even_split(10, 3) == std::vector<int64_t>{4, 3, 3});
   REQUIRE(even_split(2, 4) == std::vector<int64_t>{1, 1, 0, 0});
   REQUIRE(even_split(0, 2) == std::vector<int64_t>{0, 0});
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DataParallel plan itself (what each rank's optimizer groups hold after the constructor),
+// for every optimizer, checked by building it for every rank of W with a stand-in communicator
+// that only answers rank() and world_size(): no MPI needed.
+namespace {
+class FakeRank : public Communicator {
+ public:
+  FakeRank(int r, int w) : r_(r), w_(w) {}
+  int rank() const override { return r_; }
+  int world_size() const override { return w_; }
+  std::string describe() const override { return "fake"; }
+  double all_reduce_sum(double v) override { return v; }
+  double all_reduce_max(double v) override { return v; }
+  void reduce_scatter_sum(const Tensor&, const std::vector<int64_t>&) override {}
+  void all_gather(const Tensor&, const std::vector<int64_t>&) override {}
+  void broadcast(const Tensor&, int) override {}
+  void barrier() override {}
+  [[noreturn]] void abort(const std::string& m) override { fail(m); }
+
+ private:
+  int r_, w_;
+};
+
+ModelConfig small_model() {
+  ModelConfig m;
+  m.n_layer = 3;  // 18 matrices
+  m.n_head = 2;
+  m.d_model = 32;  // 32×32 = 1024 and 4·32×32 = 4096 elements: uneven splits over 3 and 5 ranks
+  m.vocab_size = 101;
+  m.padded_vocab = 103;  // 103·32 elements: uneven over 3, 5 and 20 ranks
+  m.max_seq_len = 16;
+  return m;
+}
+
+json optimizer_config(const std::string& matrix_type) {
+  const std::string emb = matrix_type == "adamw" ? "adamw" : "lion";
+  return {{"grad_clip", 1.0},
+          {"matrix", {{"type", matrix_type}, {"lr", 0.01}}},
+          {"embedding", {{"type", emb}, {"lr", 0.001}}}};
+}
+
+// One rank's view: which flat elements its groups update, and its optimizer state by name.
+struct RankPlan {
+  std::vector<std::pair<int64_t, int64_t>> ranges;  // (offset, numel) of what it updates
+  std::map<std::string, size_t> state;              // optimizer state tensor name -> bytes
+  std::map<std::string, int> whole;                 // matrix-optimizer params it updates whole
+  json plan;
+};
+
+RankPlan build(Ops& ops, const std::string& type, int rank, int W, bool data_parallel) {
+  Arena arena(ops);
+  ParamTable table(small_model(), Precision{}, arena);
+  OptimizerSetup setup = make_optimizer_setup(optimizer_config(type), "test", table);
+  FakeRank comm(rank, W);
+  std::unique_ptr<DataParallel> dp;
+  if (data_parallel) dp = std::make_unique<DataParallel>(comm, ops, table, setup);
+  RankPlan out;
+  for (ParamGroup& g : setup.groups) {
+    g.optimizer->reserve_state(arena, g.params);
+    for (Param* p : g.params) {
+      out.ranges.emplace_back(p->offset, p->weight.numel());
+      if (needs_whole_matrices(g.optimizer->type())) {
+        const Param& orig = table.get(p->name);
+        REQUIRE(p == &orig);  // the table's own parameter, not a slice
+        out.whole[p->name] = 1;
+      }
+    }
+  }
+  for (const Arena::Entry& e : arena.entries())
+    if (e.category == "optimizer") out.state[e.name] += e.bytes;
+  if (dp) out.plan = dp->plan();
+  return out;
+}
+}  // namespace
+
+TEST_CASE("data parallel plan: every element updated by one rank, state only there", "[dist]") {
+  auto ops = make_ops("cpu");
+  for (std::string type : {"adamw", "lion", "muon", "soap", "mousse"}) {
+    const RankPlan single = build(*ops, type, 0, 1, false);
+    Arena a(*ops);
+    const int64_t numel = ParamTable(small_model(), Precision{}, a).numel();
+    for (int W : {1, 2, 3, 5, 20}) {  // 20 > 18 matrices: some ranks own no matrix
+      INFO(type << " W=" << W);
+      std::vector<int> covered(size_t(numel), 0);
+      std::map<std::string, size_t> state_bytes;
+      std::map<std::string, int> holders;  // state tensor name -> ranks holding it
+      std::map<std::string, int> owner_seen;
+      for (int r = 0; r < W; r++) {
+        const RankPlan p = build(*ops, type, r, W, true);
+        for (auto [off, n] : p.ranges)
+          for (int64_t i = off; i < off + n; i++) covered[size_t(i)]++;
+        for (auto& [name, bytes] : p.state) state_bytes[name] += bytes, holders[name]++;
+        for (auto& [name, one] : p.whole) {
+          owner_seen[name] += one;
+          // the plan every rank stores with its checkpoint names this rank as the owner
+          REQUIRE(p.plan["owners"].value(name, -1) == r);
+        }
+        REQUIRE(p.plan["world_size"] == W);
+      }
+      // every element of every parameter is updated by exactly one rank
+      REQUIRE(std::count(covered.begin(), covered.end(), 1) == numel);
+      // summed over the ranks, the optimizer state is exactly the single process's, tensor by
+      // tensor (ZeRO-1 slices add up; a whole matrix's state lives on one rank only)
+      REQUIRE(state_bytes == single.state);
+      if (needs_whole_matrices(type)) {
+        REQUIRE(owner_seen.size() == 18);
+        for (auto& [name, n] : owner_seen) REQUIRE(n == 1);
+        for (auto& [name, n] : holders)
+          if (name.find("blocks.") != std::string::npos) REQUIRE(n == 1);
+      }
+    }
+  }
 }
