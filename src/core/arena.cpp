@@ -1,5 +1,6 @@
 #include "core/arena.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -26,20 +27,80 @@ void Arena::reserve(Tensor& t, const std::string& category, const std::string& n
   t.device = ops_.device();
   t.shape = s;
   size_t bytes = size_t(s.numel()) * dtype_size(dt);
-  entries_.push_back({category, name, &t, total_, bytes});
-  total_ += align_up(bytes);
+  entries_.push_back({category, name, &t, 0, bytes});
+}
+
+std::string Arena::root(const std::string& category) const {
+  std::string c = category;
+  for (auto it = host_.find(c); it != host_.end(); it = host_.find(c)) c = it->second;
+  return c;
+}
+
+void Arena::overlay(const std::string& category, const std::string& host) {
+  MOUSSE_CHECK(!base_, "overlay('", category, "', '", host, "') after allocate()");
+  MOUSSE_CHECK(category != host, "overlay: '", category, "' onto itself");
+  auto it = host_.find(category);
+  MOUSSE_CHECK(it == host_.end(), "overlay: '", category, "' already shares the memory of '",
+               it == host_.end() ? "" : it->second, "'");
+  MOUSSE_CHECK(root(host) != category, "overlay: '", host, "' already shares the memory of '",
+               category, "'");
+  host_[category] = host;
+}
+
+std::vector<Arena::Region> Arena::regions() const {
+  std::vector<Region> out;
+  std::vector<std::string> roots;  // out[i] is the region of roots[i]
+  for (const Entry& e : entries_) {
+    const std::string r = root(e.category);
+    const size_t i = size_t(std::find(roots.begin(), roots.end(), r) - roots.begin());
+    if (i == roots.size()) {
+      roots.push_back(r);
+      out.emplace_back();
+    }
+    std::vector<std::string>& cs = out[i].categories;
+    if (std::find(cs.begin(), cs.end(), e.category) == cs.end()) cs.push_back(e.category);
+  }
+  size_t offset = 0;
+  for (Region& r : out) {
+    r.offset = offset;
+    for (const std::string& c : r.categories) r.bytes = std::max(r.bytes, category_bytes(c));
+    offset += r.bytes;
+  }
+  return out;
+}
+
+size_t Arena::total_bytes() const {
+  if (base_) return total_;
+  size_t n = 0;
+  for (const Region& r : regions()) n += r.bytes;
+  return n;
 }
 
 void Arena::allocate() {
   MOUSSE_CHECK(!base_, "allocate() twice");
-  base_ = ops_.alloc(total_ ? total_ : kAlign);
+  // Each category from the start of its region, its tensors one after another.
+  const std::vector<Region> rs = regions();
+  total_ = 0;
+  for (const Region& r : rs) {
+    for (const std::string& c : r.categories) {
+      size_t offset = r.offset;
+      for (Entry& e : entries_)
+        if (e.category == c) {
+          e.offset = offset;
+          offset += align_up(e.bytes);
+        }
+    }
+    total_ += r.bytes;
+  }
+  const size_t n = total_ ? total_ : kAlign;
+  base_ = ops_.alloc(n);
   char* base = static_cast<char*>(base_);
   for (auto& e : entries_) e.target->data = base + e.offset;
   Tensor all;
   all.data = base_;
   all.dtype = DType::f32;
   all.device = ops_.device();
-  all.shape = Shape{int64_t((total_ ? total_ : kAlign) / 4)};
+  all.shape = Shape{int64_t(n / 4)};
   ops_.fill(all, 0.0);
 }
 
@@ -60,23 +121,41 @@ std::string format_bytes(double b) {
 }
 
 std::string Arena::plan_report() const {
-  std::vector<std::string> order;
-  for (auto& e : entries_) {
-    bool seen = false;
-    for (auto& c : order) seen |= (c == e.category);
-    if (!seen) order.push_back(e.category);
-  }
+  std::vector<std::string> order;  // categories in reserve order
+  for (auto& e : entries_)
+    if (std::find(order.begin(), order.end(), e.category) == order.end())
+      order.push_back(e.category);
+  const std::vector<Region> rs = regions();
+  int width = 5;  // "total"
+  for (auto& c : order) width = std::max(width, int(c.size()));
   std::ostringstream os;
   os << "memory plan (" << device_name(ops_.device()) << ", one allocation):\n";
-  char line[128];
+  char line[256];
+  size_t sum = 0;
   for (auto& c : order) {
     size_t n = 0;
     for (auto& e : entries_) n += (e.category == c);
-    std::snprintf(line, sizeof line, "  %-14s %12s  (%zu tensors)\n", c.c_str(),
-                  format_bytes(double(category_bytes(c))).c_str(), n);
+    sum += category_bytes(c);
+    std::string shares;  // the other categories of its region
+    for (const Region& r : rs)
+      if (std::find(r.categories.begin(), r.categories.end(), c) != r.categories.end())
+        for (const std::string& o : r.categories)
+          if (o != c) shares += (shares.empty() ? "" : ", ") + o;
+    std::snprintf(line, sizeof line, "  %-*s %12s  (%zu tensor%s%s%s)\n", width, c.c_str(),
+                  format_bytes(double(category_bytes(c))).c_str(), n, n == 1 ? "" : "s",
+                  shares.empty() ? "" : "; shares memory with ", shares.c_str());
     os << line;
   }
-  std::snprintf(line, sizeof line, "  %-14s %12s\n", "total", format_bytes(double(total_)).c_str());
+  const size_t total = total_bytes();
+  if (total == sum) {
+    std::snprintf(line, sizeof line, "  %-*s %12s  allocated\n", width, "total",
+                  format_bytes(double(total)).c_str());
+  } else {
+    std::snprintf(line, sizeof line,
+                  "  %-*s %12s  allocated (the categories add up to %s; shared memory saves %s)\n",
+                  width, "total", format_bytes(double(total)).c_str(),
+                  format_bytes(double(sum)).c_str(), format_bytes(double(sum - total)).c_str());
+  }
   os << line;
   return os.str();
 }

@@ -3,6 +3,13 @@
 // out of ONE allocation per device, planned up front. Owners first reserve() their tensors (the
 // plan), then allocate() makes the single allocation and points every reserved Tensor into it.
 // Nothing is allocated inside the training loop.
+//
+// Layout: the allocation is a sequence of regions. A category has a region of its own, unless
+// overlay() puts it into another category's region: categories of one region share memory
+// (each is laid out from the region's start, its tensors in reserve order), so the region is as
+// large as its largest category, not their sum. Only for data that is never alive at the same
+// time (the caller says why, at the overlay() call). Every tensor starts 256-byte aligned.
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +26,14 @@ class Arena {
     std::string category;  // "parameters", "gradients", "optimizer", "activations", ...
     std::string name;
     Tensor* target;        // patched by allocate(); must not move before then
-    size_t offset;
+    size_t offset;         // from the allocation's start; set by allocate()
     size_t bytes;
+  };
+  // Categories that share memory: one region of the allocation (see overlay()).
+  struct Region {
+    std::vector<std::string> categories;  // in order of their first reservation
+    size_t offset = 0;                    // from the allocation's start
+    size_t bytes = 0;                     // the largest of its categories' bytes
   };
 
   explicit Arena(Ops& ops) : ops_(ops) {}
@@ -30,21 +43,33 @@ class Arena {
 
   // Plans a tensor of the given dtype and shape. `t` gets its data pointer at allocate().
   void reserve(Tensor& t, const std::string& category, const std::string& name, DType dt, Shape s);
+  // `category` shares the memory of `host`'s region: its tensors are laid out from the start of
+  // that region too, overwriting each other. Before allocate(), before or after the reservations.
+  // A category joins one host; joining a category that itself joined another joins that region.
+  void overlay(const std::string& category, const std::string& host);
   // Makes the one allocation (zero-filled) and patches every reserved tensor.
   void allocate();
   bool allocated() const { return base_ != nullptr; }
   Device device() const;
 
-  size_t total_bytes() const { return total_; }
+  // Bytes of the one allocation (regions added up; shared memory counted once).
+  size_t total_bytes() const;
+  // Bytes planned in one category (aligned), whether or not it shares memory.
   size_t category_bytes(const std::string& category) const;
-  // Bytes per category in reserve order, human-readable ("parameters  12.3 MiB").
+  // The layout: regions in order of their first reservation.
+  std::vector<Region> regions() const;
+  // Bytes per category in reserve order, which ones share memory, and the total allocated
+  // (human-readable: "parameters  12.3 MiB  (3 tensors)").
   std::string plan_report() const;
   const std::vector<Entry>& entries() const { return entries_; }
 
  private:
+  std::string root(const std::string& category) const;  // the category whose region it uses
+
   Ops& ops_;
   std::vector<Entry> entries_;
-  size_t total_ = 0;
+  std::map<std::string, std::string> host_;  // overlay(): category -> host
+  size_t total_ = 0;                         // set by allocate()
   void* base_ = nullptr;
 };
 

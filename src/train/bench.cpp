@@ -14,6 +14,7 @@
 #include "model/gpt.h"
 #include "train/metrics.h"
 #include "train/param_groups.h"
+#include "train/trainer.h"
 
 namespace mousse {
 
@@ -129,6 +130,7 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
   GPT model(cfg.model, prec, b.micro_batch, b.seq_len, arena, Recompute::parse(cfg.recompute));
   OptimizerSetup setup = make_optimizer_setup(cfg.optimizer, cfg.file, model.params());
   for (ParamGroup& g : setup.groups) g.optimizer->reserve_state(arena, g.params);
+  overlay_optimizer_scratch(arena);  // as the Trainer (the step below is the Trainer's order)
   arena.allocate();
   model.bind();
   model.init_weights(ops, cfg.seed);

@@ -36,13 +36,14 @@ class Trainer {
   OptimizerSetup& optimizers() { return setup_; }
   // One optimizer step of training (all micro-batches); returns the mean train loss.
   double train_step(int64_t step);
+  // Gradient norm and clipping, one step per optimizer group, the weights gathered and synced.
+  void optimizer_step(int64_t step, bool diagnostics);
   double evaluate();
   int64_t grad_accum() const { return grad_accum_; }
   double last_grad_norm() const { return last_grad_norm_; }
 
  private:
   void setup();
-  void optimizer_step(int64_t step, bool diagnostics);
   // Reads the next micro-batch of `data` into the page-locked host buffers and uploads it.
   void upload_next_batch(DataLoader& data);
   void save(int64_t step);
@@ -63,6 +64,10 @@ class Trainer {
   int64_t start_step_ = 0;
   double last_grad_norm_ = 0;
 };
+
+// Lets the optimizers' scratch (category "optimizer_scratch") use the activations' memory; the
+// Trainer and `mousse bench` call it before arena.allocate(). Why this is safe: trainer.cpp.
+void overlay_optimizer_scratch(Arena& arena);
 
 // Installs SIGINT/SIGTERM handlers: the run finishes its step, writes a checkpoint and exits.
 void install_stop_handlers();
