@@ -380,10 +380,14 @@ double Trainer::run() {
         log_->write(rec);
       }
     }
-    const bool stopping = stop_requested() || done == end;
+    // A signal may reach the ranks in different steps: they agree (one scalar all-reduce per
+    // step) so that all of them save the same step and stop together, never one alone.
+    const bool stop = dp_ ? comm_.all_reduce_max(stop_requested() ? 1.0 : 0.0) > 0.0
+                          : stop_requested();
+    const bool stopping = stop || done == end;
     if ((cfg_.checkpoint.every > 0 && done % cfg_.checkpoint.every == 0) || last || stopping)
       save(done);
-    if (stop_requested()) {
+    if (stop) {
       if (rank0()) std::printf("stopped by signal after step %lld; resume with --resume\n", (long long)done);
       step++;
       break;
