@@ -164,6 +164,9 @@ class NcclCommunicator : public Communicator {
     }
   }
   void barrier() override { w_->barrier(); }
+  std::vector<std::string> gather_to_root(const std::string& s) override {
+    return w_->gather_to_root(s);
+  }
   [[noreturn]] void abort(const std::string& message) override {
     if (comm_) ncclCommAbort(comm_);  // unblocks our pending kernels
     comm_ = nullptr;

@@ -51,6 +51,9 @@ class Communicator {
   // visible to the next operations of the backend. Host implementations are synchronous.
   virtual void wait() {}
   virtual void barrier() = 0;
+  // Every rank's string, in rank order, on rank 0 (other ranks get an empty vector): small host
+  // data such as each rank's optimizer diagnostics.
+  virtual std::vector<std::string> gather_to_root(const std::string& s) = 0;
   // Ends the whole job (every rank) with `message` on stderr and a non-zero exit status.
   [[noreturn]] virtual void abort(const std::string& message) = 0;
 };

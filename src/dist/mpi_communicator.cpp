@@ -49,6 +49,23 @@ double MpiWorld::all_reduce(double v, MPI_Op op) const {
 
 void MpiWorld::barrier() const { check(MPI_Barrier(comm), "MPI_Barrier"); }
 
+std::vector<std::string> MpiWorld::gather_to_root(const std::string& s) const {
+  const int len = int(s.size());
+  std::vector<int> lens(rank == 0 ? size_t(size) : 0), offsets(lens.size(), 0);
+  check(MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm), "MPI_Gather");
+  std::string all;
+  if (rank == 0) {
+    for (int r = 1; r < size; r++) offsets[size_t(r)] = offsets[size_t(r - 1)] + lens[size_t(r - 1)];
+    all.resize(size_t(offsets.back() + lens.back()));
+  }
+  check(MPI_Gatherv(s.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0,
+                    comm),
+        "MPI_Gatherv");
+  std::vector<std::string> out;
+  for (size_t r = 0; r < lens.size(); r++) out.push_back(all.substr(size_t(offsets[r]), size_t(lens[r])));
+  return out;
+}
+
 void MpiWorld::check(int rc, const char* what) const {
   if (rc == MPI_SUCCESS) return;
   char msg[MPI_MAX_ERROR_STRING];
@@ -126,6 +143,9 @@ class MpiCommunicator : public Communicator {
               "MPI_Bcast");
   }
   void barrier() override { w_->barrier(); }
+  std::vector<std::string> gather_to_root(const std::string& s) override {
+    return w_->gather_to_root(s);
+  }
   [[noreturn]] void abort(const std::string& message) override { w_->abort(message); }
 
  private:

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dist/communicator.h"
 
@@ -29,6 +30,7 @@ struct MpiWorld {
   // these.
   double all_reduce(double v, MPI_Op op) const;
   void barrier() const;
+  std::vector<std::string> gather_to_root(const std::string& s) const;
   [[noreturn]] void abort(const std::string& message) const;
 };
 

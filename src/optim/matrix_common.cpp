@@ -89,6 +89,10 @@ double frobenius(Ops& ops, const Tensor& t) { return std::sqrt(ops.sum_squares(t
 
 double RmsAccumulator::rms() const { return count > 0 ? std::sqrt(sum_sq / count) : 0.0; }
 
+json RmsAccumulator::to_json() const {
+  return json{{"update_rms", rms()}, {"update_sum_squares", sum_sq}, {"update_count", count}};
+}
+
 std::vector<int64_t> power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const Tensor& p,
                                    const Tensor& e, const Tensor& est, const Tensor& idx) {
   const int64_t d = q.rows();

@@ -64,6 +64,9 @@ struct RmsAccumulator {
   double count = 0.0;
   void add(double ssq, int64_t n) { sum_sq += ssq; count += double(n); }
   double rms() const;
+  // {"update_rms", "update_sum_squares", "update_count"}: the sums let data-parallel ranks,
+  // each updating its own matrices, be merged into one RMS (merge_rank_diagnostics).
+  json to_json() const;
 };
 
 }  // namespace mousse

@@ -411,11 +411,11 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   }
   t_++;
   if (s.diagnostics) {
-    diag_ = json{{"update_rms", rms.rms()},
-                 {"refresh_seconds", refresh_seconds_window_},
-                 {"refresh_seconds_total", refresh_seconds_total_},
-                 {"eigh_failures", failures_},
-                 {"precond", precond}};
+    diag_ = rms.to_json();
+    diag_["refresh_seconds"] = refresh_seconds_window_;
+    diag_["refresh_seconds_total"] = refresh_seconds_total_;
+    diag_["eigh_failures"] = failures_;
+    diag_["precond"] = precond;
     refresh_seconds_window_ = 0.0;
   }
 }

@@ -73,7 +73,7 @@ void Muon::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
       apply_matrix_update(ops, p.weight, u, s.lr, weight_decay, sc);
     }
   }
-  if (s.diagnostics) diag_ = json{{"update_rms", rms.rms()}};
+  if (s.diagnostics) diag_ = rms.to_json();
 }
 
 }  // namespace mousse

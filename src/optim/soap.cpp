@@ -183,7 +183,10 @@ void Soap::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
     }
   }
   calls_++;
-  if (s.diagnostics) diag_ = json{{"update_rms", rms.rms()}, {"eigh_failures", failures_}};
+  if (s.diagnostics) {
+    diag_ = rms.to_json();
+    diag_["eigh_failures"] = failures_;
+  }
 }
 
 json Soap::save_extra() const {

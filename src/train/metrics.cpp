@@ -1,5 +1,6 @@
 #include "train/metrics.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -60,6 +61,40 @@ std::string format_count(double n) {
     int rem = len - 1 - i;
     if (rem > 0 && rem % 3 == 0 && d[i] != '-') out += ',';
   }
+  return out;
+}
+
+namespace {
+void merge_into(json& dst, const json& src) {
+  for (auto it = src.begin(); it != src.end(); ++it) {
+    const std::string& key = it.key();
+    if (!dst.contains(key)) {
+      dst[key] = *it;
+    } else if (dst[key].is_object() && it->is_object()) {
+      merge_into(dst[key], *it);
+    } else if (it->is_number() && dst[key].is_number()) {
+      const bool sum = key == "update_sum_squares" || key == "update_count" ||
+                       (key.size() > 9 && key.compare(key.size() - 9, 9, "_failures") == 0);
+      if (sum) dst[key] = dst[key].get<double>() + it->get<double>();
+      else if (key.find("_seconds") != std::string::npos)
+        dst[key] = std::max(dst[key].get<double>(), it->get<double>());
+    }
+  }
+}
+void recompute_rms(json& j) {
+  if (!j.is_object()) return;
+  if (j.contains("update_sum_squares") && j.contains("update_count")) {
+    const double n = j["update_count"].get<double>();
+    j["update_rms"] = n > 0 ? std::sqrt(j["update_sum_squares"].get<double>() / n) : 0.0;
+  }
+  for (auto& v : j) recompute_rms(v);
+}
+}  // namespace
+
+json merge_rank_diagnostics(const std::vector<json>& per_rank) {
+  json out = per_rank.empty() ? json::object() : per_rank[0];
+  for (size_t r = 1; r < per_rank.size(); r++) merge_into(out, per_rank[r]);
+  recompute_rms(out);
   return out;
 }
 

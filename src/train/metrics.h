@@ -3,6 +3,7 @@
 // per line: "run", "train", "eval", "diagnostics", "checkpoint", "end") meant for plotting.
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "core/json_config.h"
 
@@ -21,6 +22,13 @@ class MetricsLog {
   std::string path_;
   FILE* f_ = nullptr;
 };
+
+// One diagnostics record from every data-parallel rank's (per_rank[r] = {group: the group's
+// optimizer diagnostics}), each covering the matrices or slices that rank updates: objects
+// (Mousse's per-matrix "precond") are merged key by key, "update_rms" is recomputed from the
+// summed "update_sum_squares" and "update_count", counters ("*_failures") are summed, times
+// ("*_seconds*") take the slowest rank, and any other value is rank 0's.
+json merge_rank_diagnostics(const std::vector<json>& per_rank);
 
 std::string format_duration(double seconds);  // "1:02:03"
 std::string format_count(double n);           // "12,345"

@@ -341,6 +341,17 @@ double Trainer::run() {
            ". Lower the learning rate or raise warmup, then start again (or --resume).");
     }
     optimizer_step(step, diag);
+    // Each rank's optimizers report on the matrices / slices it updates: rank 0 merges them.
+    json diag_groups = json::object();
+    if (diag) {
+      for (ParamGroup& g : setup_.groups) diag_groups[g.name] = g.optimizer->diagnostics();
+      if (dp_) {
+        std::vector<json> per_rank;
+        for (const std::string& r : comm_.gather_to_root(diag_groups.dump()))
+          per_rank.push_back(json::parse(r));
+        if (rank0()) diag_groups = merge_rank_diagnostics(per_rank);
+      }
+    }
     const double dt = now_seconds() - t0;
     ema_step_s = step == start_step_ ? dt : 0.9 * ema_step_s + 0.1 * dt;
     const int64_t done = step + 1;
@@ -353,8 +364,7 @@ double Trainer::run() {
       for (ParamGroup& g : setup_.groups) rec["lr"][g.name] = g.lr_at(factor);
       log_->write(rec);
       if (diag) {
-        json d = {{"type", "diagnostics"}, {"step", done}};
-        for (ParamGroup& g : setup_.groups) d["groups"][g.name] = g.optimizer->diagnostics();
+        json d = {{"type", "diagnostics"}, {"step", done}, {"groups", diag_groups}};
         log_->write(d);
       }
       if (!opt_.quiet && (done % cfg_.log.every == 0 || done == end || done == 1)) {

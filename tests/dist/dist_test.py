@@ -61,7 +61,7 @@ def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None):
         "schedule": {"type": "cosine", "warmup": 0.25, "min_ratio": 0.1},
         "eval": {"every": 0, "tokens": 0},
         "checkpoint": {"every": 0, "keep": 3, "dir": "ckpt"},
-        "log": {"dir": "log", "every": 1},
+        "log": {"dir": "log", "every": 1, "diagnostics_every": 2},
     }
     path = os.path.join(work, f"{opt}.json")
     with open(path, "w") as f:
@@ -96,6 +96,29 @@ def losses(tag):
 def run_record(tag):
     with open(f"{work}/{tag}/log/metrics.jsonl") as f:
         return next(r for r in map(json.loads, f) if r.get("type") == "run")
+
+
+def diagnostics(tag):
+    with open(f"{work}/{tag}/log/metrics.jsonl") as f:
+        return {r["step"]: r["groups"] for r in map(json.loads, f) if r.get("type") == "diagnostics"}
+
+
+def compare_diagnostics(tag1, tag2, tol):
+    """Rank 0 logs the optimizer diagnostics of every rank's matrices, merged: the same record as
+    one rank's (per-matrix entries of every matrix, the group's update RMS)."""
+    d1, d2 = diagnostics(tag1), diagnostics(tag2)
+    assert sorted(d1) == sorted(d2) and d1, (sorted(d1), sorted(d2))
+    for step in d1:
+        for group, g1 in d1[step].items():
+            g2 = d2[step][group]
+            assert sorted(g1) == sorted(g2), (step, group, sorted(g1), sorted(g2))
+            if "precond" in g1:
+                assert sorted(g1["precond"]) == sorted(g2["precond"]), (step, group)
+            for key in ("update_rms", "update_count", "eigh_failures"):
+                if key in g1:
+                    rel = abs(g1[key] - g2[key]) / max(abs(g1[key]), 1e-30)
+                    assert rel <= tol, (step, group, key, g1[key], g2[key])
+    print(f"{tag1} vs {tag2}: diagnostics of {len(d1)} steps agree")
 
 
 def weights(tag, step):
@@ -159,8 +182,10 @@ if a.what == "equal":
     print(f"1 rank {t1:.1f}s, {a.ranks} ranks {t2:.1f}s")
     if a.precision == "f64":  # weights compared after export to f32: at most an ulp apart
         compare("r1", "rN", 4, loss_tol=1e-12, w_tol=1e-6)
+        compare_diagnostics("r1", "rN", 1e-9)
     else:
         compare("r1", "rN", 4)
+        compare_diagnostics("r1", "rN", 1e-4)
 elif a.what == "resume":
     cfg = config("mousse", steps=4)
     train(cfg, 2, "full")
