@@ -143,6 +143,20 @@ if [ $ok -eq 1 ]; then
       --set device=cuda --set steps=60 --set eval.every=30 \
       --set log.dir="$LOGS/nccl-run" ${NCCL_TRAIN_ARGS:-}
     rm -rf "$LOGS/nccl-run/checkpoints"  # keep the logs folder small enough to copy back
+    # The data-parallel NCCL path (forced with one rank) against the plain single process, f32:
+    # in-place reduce-scatter / all-gather, then the grouped per-part path (DIST_DATA: a folder
+    # with tiny_shakespeare_train.bin).
+    DIST_DATA=${DIST_DATA:-$ROOT/data/tinyshakespeare}
+    if [ -f "$DIST_DATA/tiny_shakespeare_train.bin" ]; then
+      run_step nccl-forced 240 "$PYTHON" "$ROOT/tests/dist/dist_test.py" forced mousse \
+        --device cuda --mousse "$NCCL_BIN" --mpirun mpirun --data "$DIST_DATA" --work "$LOGS/dist"
+      run_step nccl-grouped 240 env MOUSSE_NCCL_GROUPED=1 "$PYTHON" \
+        "$ROOT/tests/dist/dist_test.py" forced adamw --device cuda --mousse "$NCCL_BIN" \
+        --mpirun mpirun --data "$DIST_DATA" --work "$LOGS/dist"
+      find "$LOGS/dist" -name '*.safetensors' -delete
+    else
+      record nccl-forced SKIP 0 "no $DIST_DATA/tiny_shakespeare_train.bin (set DIST_DATA)"
+    fi
   fi
   if [ "${SKIP_TORCH:-0}" = 1 ]; then
     record bench-torch SKIP 0 "SKIP_TORCH=1"
