@@ -107,6 +107,7 @@ class FakeRank : public Communicator {
   void all_gather(const Tensor&, const std::vector<int64_t>&) override {}
   void broadcast(const Tensor&, int) override {}
   void barrier() override {}
+  std::vector<std::string> gather_to_root(const std::string& s) override { return {s}; }
   [[noreturn]] void abort(const std::string& m) override { fail(m); }
 
  private:

@@ -71,6 +71,20 @@ double largest_mixing(const Mat& V, const Mat& q, int64_t d) {
   return worst;
 }
 
+// A symmetric matrix with a random eigenbasis V and eigenvalues ratio^k, in descending
+// (k = 0, 1, ...) or ascending (eigh's) column order.
+struct Spectrum {
+  Mat V, a;
+  std::vector<double> lam;
+};
+Spectrum random_spectrum(Ops& ops, int64_t d, double ratio, bool ascending, std::mt19937_64& rng) {
+  Spectrum s;
+  s.V = random_orthogonal(ops, d, rng);
+  for (int64_t k = 0; k < d; k++) s.lam.push_back(std::pow(ratio, double(ascending ? d - 1 - k : k)));
+  s.a = from_spectrum(s.V, s.lam);
+  return s;
+}
+
 struct Step {
   Mat q;
   std::vector<int64_t> order;
@@ -94,10 +108,9 @@ TEST_CASE("power_qr_step: the eigenbasis is a fixed point, ordered largest first
   auto ops = make_cpu_ops();
   std::mt19937_64 rng(301);
   const int64_t d = 9;
-  const Mat V = random_orthogonal(*ops, d, rng);
-  std::vector<double> lam(static_cast<size_t>(d));
-  for (int64_t k = 0; k < d; k++) lam[size_t(k)] = std::pow(0.3, double(d - 1 - k));  // ascending
-  const Mat a = from_spectrum(V, lam);
+  const Spectrum sp = random_spectrum(*ops, d, 0.3, /*ascending=*/true, rng);
+  const Mat &V = sp.V, &a = sp.a;
+  const std::vector<double>& lam = sp.lam;
   const Step s = run_step(*ops, V, a, d);  // V in eigh's ascending order
   for (int64_t j = 0; j < d; j++) CHECK(s.order[size_t(j)] == d - 1 - j);
   // column j of the result is ± eigenvector order[j], and its Rayleigh quotient λ_order[j]
@@ -119,10 +132,8 @@ TEST_CASE("power_qr_step: wrong-eigenvector components shrink by the eigenvalue 
   auto ops = make_cpu_ops();
   std::mt19937_64 rng(302);
   const int64_t d = 8;
-  const Mat V = random_orthogonal(*ops, d, rng);
-  std::vector<double> lam(static_cast<size_t>(d));
-  for (int64_t k = 0; k < d; k++) lam[size_t(k)] = std::pow(0.25, double(k));  // descending
-  const Mat a = from_spectrum(V, lam);
+  const Spectrum sp = random_spectrum(*ops, d, 0.25, /*ascending=*/false, rng);
+  const Mat &V = sp.V, &a = sp.a;
   // q0 = orth(V + 1e-3 · noise): a basis near V, columns in V's (descending) order
   HostMat g(d, d), q0(d, d);
   const Mat noise = randn(d * d, rng, 1e-3);
