@@ -11,6 +11,10 @@
 #   SKIP_TORCH=1 scripts/gpu-check.sh    # without the PyTorch reference
 #   BENCH_B=16 (mousse vs torch.compile), OPTIM_BENCH_B=32 (the optimizer table, the paper's
 #   micro-batch), SKIP_OPTIMIZER_STEPS=1, BENCH_OPTIM_PRESET=162m|834m|all
+#   GPU_CHECK_ONLY="gpu-tests bench-optim" only those steps (configure build gpu-tests
+#   bench-ops bench-model bench-optim bench-train-optim nccl-1rank nccl-forced nccl-grouped
+#   bench-torch);
+#   FULL_STEP_MS=514 the full 162m step bench-optim judges Mousse's overhead against
 #   PREBUILT_DIR=DIR scripts/gpu-check.sh
 #       no configure/build: run the binaries that scripts/pack-gpu-build.sh gathered in DIR
 #       (for a GPU machine that lacks our build dependencies; LOGS_DIR=... to keep the logs)
@@ -39,8 +43,14 @@ names=() results=() secs=() notes=()
 record() { names+=("$1"); results+=("$2"); secs+=("$3"); notes+=("$4"); }
 
 # run_step NAME TIMEOUT_S CMD...: output to the terminal and to $LOGS/NAME.log
+# GPU_CHECK_ONLY="gpu-tests bench-optim ..." runs only the named steps (to split the check over
+# several 10-minute calls); the others are listed as SKIP.
 run_step() {
   local name=$1 limit=$2; shift 2
+  if [ -n "${GPU_CHECK_ONLY:-}" ] && [[ " $GPU_CHECK_ONLY " != *" $name "* ]]; then
+    record "$name" SKIP 0 "not in GPU_CHECK_ONLY"
+    return 0
+  fi
   echo
   echo "=== $name: $*"
   local t0=$(date +%s)
@@ -88,7 +98,8 @@ else
 run_step configure 120 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMOUSSE_CUDA=ON \
   -DMOUSSE_CUDA_ARCH="$ARCH" || ok=0
 if [ $ok -eq 1 ]; then
-  targets=(test_cuda_ops test_cuda_train bench-ops-cuda)
+  targets=(test_cuda_ops test_cuda_train test_cuda_kernels_edge test_cuda_optim bench-ops-cuda
+           bench-optim-cuda)
   [ -f "$BENCH_CFG" ] && targets+=(mousse)
   run_step build 300 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}" || ok=0
 fi
@@ -124,7 +135,7 @@ if [ $ok -eq 1 ]; then
   # per step over 8 GPUs = 262,144 tokens per GPU, at the tokens/s bench-model just measured.
   if [ -x "$BIN/bench-optim-cuda" ]; then
     tps=$(grep -E "^BENCH " "$LOGS/bench-model.log" 2>/dev/null | tail -1 | tr ' ' '\n' | sed -n 's/^tokens_per_s=//p')
-    full_ms=$(awk -v t="${tps:-0}" 'BEGIN { if (t > 0) printf "%.1f", 262144 / t * 1000 }')
+    full_ms=${FULL_STEP_MS:-$(awk -v t="${tps:-0}" 'BEGIN { if (t > 0) printf "%.1f", 262144 / t * 1000 }')}
     echo "full 162m step at the paper's per-GPU batch (262,144 tokens): ${full_ms:-unknown} ms"
     run_step bench-optim 240 "$BIN/bench-optim-cuda" "${BENCH_OPTIM_PRESET:-162m}" $full_ms
   fi
