@@ -89,6 +89,10 @@ double frobenius(Ops& ops, const Tensor& t) { return std::sqrt(ops.sum_squares(t
 
 double RmsAccumulator::rms() const { return count > 0 ? std::sqrt(sum_sq / count) : 0.0; }
 
+bool all_finite(const std::vector<double>& v) {
+  return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+}
+
 json RmsAccumulator::to_json() const {
   return json{{"update_rms", rms()}, {"update_sum_squares", sum_sq}, {"update_count", count}};
 }

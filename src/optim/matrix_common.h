@@ -43,6 +43,8 @@ Tensor scratch_view(const Tensor& flat, Shape s);
 // back, permutations and scalings written). Synchronises.
 std::vector<double> read_vector(Ops& ops, const Tensor& t);
 void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v);
+// True when every value is finite (eigenvalues read back: a failed decomposition shows as NaN).
+bool all_finite(const std::vector<double>& v);
 
 // One step of subspace iteration warm-started from the orthonormal basis q [d, d]: the columns
 // of q are ordered by their Rayleigh quotients diag(qᵀ a q), largest first (the permutation σ),

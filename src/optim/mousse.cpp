@@ -213,10 +213,8 @@ void Mousse::refresh(Ops& ops, Factor& f) {
   timed(ops, [&] {
     damped_factor(ops, a, f);
     const int rc = ops.eigh(v, lam, a);
-    std::vector<double> l = read_vector(ops, lam);
-    bool ok = rc == 0;
-    for (double e : l) ok = ok && std::isfinite(e);
-    if (ok) set_basis(ops, f, v, lam, l);
+    const std::vector<double> l = read_vector(ops, lam);
+    if (rc == 0 && all_finite(l)) set_basis(ops, f, v, lam, l);
     else failures_++;  // keep the previous basis and scalings
   });
 }
@@ -273,7 +271,7 @@ void Mousse::refresh_power(Ops& ops, Factor& f) {
     ops.matmul(p, a, false, q, false);
     ops.column_dots(lam, q, p);  // λ_j = q_jᵀ (L̃ + εI) q_j
     const std::vector<double> l = read_vector(ops, lam);
-    for (double x : l) ok = ok && std::isfinite(x);
+    ok = all_finite(l);
     if (ok) set_basis(ops, f, q, lam, l);
   });
   if (!ok) refresh(ops, f);

@@ -80,10 +80,8 @@ void Soap::init_basis(Ops& ops, Side& sd) {
   ops.copy(a, sd.gg);
   ops.add_to_diagonal(a, 1e-30);
   const int rc = ops.eigh(vecs, lam, a);
-  std::vector<double> l = read_vector(ops, lam);
-  bool ok = rc == 0;
-  for (double e : l) ok = ok && std::isfinite(e);
-  if (!ok) {
+  const std::vector<double> l = read_vector(ops, lam);
+  if (rc != 0 || !all_finite(l)) {
     failures_++;
     ops.fill(sd.q, 0.0);
     ops.add_to_diagonal(sd.q, 1.0);

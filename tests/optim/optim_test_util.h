@@ -44,12 +44,6 @@ inline double rel_err(const Mat& a, const Mat& b) {
   return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
 }
 
-inline bool all_finite(const Mat& a) {
-  for (double x : a)
-    if (!std::isfinite(x)) return false;
-  return true;
-}
-
 // The CPU backend a Rig owns: a base class, so that it exists before the OptimRig that uses it.
 struct OwnedCpuOps {
   std::unique_ptr<Ops> owned_ops = make_cpu_ops();
