@@ -123,7 +123,16 @@ ConfigNode ConfigNode::child(const std::string& key, bool required) const {
 
 void ConfigNode::finish() const {
   for (auto& [k, v] : j_.items()) {
-    if (!read_.count(k)) error(k, "unknown key (check the spelling; README.md lists the config keys, docs/optimizers.md the optimizer keys)");
+    if (read_.count(k)) continue;
+    // The keys this section asked for are exactly the ones it takes, so list them: the usual
+    // cause is a key of another optimizer type left behind by `--set optimizer.X.type=...`.
+    std::string known;
+    for (auto& r : read_) known += (known.empty() ? "" : ", ") + r;
+    std::string where = path_.empty() ? "the top level" : "'" + path_ + "'";
+    if (j_.contains("type") && j_.at("type").is_string())
+      where += " of type '" + j_.at("type").get<std::string>() + "'";
+    error(k, "unknown key; " + where + " takes: " + known +
+                 " (README.md lists the config keys, docs/optimizers.md the optimizer keys)");
   }
 }
 

@@ -161,6 +161,11 @@ TEST_CASE("optimizer configs are validated", "[optim][config]") {
   CHECK(make({{"type", "muon"}})->describe().find("nesterov=true") != std::string::npos);
   CHECK(make({{"type", "soap"}})->describe().find("update_interval=10") != std::string::npos);
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"alpah", 0.1}}), Error);          // typo
+  // A key of another type (AdamW's betas left in a group switched to Muon by --set): the
+  // error lists what a Muon group takes.
+  CHECK_THROWS_WITH(make({{"type", "muon"}, {"betas", {0.9, 0.95}}}),
+                    Catch::Contains("'optimizer.matrix.betas'") &&
+                        Catch::Contains("of type 'muon' takes:") && Catch::Contains("momentum"));
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"whiten", "left"}}), Error);      // by side
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"eps", 0.0}}), Error);
   CHECK(make({{"type", "mousse"}, {"refresh", "power_qr"}, {"eigh_every", 5}})->describe().find(
