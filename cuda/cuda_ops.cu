@@ -54,6 +54,8 @@ CudaOps::CudaOps() {
   peak_flops_bf16_ = known_bf16_peak(prop.name);
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   CUBLAS_CHECK(cublasLtCreate(&lt_));
+  CUBLAS_CHECK(cublasCreate(&blas_));
+  CUBLAS_CHECK(cublasSetStream(blas_, stream_));
   CUSOLVER_CHECK(cusolverDnCreate(&solver_));
   CUSOLVER_CHECK(cusolverDnSetStream(solver_, stream_));
   CUSOLVER_CHECK(cusolverDnCreateParams(&solver_params_));
@@ -84,6 +86,7 @@ CudaOps::~CudaOps() {
   if (host_) cudaFreeHost(host_);
   if (solver_params_) cusolverDnDestroyParams(solver_params_);
   if (solver_) cusolverDnDestroy(solver_);
+  if (blas_) cublasDestroy(blas_);
   if (lt_) cublasLtDestroy(lt_);
   if (stream_) cudaStreamDestroy(stream_);
 }

@@ -120,6 +120,8 @@ class CudaOps final : public Ops {
                       double c, double alpha, double eps) override;
   std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                 const Tensor& a) override;
+  std::vector<int> cholesky_batched(const Tensor& a) override;
+  void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
 
   cudaStream_t stream() const { return stream_; }
   // cuDNN's fused attention for bf16 (attention_cudnn.h), created on first use.
@@ -157,6 +159,7 @@ class CudaOps final : public Ops {
   HostRegion* find_host_region(const void* p);
   cudaStream_t stream_ = nullptr;
   cublasLtHandle_t lt_ = nullptr;
+  cublasHandle_t blas_ = nullptr;  // classic cuBLAS, for trsm (solve_upper_right_batched)
   cusolverDnHandle_t solver_ = nullptr;
   cusolverDnParams_t solver_params_ = nullptr;
   void* lt_workspace_ = nullptr;

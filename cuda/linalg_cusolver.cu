@@ -1,4 +1,5 @@
-// eigh (cusolverDnXsyevd) and qr_orthonormal (geqrf + orgqr) on row-major tensors.
+// eigh (cusolverDnXsyevd), qr_orthonormal (geqrf + orgqr), cholesky_batched (Xpotrf) and
+// solve_upper_right_batched (trsm) on row-major tensors.
 //
 // Layouts: cuSOLVER is column-major. A symmetric row-major [n, n] buffer is the same matrix read
 // column-major, and its row-major lower triangle is the column-major UPPER triangle. syevd
@@ -6,6 +7,10 @@
 // row-major view, so the result is transposed into the output (eigenvector j in column j).
 // For QR the row-major [m, n] input is transposed into a column-major m x n work matrix, and the
 // column-major Q is transposed back, with column j negated where R[j, j] < 0 (diag(R) >= 0).
+// Cholesky: the row-major upper triangle is the column-major LOWER one, so potrf(LOWER) gives
+// column-major L with A = L Lᵀ, whose row-major view is R = Lᵀ (upper): A = Rᵀ R. And
+// x ← x R⁻¹ on row-major x [m, n] is, column-major (xᵀ, n × m), xᵀ ← L⁻¹ xᵀ: trsm from the left
+// with the lower triangle, no transpose.
 #include <cmath>
 #include <vector>
 
@@ -229,6 +234,122 @@ void CudaOps::qr_orthonormal(const Tensor& q, const Tensor& a) {
     transpose_scale_kernel<T, T><<<grid_for(m * n), 256, 0, stream_>>>(
         static_cast<T*>(q.data), work, sign, n, m);
     CUDA_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace mousse
+
+namespace mousse {
+using namespace cuda;
+
+namespace {
+
+// a [b, n, n] or [n, n] -> (b, n)
+std::pair<int64_t, int64_t> square_stack(const char* op, const char* what, const Tensor& a) {
+  const Shape& s = a.shape;
+  if (s.ndim == 2 && s[0] == s[1]) return {1, s[0]};
+  if (s.ndim == 3 && s[1] == s[2]) return {s[0], s[1]};
+  fail("cuda ", op, ": ", what, " ", s.str(), " must be [batch, n, n] or [n, n]");
+}
+
+// Row-major strict lower triangle (i > j) of every [n, n] slice (=) 0.
+template <class T>
+__global__ void zero_strict_lower_kernel(T* a, int64_t batch, int64_t n) {
+  const int64_t total = batch * n * n;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t e = k % (n * n), i = e / n, j = e - i * n;
+    if (i > j) a[k] = T(0);
+  }
+}
+
+template <class T> struct Trsm;
+template <> struct Trsm<float> {
+  static cublasStatus_t left_lower(cublasHandle_t h, int m, int n, const float* a, float* b) {
+    const float one = 1.0f;
+    return cublasStrsm(h, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
+                       CUBLAS_DIAG_NON_UNIT, m, n, &one, a, m, b, m);
+  }
+};
+template <> struct Trsm<double> {
+  static cublasStatus_t left_lower(cublasHandle_t h, int m, int n, const double* a, double* b) {
+    const double one = 1.0;
+    return cublasDtrsm(h, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N,
+                       CUBLAS_DIAG_NON_UNIT, m, n, &one, a, m, b, m);
+  }
+};
+
+}  // namespace
+
+std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
+  const char* op = "cholesky_batched";
+  require_cuda(a, op, "a");
+  const std::pair<int64_t, int64_t> bn = square_stack(op, "a", a);
+  const int64_t b = bn.first, n = bn.second;
+  if (a.dtype != DType::f32 && a.dtype != DType::f64)
+    fail("cuda ", op, ": a must be f32 or f64, got ", dtype_name(a.dtype));
+  std::vector<int> status(size_t(b), 0);
+  if (b * n == 0) return status;
+  const bool f64 = a.dtype == DType::f64;
+  const cudaDataType_t dt = f64 ? CUDA_R_64F : CUDA_R_32F;
+  const size_t esz = f64 ? sizeof(double) : sizeof(float);
+  // flags[k]: potrf's info for slice k; flags[b + k]: 1 if slice k held a non-finite value.
+  int* flags = static_cast<int*>(scratch(2 * size_t(b) * sizeof(int)));
+  CUDA_CHECK(cudaMemsetAsync(flags, 0, 2 * size_t(b) * sizeof(int), stream_));
+  size_t dev_bytes = 0, host_bytes = 0;
+  CUSOLVER_CHECK(cusolverDnXpotrf_bufferSize(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n,
+                                             dt, a.data, n, dt, &dev_bytes, &host_bytes));
+  void* dws = solver_ws(dev_bytes);
+  if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
+  for (int64_t k = 0; k < b; k++) {
+    char* slice = static_cast<char*>(a.data) + size_t(k * n * n) * esz;
+    if (f64)
+      finite_check_kernel<double><<<grid_for(n * n), 256, 0, stream_>>>(
+          flags + b + k, reinterpret_cast<const double*>(slice), n * n, nullptr, 0);
+    else
+      finite_check_kernel<float><<<grid_for(n * n), 256, 0, stream_>>>(
+          flags + b + k, reinterpret_cast<const float*>(slice), n * n, nullptr, 0);
+    CUDA_CHECK_LAUNCH();
+    CUSOLVER_CHECK(cusolverDnXpotrf(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n, dt, slice,
+                                    n, dt, dws, dev_bytes,
+                                    host_bytes ? solver_host_ws_.data() : nullptr, host_bytes,
+                                    flags + k));
+  }
+  dispatch_fd(a.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    zero_strict_lower_kernel<T><<<grid_for(b * n * n), 256, 0, stream_>>>(
+        static_cast<T*>(a.data), b, n);
+    CUDA_CHECK_LAUNCH();
+  });
+  int* h = static_cast<int*>(host_staging(2 * size_t(b) * sizeof(int)));
+  CUDA_CHECK(cudaMemcpyAsync(h, flags, 2 * size_t(b) * sizeof(int), cudaMemcpyDeviceToHost,
+                             stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int64_t k = 0; k < b; k++) status[size_t(k)] = h[k] != 0 ? h[k] : (h[b + k] ? -1 : 0);
+  return status;
+}
+
+void CudaOps::solve_upper_right_batched(const Tensor& x, const Tensor& r) {
+  const char* op = "solve_upper_right_batched";
+  require_cuda(x, op, "x");
+  require_cuda(r, op, "r");
+  const std::pair<int64_t, int64_t> bn = square_stack(op, "r", r);
+  const int64_t b = bn.first, n = bn.second;
+  if (x.dtype != r.dtype || (x.dtype != DType::f32 && x.dtype != DType::f64))
+    fail("cuda ", op, ": x and r must both be f32 or both f64, got ", dtype_name(x.dtype),
+         " and ", dtype_name(r.dtype));
+  const bool ok = (x.shape.ndim == 3 && b > 0 && x.shape[0] == b && x.shape[2] == n) ||
+                  (x.shape.ndim == 2 && b == 1 && r.shape.ndim == 2 && x.shape[1] == n);
+  if (!ok) fail("cuda ", op, ": x ", x.shape.str(), " must be [batch, m, n] for r ", r.shape.str());
+  if (x.data == r.data) fail("cuda ", op, ": x and r must be different memory");
+  const int64_t m = x.numel() / std::max<int64_t>(1, b * n);
+  if (m * n == 0) return;
+  if (m > INT32_MAX || n > INT32_MAX) fail("cuda ", op, ": too large");
+  dispatch_fd(x.dtype, op, [&](auto t) {
+    using T = decltype(t);
+    for (int64_t k = 0; k < b; k++)
+      CUBLAS_CHECK(Trsm<T>::left_lower(blas_, int(n), int(m), static_cast<const T*>(r.data) + k * n * n,
+                                       static_cast<T*>(x.data) + k * m * n));
   });
 }
 

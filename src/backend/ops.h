@@ -195,6 +195,15 @@ class Ops {
   // (that slice's outputs then unspecified; no f64 retry here: redo it with eigh()).
   virtual std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                         const Tensor& a) = 0;
+  // Cholesky factorisations of a batch of symmetric positive definite matrices with ONE
+  // synchronisation: a [b, n, n] (or [n, n]; upper triangles read) is overwritten with R, upper
+  // triangular with a positive diagonal and zeros below it, such that a = Rᵀ R. Returns b
+  // statuses: 0 where slice i succeeded, nonzero where it is not numerically positive definite
+  // or not finite (that slice then unspecified). f32 or f64.
+  virtual std::vector<int> cholesky_batched(const Tensor& a) = 0;
+  // x_i (=) x_i · R_i⁻¹ for every slice: x [b, m, n], r [b, n, n] upper triangular (only its
+  // upper triangle read), one dtype (f32 or f64). A triangular solve, not an explicit inverse.
+  virtual void solve_upper_right_batched(const Tensor& x, const Tensor& r) = 0;
 };
 
 // Argument check shared by the backends' batched ops: x as k equal slices, k being the numel of

@@ -97,20 +97,92 @@ json RmsAccumulator::to_json() const {
   return json{{"update_rms", rms()}, {"update_sum_squares", sum_sq}, {"update_count", count}};
 }
 
-std::vector<int64_t> power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const Tensor& p,
-                                   const Tensor& e, const Tensor& est, const Tensor& idx) {
-  const int64_t d = q.rows();
-  ops.matmul(p, a, false, q, false);  // a q
-  ops.column_dots(est, q, p);         // diag(qᵀ a q)
+void PowerQrScratch::reserve(Arena& arena, const std::string& category,
+                             const std::string& prefix, DType dt, int64_t matrix_elems,
+                             int64_t vector_elems) {
+  const Shape mat{matrix_elems}, vec{vector_elems};
+  arena.reserve(p, category, prefix + ".power_a_q", dt, mat);
+  arena.reserve(e, category, prefix + ".power_a_q_ordered", dt, mat);
+  arena.reserve(x, category, prefix + ".cholesky_qr_x", DType::f64, mat);
+  arena.reserve(gram, category, prefix + ".cholesky_qr_gram", DType::f64, mat);
+  arena.reserve(est, category, prefix + ".power_rayleigh", dt, vec);
+  arena.reserve(inv_norm, category, prefix + ".cholesky_qr_scale", DType::f64, vec);
+  arena.reserve(idx, category, prefix + ".power_order", DType::i32, vec);
+}
+
+namespace {
+// [b, d, d] view of a stack, or of a single [d, d] matrix as b = 1.
+Tensor as_stack(const Tensor& t) {
+  if (t.shape.ndim == 3) return t;
+  MOUSSE_CHECK(t.shape.ndim == 2, "as_stack: expected a [d, d] matrix or a [b, d, d] stack");
+  return t.slice(0, Shape{1, t.shape[0], t.shape[1]});
+}
+}  // namespace
+
+int orthonormalize(Ops& ops, const Tensor& q_in, const Tensor& e_in, const PowerQrScratch& s) {
+  const Tensor q = as_stack(q_in), e = as_stack(e_in);
+  const int64_t b = e.shape[0], d = e.shape[1];
+  MOUSSE_CHECK(e.shape[2] == d && q.shape == e.shape, "orthonormalize: q, e must be [b, d, d]");
+  const Tensor x = s.x.slice(0, e.shape), gram = s.gram.slice(0, e.shape);
+  const Tensor inv_norm = s.inv_norm.slice(0, Shape{b * d});
+  auto mat = [&](const Tensor& t, int64_t k) { return t.slice(k * d * d, Shape{d, d}); };
+  auto vec = [&](const Tensor& t, int64_t k) { return t.slice(k * d, Shape{d}); };
+
+  ops.copy(x, e);  // f64
+  for (int64_t k = 0; k < b; k++) ops.column_dots(vec(inv_norm, k), mat(x, k), mat(x, k));
+  ops.pow_clamped(inv_norm, inv_norm, -0.5, 1e-300);
+  for (int64_t k = 0; k < b; k++) ops.scale_rows_cols(mat(x, k), mat(x, k), Tensor{}, vec(inv_norm, k));
+  // Fukaya et al.'s shift 11 (m n + n (n + 1)) u ‖x‖₂², with m = n = d, u = 2⁻⁵³ and ‖x‖₂² ≤ d.
+  const double dd = double(d), shift = 11.0 * (dd * dd + dd * (dd + 1.0)) * 0x1p-53 * dd;
+  std::vector<int> status(size_t(b), 0);
+  for (int pass = 0; pass < 3; pass++) {
+    ops.matmul_batched(gram, x, true, x, false);  // xᵀ x
+    if (pass == 0)
+      for (int64_t k = 0; k < b; k++) ops.add_to_diagonal(mat(gram, k), shift);
+    const std::vector<int> st = ops.cholesky_batched(gram);  // xᵀ x = Rᵀ R
+    for (int64_t k = 0; k < b; k++)
+      if (st[size_t(k)] != 0) status[size_t(k)] = st[size_t(k)];
+    ops.solve_upper_right_batched(x, gram);  // x ← x R⁻¹
+  }
+  ops.copy(q, x);
+  int fallbacks = 0;
+  for (int64_t k = 0; k < b; k++)
+    if (status[size_t(k)] != 0) {
+      ops.qr_orthonormal(mat(q, k), mat(e, k));
+      fallbacks++;
+    }
+  return fallbacks;
+}
+
+PowerQrResult power_qr_step(Ops& ops, const Tensor& q_in, const Tensor& a_in,
+                            const PowerQrScratch& s) {
+  const Tensor q = as_stack(q_in), a = as_stack(a_in);
+  const int64_t b = q.shape[0], d = q.shape[1];
+  MOUSSE_CHECK(q.shape[2] == d && a.shape == q.shape, "power_qr_step: q, a must be [b, d, d]");
+  const Tensor p = s.p.slice(0, q.shape), e = s.e.slice(0, q.shape);
+  const Tensor est = s.est.slice(0, Shape{b * d}), idx = s.idx.slice(0, Shape{b * d});
+  auto mat = [&](const Tensor& t, int64_t k) { return t.slice(k * d * d, Shape{d, d}); };
+  auto vec = [&](const Tensor& t, int64_t k) { return t.slice(k * d, Shape{d}); };
+
+  ops.matmul_batched(p, a, false, q, false);  // a q
+  for (int64_t k = 0; k < b; k++) ops.column_dots(vec(est, k), mat(q, k), mat(p, k));  // diag(qᵀ a q)
   const std::vector<double> ev = read_vector(ops, est);
-  std::vector<int64_t> order(static_cast<size_t>(d));
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t x, int64_t y) { return ev[size_t(x)] > ev[size_t(y)]; });
-  write_vector(ops, idx, std::vector<double>(order.begin(), order.end()));
-  ops.gather_columns(e, p, idx);  // (a q)[:, σ] = a (q[:, σ])
-  ops.qr_orthonormal(q, e);
-  return order;
+  PowerQrResult r;
+  std::vector<double> all(size_t(b * d));
+  for (int64_t k = 0; k < b; k++) {
+    std::vector<int64_t> order(static_cast<size_t>(d));
+    std::iota(order.begin(), order.end(), 0);
+    const double* evk = ev.data() + k * d;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t x, int64_t y) { return evk[x] > evk[y]; });
+    std::copy(order.begin(), order.end(), all.begin() + k * d);
+    r.order.push_back(std::move(order));
+  }
+  write_vector(ops, idx, all);
+  for (int64_t k = 0; k < b; k++)
+    ops.gather_columns(mat(e, k), mat(p, k), vec(idx, k));  // (a q)[:, σ] = a (q[:, σ])
+  r.householder_fallbacks = orthonormalize(ops, q, e, s);
+  return r;
 }
 
 }  // namespace mousse

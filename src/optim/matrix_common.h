@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/ops.h"
+#include "core/arena.h"
 #include "core/json_config.h"
 
 namespace mousse {
@@ -46,16 +47,43 @@ void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v);
 // True when every value is finite (eigenvalues read back: a failed decomposition shows as NaN).
 bool all_finite(const std::vector<double>& v);
 
-// One step of subspace iteration warm-started from the orthonormal basis q [d, d]: the columns
-// of q are ordered by their Rayleigh quotients diag(qᵀ a q), largest first (the permutation σ),
-// then q ← the orthonormal factor of qr(a · q[:, σ]). a is symmetric [d, d]. This is SOAP's
-// refresh (Vyas et al.'s reference) and the paper's suggestion (§6.2) for Mousse: one GEMM and
-// one QR instead of an eigendecomposition. The ordering keeps the nested subspaces
-// span(q₁..q_j) converging to the dominant ones, so the error in column j along eigenvector i
-// shrinks by λ_i/λ_j per step. Scratch: p, e [d, d] and est [d] in q's dtype, idx i32 [d] (which
-// holds σ afterwards). Returns σ. Synchronises once (σ is sorted on the host).
-std::vector<int64_t> power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const Tensor& p,
-                                   const Tensor& e, const Tensor& est, const Tensor& idx);
+// Scratch of power_qr_step / orthonormalize for stacks of [d, d] matrices: reserve() with the
+// largest b·d·d and b·d they will be called with.
+struct PowerQrScratch {
+  Tensor p, e;      // [batch·d·d] in the bases' dtype: a·q, then its permuted columns
+  Tensor x, gram;   // [batch·d·d] f64: Cholesky QR's working copy and its Gram matrices
+  Tensor est;       // [batch·d] in the bases' dtype: Rayleigh quotients
+  Tensor inv_norm;  // [batch·d] f64: column scalings
+  Tensor idx;       // [batch·d] i32: the column orders σ
+  void reserve(Arena& arena, const std::string& category, const std::string& prefix, DType dt,
+               int64_t matrix_elems, int64_t vector_elems);
+};
+
+// q_k (=) the orthonormal factor of the QR of e_k (diag(R) > 0, as qr_orthonormal) for every
+// slice of e [b, d, d], by shifted Cholesky QR 3 in f64 (Fukaya, Kannan, Nakatsukasa, Yamamoto,
+// Yanagisawa 2020): three passes of Gram matrix (one batched GEMM), Cholesky and triangular
+// solve, the first with its Gram matrix shifted so that it cannot fail for a finite, full-rank
+// e; the second and third restore orthogonality to f64 round-off. Columns are scaled to unit
+// norm first (the same Q; the Gram matrix is then better conditioned and ‖x‖₂² ≤ d bounds the
+// shift). All of it is GEMM-shaped and batched, where Householder QR (qr_orthonormal) is a
+// sequence of panel factorisations per matrix. A slice whose factorisation fails (not finite,
+// or numerically rank deficient) is redone with qr_orthonormal. Returns how many were.
+// Synchronises three times (one per Cholesky pass).
+int orthonormalize(Ops& ops, const Tensor& q, const Tensor& e, const PowerQrScratch& s);
+
+// One step of subspace iteration warm-started from the orthonormal bases q [b, d, d] of the
+// symmetric a [b, d, d] (eigenvectors in columns): the columns of q_k are ordered by their
+// Rayleigh quotients diag(q_kᵀ a_k q_k), largest first (the permutation σ_k), then q_k ← the
+// orthonormal factor of qr(a_k · q_k[:, σ_k]) (orthonormalize). This is SOAP's refresh (Vyas et
+// al.'s reference) and the paper's suggestion (§6.2) for Mousse: one GEMM and one QR instead
+// of an eigendecomposition. The ordering keeps the nested subspaces span(q₁..q_j) converging to
+// the dominant ones, so the error in column j along eigenvector i shrinks by λ_i/λ_j per step.
+// After it s.idx holds every σ_k; they are also returned. Synchronises four times per stack.
+struct PowerQrResult {
+  std::vector<std::vector<int64_t>> order;  // σ_k
+  int householder_fallbacks = 0;            // slices orthonormalize redid with Householder QR
+};
+PowerQrResult power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const PowerQrScratch& s);
 
 // Frobenius norm as a host double.
 double frobenius(Ops& ops, const Tensor& t);

@@ -153,23 +153,23 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(sq1_, c, "mousse.scratch_sq1", dt, Shape{max_d * max_d});
     arena.reserve(sq2_, c, "mousse.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(lam_, c, "mousse.scratch_eigenvalues", dt, Shape{max_d});
-    if (refresh_method == Refresh::power_qr)
-      arena.reserve(idx_, c, "mousse.scratch_order", DType::i32, Shape{max_d});
     // Batched refresh: factors of one size are eigendecomposed kEighBatchBytes at a time
     // (at least one of the largest).
     std::map<int64_t, int64_t> count;
     for (const State& st : st_)
       for (const Factor* f : {&st.out, &st.in})
         if (f->on) count[f->dim]++;
-    int64_t eig_mat = 0, eig_vec = 0;
+    int64_t eig_mat = 0, eig_vec = 0, power_batch = 1;
     for (auto [d, k] : count) {
       const int64_t cap = eigh_batch_capacity(d, k, dtype_size(dt));
       eig_mat = std::max(eig_mat, cap * d * d);
       eig_vec = std::max(eig_vec, cap * d);
+      power_batch = std::max(power_batch, cap);
     }
     arena.reserve(eig_a_, c, "mousse.eigh_batch_a", dt, Shape{eig_mat});
     arena.reserve(eig_v_, c, "mousse.eigh_batch_vectors", dt, Shape{eig_mat});
     arena.reserve(eig_w_, c, "mousse.eigh_batch_values", dt, Shape{eig_vec});
+    if (refresh_method == Refresh::power_qr) power_.reserve(arena, c, "mousse", dt, eig_mat, eig_vec);
   }
   ortho_.reserve(arena, "mousse", dt);
 }
@@ -219,62 +219,76 @@ void Mousse::refresh(Ops& ops, Factor& f) {
   });
 }
 
+// Calls f(d, factors) for stacks of up to eigh_batch_capacity(d) factors of one size d.
+template <class F>
+void Mousse::for_each_stack(F&& f) {
+  std::map<int64_t, std::vector<Factor*>> by_dim;
+  for (State& st : st_)
+    for (Factor* fac : {&st.out, &st.in})
+      if (fac->on) by_dim[fac->dim].push_back(fac);
+  for (auto& [d, fs] : by_dim) {
+    const size_t cap = size_t(eigh_batch_capacity(d, int64_t(fs.size()), dtype_size(eig_a_.dtype)));
+    for (size_t first = 0; first < fs.size(); first += cap)
+      f(d, std::vector<Factor*>(fs.begin() + first, fs.begin() + std::min(fs.size(), first + cap)));
+  }
+}
+
 // All factors at once: per size, stacks of trace-normalised, damped factors go through ONE
 // ops.eigh_batched (one synchronisation per stack instead of several per factor). A factor
 // whose batched decomposition fails is redone alone by refresh() (f32, then the f64 retry);
 // only a failure there counts.
 void Mousse::refresh_all(Ops& ops) {
-  std::map<int64_t, std::vector<Factor*>> by_dim;
-  for (State& st : st_)
-    for (Factor* f : {&st.out, &st.in})
-      if (f->on) by_dim[f->dim].push_back(f);
-  const DType dt = eig_a_.dtype;
-  for (auto& [d, fs] : by_dim) {
-    const int64_t cap = eigh_batch_capacity(d, int64_t(fs.size()), dtype_size(dt));
-    for (size_t first = 0; first < fs.size(); first += size_t(cap)) {
-      const int64_t b = std::min<int64_t>(cap, int64_t(fs.size() - first));
-      const Tensor A = eig_a_.slice(0, Shape{b, d, d}), V = eig_v_.slice(0, Shape{b, d, d});
-      const Tensor W = eig_w_.slice(0, Shape{b, d});
-      std::vector<int> status;
-      std::vector<double> lam;
-      timed(ops, [&] {
-        for (int64_t k = 0; k < b; k++)
-          damped_factor(ops, A.slice(k * d * d, Shape{d, d}), *fs[first + size_t(k)]);
-        status = ops.eigh_batched(V, W, A);
-        lam = read_vector(ops, W);
-        for (int64_t k = 0; k < b; k++)
-          if (status[size_t(k)] == 0)
-            set_basis(ops, *fs[first + size_t(k)], V.slice(k * d * d, Shape{d, d}),
-                      W.slice(k * d, Shape{d}),
-                      std::vector<double>(lam.begin() + k * d, lam.begin() + (k + 1) * d));
-      });
+  for_each_stack([&](int64_t d, const std::vector<Factor*>& fs) {
+    const int64_t b = int64_t(fs.size());
+    const Tensor A = eig_a_.slice(0, Shape{b, d, d}), V = eig_v_.slice(0, Shape{b, d, d});
+    const Tensor W = eig_w_.slice(0, Shape{b, d});
+    std::vector<int> status;
+    timed(ops, [&] {
+      for (int64_t k = 0; k < b; k++) damped_factor(ops, A.slice(k * d * d, Shape{d, d}), *fs[size_t(k)]);
+      status = ops.eigh_batched(V, W, A);
+      const std::vector<double> lam = read_vector(ops, W);
       for (int64_t k = 0; k < b; k++)
-        if (status[size_t(k)] != 0) refresh(ops, *fs[first + size_t(k)]);
-    }
-  }
+        if (status[size_t(k)] == 0)
+          set_basis(ops, *fs[size_t(k)], V.slice(k * d * d, Shape{d, d}), W.slice(k * d, Shape{d}),
+                    std::vector<double>(lam.begin() + k * d, lam.begin() + (k + 1) * d));
+    });
+    for (int64_t k = 0; k < b; k++)
+      if (status[size_t(k)] != 0) refresh(ops, *fs[size_t(k)]);
+  });
 }
 
-// One warm-started subspace-iteration step from f's current basis (power_qr_step), then the
-// new basis's Rayleigh quotients as its eigenvalues. Scratch: the eigh stacks' first slots hold
-// the damped factor and an f32 copy of the basis (which may be stored in bf16). A non-finite
-// result falls back to the exact refresh(), which decides whether it counts as a failure.
-void Mousse::refresh_power(Ops& ops, Factor& f) {
-  const int64_t d = f.dim;
-  const Tensor a = eig_a_.slice(0, Shape{d, d}), q = eig_v_.slice(0, Shape{d, d});
-  const Tensor p = scratch_view(sq1_, Shape{d, d}), e = scratch_view(sq2_, Shape{d, d});
-  const Tensor lam = scratch_view(lam_, Shape{d}), idx = scratch_view(idx_, Shape{d});
-  bool ok = true;
-  timed(ops, [&] {
-    damped_factor(ops, a, f);
-    ops.copy(q, f.basis);
-    power_qr_step(ops, q, a, p, e, lam, idx);
-    ops.matmul(p, a, false, q, false);
-    ops.column_dots(lam, q, p);  // λ_j = q_jᵀ (L̃ + εI) q_j
-    const std::vector<double> l = read_vector(ops, lam);
-    ok = all_finite(l);
-    if (ok) set_basis(ops, f, q, lam, l);
+// One warm-started subspace-iteration step for all factors, batched by size like refresh_all:
+// per stack, the damped factors and f32 copies of the bases (which may be stored in bf16) go
+// through one power_qr_step; then each new basis's Rayleigh quotients are its eigenvalues. A
+// non-finite result falls back to the exact refresh(), which decides whether it counts as a
+// failure.
+void Mousse::refresh_power_all(Ops& ops) {
+  for_each_stack([&](int64_t d, const std::vector<Factor*>& fs) {
+    const int64_t b = int64_t(fs.size());
+    const Tensor A = eig_a_.slice(0, Shape{b, d, d}), Q = eig_v_.slice(0, Shape{b, d, d});
+    const Tensor lam = eig_w_.slice(0, Shape{b * d}), P = power_.p.slice(0, Shape{b, d, d});
+    std::vector<Factor*> redo;
+    timed(ops, [&] {
+      for (int64_t k = 0; k < b; k++) {
+        damped_factor(ops, A.slice(k * d * d, Shape{d, d}), *fs[size_t(k)]);
+        ops.copy(Q.slice(k * d * d, Shape{d, d}), fs[size_t(k)]->basis);
+      }
+      cholesky_qr_failures_ += power_qr_step(ops, Q, A, power_).householder_fallbacks;
+      ops.matmul_batched(P, A, false, Q, false);
+      for (int64_t k = 0; k < b; k++)  // λ_j = q_jᵀ (L̃ + εI) q_j
+        ops.column_dots(lam.slice(k * d, Shape{d}), Q.slice(k * d * d, Shape{d, d}),
+                        P.slice(k * d * d, Shape{d, d}));
+      const std::vector<double> l = read_vector(ops, lam);
+      for (int64_t k = 0; k < b; k++) {
+        const std::vector<double> lk(l.begin() + k * d, l.begin() + (k + 1) * d);
+        if (all_finite(lk))
+          set_basis(ops, *fs[size_t(k)], Q.slice(k * d * d, Shape{d, d}), lam.slice(k * d, Shape{d}), lk);
+        else
+          redo.push_back(fs[size_t(k)]);
+      }
+    });
+    for (Factor* f : redo) refresh(ops, *f);
   });
-  if (!ok) refresh(ops, f);
 }
 
 // out (=) op(q) · x (q_left) or x · op(q): q a basis (f32, or bf16 with whiten_dtype bf16), x
@@ -322,10 +336,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     const bool exact = refresh_method == Refresh::eigh || k == 0 ||
                        (eigh_every > 0 && k % eigh_every == 0);
     if (exact) refresh_all(ops);
-    else
-      for (State& st : st_)
-        for (Factor* f : {&st.out, &st.in})
-          if (f->on) refresh_power(ops, *f);
+    else refresh_power_all(ops);
   }
 
   for (const Group& grp : groups_) {
@@ -413,6 +424,9 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     diag_["refresh_seconds"] = refresh_seconds_window_;
     diag_["refresh_seconds_total"] = refresh_seconds_total_;
     diag_["eigh_failures"] = failures_;
+    // power_qr steps whose Cholesky QR failed and were redone with Householder QR (slower, not
+    // wrong); always 0 with the eigh refresh
+    diag_["cholesky_qr_failures"] = cholesky_qr_failures_;
     diag_["precond"] = precond;
     refresh_seconds_window_ = 0.0;
   }
@@ -423,6 +437,7 @@ json Mousse::save_extra() const {
   for (auto& s : st_) cond[s.name] = {s.out.cond, s.in.cond};
   return json{{"t", t_},
               {"eigh_failures", failures_},
+              {"cholesky_qr_failures", cholesky_qr_failures_},
               {"refresh_seconds_total", refresh_seconds_total_},
               {"cond", cond}};
 }
@@ -430,6 +445,7 @@ json Mousse::save_extra() const {
 void Mousse::load_extra(const json& j) {
   t_ = j.value("t", int64_t(0));
   failures_ = j.value("eigh_failures", int64_t(0));
+  cholesky_qr_failures_ = j.value("cholesky_qr_failures", int64_t(0));
   // (checkpoints written before the power_qr refresh existed call it eigh_seconds_total)
   refresh_seconds_total_ = j.value("refresh_seconds_total", j.value("eigh_seconds_total", 0.0));
   refresh_seconds_window_ = 0.0;

@@ -14,6 +14,8 @@ namespace mousse {
 //                                                                  previous basis; counted)
 //       (refresh "power_qr": after the first refresh, Q_L ← qr((L̃ + εI) Q_L[:, σ]) and
 //        Λ_L ← its Rayleigh quotients instead of the eigh; see power_qr_step)
+//   Refreshes are batched: the factors of one size go through one eigh_batched or one
+//   power_qr_step per stack.
 //   M̃ ← diag(s_L) (Q_Lᵀ M_eff Q_R) diag(s_R) ;  M̄ ← NS5(M̃) ;  γ ← ‖M̄‖_F
 //   U ← Q_L (diag(s_L) M̄ diag(s_R)) Q_Rᵀ ;  U ← γ U / ‖U‖_F        (grafting, optional; ‖U‖=0 kept)
 //   W ← W(1 − lr·wd) − lr·scale(m, n)·U
@@ -74,9 +76,11 @@ class Mousse : public Optimizer {
   // a = the damped factor that eigh decomposes: f.stat, trace-normalised (or bias-corrected),
   // plus ε on the diagonal; all on the device.
   void damped_factor(Ops& ops, const Tensor& a, const Factor& f);
-  void refresh(Ops& ops, Factor& f);        // one factor (f32 then f64 retry)
-  void refresh_all(Ops& ops);               // every factor, batched by size (eigh_batched)
-  void refresh_power(Ops& ops, Factor& f);  // one factor, one subspace-iteration step
+  void refresh(Ops& ops, Factor& f);  // one factor (f32 then f64 retry)
+  // Every factor, batched by size: stacks of up to refresh_batch(d) factors of size d.
+  void refresh_all(Ops& ops);        // eigh_batched
+  void refresh_power_all(Ops& ops);  // one subspace-iteration step (power_qr_step)
+  template <class F> void for_each_stack(F&& f);
   void set_basis(Ops& ops, Factor& f, const Tensor& q, const Tensor& lam,
                  const std::vector<double>& host_lam);  // basis, scalings, condition number
   // Host-timed seconds: the refresh work of `f` (which synchronises first and last).
@@ -87,10 +91,12 @@ class Mousse : public Optimizer {
   Orthogonalizer ortho_;
   std::vector<State> st_;
   std::vector<Group> groups_;
-  Tensor s1_, s2_, sq1_, sq2_, lam_, idx_;  // scratch
+  Tensor s1_, s2_, sq1_, sq2_, lam_;  // scratch
   Tensor stack_;                      // [batch · m · n] whitened momenta of the largest group
   Tensor gamma_ssq_, u_ssq_, tr_;     // device scalars: ‖M̄_j‖², ‖U_j‖², tr(F)
   Tensor eig_a_, eig_v_, eig_w_;      // stacked factors / eigenvectors / eigenvalues (refresh)
+  PowerQrScratch power_;              // refresh "power_qr" only
+  int64_t cholesky_qr_failures_ = 0;  // power_qr steps whose Cholesky QR fell back
   Tensor cur16_;  // bf16 copy of the matrix a bf16 basis multiplies (and of G for bf16 stats)
   int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)
   int64_t failures_ = 0;

@@ -69,6 +69,7 @@ void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(sq2_, c, "soap.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(vec_, c, "soap.scratch_vec", dt, Shape{max_d});
     arena.reserve(idx_, c, "soap.scratch_index", DType::i32, Shape{max_d});
+    power_.reserve(arena, c, "soap", dt, max_d * max_d, max_d);
   }
 }
 
@@ -96,9 +97,8 @@ void Soap::init_basis(Ops& ops, Side& sd) {
 // One power iteration + QR (get_orthogonal_matrix_QR), permuting v along this side's dim.
 void Soap::refresh_basis(Ops& ops, Side& sd, const Tensor& v, bool rows) {
   const int64_t d = sd.dim;
-  const Tensor idx = scratch_view(idx_, Shape{d});
-  power_qr_step(ops, sd.q, sd.gg, scratch_view(sq1_, Shape{d, d}), scratch_view(sq2_, Shape{d, d}),
-                scratch_view(vec_, Shape{d}), idx);
+  const Tensor idx = scratch_view(power_.idx, Shape{d});
+  cholesky_qr_failures_ += power_qr_step(ops, sd.q, sd.gg, power_).householder_fallbacks;
   // v permuted by σ (now in idx) along this dimension (v is [m, n]; scratch s1 holds the copy)
   Tensor tmp = scratch_view(s1_, v.shape);
   if (rows) ops.gather_rows(tmp, v, idx);
@@ -184,17 +184,22 @@ void Soap::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
   if (s.diagnostics) {
     diag_ = rms.to_json();
     diag_["eigh_failures"] = failures_;
+    diag_["cholesky_qr_failures"] = cholesky_qr_failures_;
   }
 }
 
 json Soap::save_extra() const {
-  return json{{"calls", calls_}, {"k", k_}, {"eigh_failures", failures_}};
+  return json{{"calls", calls_},
+              {"k", k_},
+              {"eigh_failures", failures_},
+              {"cholesky_qr_failures", cholesky_qr_failures_}};
 }
 
 void Soap::load_extra(const json& j) {
   calls_ = j.value("calls", int64_t(0));
   k_ = j.value("k", int64_t(0));
   failures_ = j.value("eigh_failures", int64_t(0));
+  cholesky_qr_failures_ = j.value("cholesky_qr_failures", int64_t(0));
 }
 
 }  // namespace mousse

@@ -50,6 +50,8 @@ class Soap : public Optimizer {
   std::vector<State> st_;
   Tensor s1_, s2_, sq1_, sq2_, vec_, idx_;  // scratch
   Tensor ssq_;                               // device scalar (normalize_grads)
+  PowerQrScratch power_;                     // the refresh's (power_qr_step)
+  int64_t cholesky_qr_failures_ = 0;         // refreshes redone with Householder QR
   int64_t calls_ = 0;  // step() calls so far (the first only builds the preconditioner)
   int64_t k_ = 0;      // Adam steps so far (the reference's state["step"])
   int64_t failures_ = 0;

@@ -1,5 +1,6 @@
 // CPU backend linear algebra: eigh, qr_orthonormal, scale_rows_cols, pow_clamped,
-// add_to_diagonal, trace, transpose, gather_rows / gather_columns, column_dots.
+// add_to_diagonal, trace, transpose, gather_rows / gather_columns, column_dots, cholesky_batched,
+// solve_upper_right_batched.
 #include <cmath>
 #include <limits>
 #include <random>
@@ -334,4 +335,74 @@ TEST_CASE("cpu eigh_batched: each slice as eigh, a failed slice reported alone",
     for (int64_t j = 0; j < n; j++) CHECK(w[size_t(b * n + j)] == w1[size_t(j)]);
     for (int64_t j = 0; j < n * n; j++) CHECK(v[size_t(b * n * n + j)] == v1[size_t(j)]);
   }
+}
+
+TEST_CASE("cpu cholesky_batched: A = RᵀR, R upper with a positive diagonal, failures per slice",
+          "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(73);
+  const int64_t b = 4, n = 7;
+  // Slices: SPD (GᵀG + I), SPD, indefinite (a symmetric matrix with negative eigenvalues),
+  // SPD with a NaN in the upper triangle.
+  Buf<double> a(Shape{b, n, n});
+  std::vector<std::vector<double>> spd(static_cast<size_t>(b));
+  for (int64_t k = 0; k < b; k++) {
+    auto g = randn(Shape{n, n}, rng);
+    spd[size_t(k)] = mm(g.v, true, g.v, false, n, n, n);
+    for (int64_t i = 0; i < n; i++) spd[size_t(k)][size_t(i * n + i)] += 1.0;
+    if (k == 2) spd[size_t(k)] = random_symmetric(n, rng).v;
+    std::copy(spd[size_t(k)].begin(), spd[size_t(k)].end(), a.v.begin() + k * n * n);
+  }
+  a[size_t(3 * n * n + 1)] = std::numeric_limits<double>::quiet_NaN();
+  // Only the upper triangle is read: garbage below it in slice 0.
+  for (int64_t i = 1; i < n; i++) a[size_t(i * n)] = 1e9;
+  auto af = cast<float>(a);
+  const std::vector<int> status = ops->cholesky_batched(a);
+  REQUIRE(status.size() == size_t(b));
+  CHECK(status[0] == 0);
+  CHECK(status[1] == 0);
+  CHECK(status[2] > 0);    // not positive definite
+  CHECK(status[3] == -1);  // not finite
+  for (int64_t k : {0, 1}) {
+    const std::vector<double> r(a.v.begin() + k * n * n, a.v.begin() + (k + 1) * n * n);
+    for (int64_t i = 0; i < n; i++) {
+      CHECK(r[size_t(i * n + i)] > 0.0);
+      for (int64_t j = 0; j < i; j++) CHECK(r[size_t(i * n + j)] == 0.0);
+    }
+    CHECK(max_abs_diff(mm(r, true, r, false, n, n, n), spd[size_t(k)]) < 1e-12);
+  }
+  const std::vector<int> sf = ops->cholesky_batched(af);  // f32 agrees with f64
+  CHECK(sf == status);
+  std::vector<double> r0(a.v.begin(), a.v.begin() + n * n), r0f(af.v.begin(), af.v.begin() + n * n);
+  CHECK(rel_err(r0f, r0) < kF32Tol);
+  Buf<double> rect(Shape{2, 3, 4});
+  CHECK_THROWS_WITH(ops->cholesky_batched(rect), Contains("cholesky_batched") && Contains("[batch, n, n]"));
+}
+
+TEST_CASE("cpu solve_upper_right_batched: X R⁻¹ R = X", "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(74);
+  const int64_t b = 3, m = 9, n = 5;
+  auto x = randn(Shape{b, m, n}, rng), r = randn(Shape{b, n, n}, rng);
+  for (int64_t k = 0; k < b; k++)
+    for (int64_t i = 0; i < n; i++) {
+      r[size_t(k * n * n + i * n + i)] = 2.0 + std::fabs(r[size_t(k * n * n + i * n + i)]);
+      for (int64_t j = 0; j < i; j++) r[size_t(k * n * n + i * n + j)] = 1e9;  // not read
+    }
+  const auto x0 = x.v;
+  auto xf = cast<float>(x);
+  auto rf = cast<float>(r);
+  ops->solve_upper_right_batched(x, r);
+  ops->solve_upper_right_batched(xf, rf);
+  for (int64_t k = 0; k < b; k++) {
+    std::vector<double> rk(r.v.begin() + k * n * n, r.v.begin() + (k + 1) * n * n);
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t j = 0; j < i; j++) rk[size_t(i * n + j)] = 0.0;
+    const std::vector<double> xk(x.v.begin() + k * m * n, x.v.begin() + (k + 1) * m * n);
+    const std::vector<double> x0k(x0.begin() + k * m * n, x0.begin() + (k + 1) * m * n);
+    CHECK(max_abs_diff(mm(xk, false, rk, false, m, n, n), x0k) < 1e-12);
+  }
+  CHECK(rel_err(xf.v, x.v) < kF32Tol);
+  Buf<double> wrong(Shape{b, m, n + 1});
+  CHECK_THROWS_WITH(ops->solve_upper_right_batched(wrong, r), Contains("solve_upper_right_batched"));
 }

@@ -550,6 +550,44 @@ TEST_CASE("cuda eigh (row-major, eigenvectors in columns) and qr_orthonormal", "
     }
 }
 
+TEST_CASE("cuda cholesky_batched and solve_upper_right_batched (Cholesky QR's pieces)", "[gpu]") {
+  for (DType dt : {DType::f32, DType::f64})
+    for (int64_t n : {40, 300}) {  // 300: several of cuSOLVER's blocks
+      const int64_t B = 4, m = 70;
+      // Slices 0, 1: SPD (spread spectrum, full rank, plus 0.1 I); 2: indefinite; 3: a NaN.
+      std::vector<float> a;
+      for (int64_t b = 0; b < B; b++) {
+        std::vector<float> s = spd(n, 600 + b + n, n);
+        for (int64_t i = 0; i < n; i++) s[size_t(i * n + i)] += (b == 2 ? -5.f : 0.1f);
+        a.insert(a.end(), s.begin(), s.end());
+      }
+      a[size_t(3 * n * n + 2)] = NAN;
+      std::vector<int> status_cpu, status_gpu;
+      auto run = [&](Ops& o, DType d, std::vector<int>& status) {
+        DevTensor A = make(o, d, {B, n, n}, a);
+        status = o.cholesky_batched(*A);
+        std::vector<double> r = download(o, *A);
+        // x R⁻¹ with the two good factors (a [2, m, n] x against the first two slices)
+        auto x = randn(size_t(2 * m * n), 620 + n);
+        DevTensor X = make(o, d, {2, m, n}, x), R2(o, d, {2, n, n});
+        o.copy(*R2, (*A).slice(0, Shape{2, n, n}));
+        o.solve_upper_right_batched(*X, *R2);
+        r.resize(size_t(2 * n * n));  // the failed slices' contents are unspecified
+        return Outs{r, download(o, *X)};
+      };
+      const Outs want = run(cpu(), dt, status_cpu);
+      const Outs got = run(gpu(), dt, status_gpu);
+      INFO("n " << n);
+      CHECK(status_gpu[0] == 0);
+      CHECK(status_gpu[1] == 0);
+      CHECK(status_gpu[2] > 0);
+      CHECK(status_gpu[3] != 0);
+      CHECK(status_cpu[2] > 0);
+      expect_all_close(got, want, dt == DType::f64 ? 1e-10 : 1e-3,
+                       std::string("cholesky/solve [") + dtype_name(dt) + "]");
+    }
+}
+
 TEST_CASE("cuda device scalars: sum_squares_batched, trace_to, scale_by_ratio", "[gpu]") {
   for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
     const int64_t B = 5, R = 70, C = 300;  // several blocks per slice

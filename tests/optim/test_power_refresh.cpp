@@ -85,19 +85,40 @@ Spectrum random_spectrum(Ops& ops, int64_t d, double ratio, bool ascending, std:
   return s;
 }
 
+// PowerQrScratch over host memory, for stacks of up to b [d, d] matrices (f64 bases).
+struct HostPowerScratch {
+  HostMat p, e, x, gram, est, inv_norm;
+  HostIndex idx;
+  PowerQrScratch s;
+  HostPowerScratch(int64_t b, int64_t d)
+      : p(b * d * d, 0), e(b * d * d, 0), x(b * d * d, 0), gram(b * d * d, 0), est(b * d, 0),
+        inv_norm(b * d, 0), idx(b * d) {
+    s.p = p.t;
+    s.e = e.t;
+    s.x = x.t;
+    s.gram = gram.t;
+    s.est = est.t;
+    s.inv_norm = inv_norm.t;
+    s.idx = idx.t;
+  }
+};
+
 struct Step {
   Mat q;
   std::vector<int64_t> order;
 };
 Step run_step(Ops& ops, const Mat& q0, const Mat& a, int64_t d) {
-  HostMat q(d, d), A(d, d), p(d, d), e(d, d), est(d, 0);
-  HostIndex idx(d);
+  HostMat q(d, d), A(d, d);
+  HostPowerScratch scratch(1, d);
   q.v = q0;
   A.v = a;
   Step s;
-  s.order = power_qr_step(ops, q.t, A.t, p.t, e.t, est.t, idx.t);
+  const PowerQrResult r = power_qr_step(ops, q.t, A.t, scratch.s);
+  REQUIRE(r.order.size() == 1);
+  CHECK(r.householder_fallbacks == 0);
+  s.order = r.order[0];
   s.q = q.v;
-  for (int64_t j = 0; j < d; j++) CHECK(idx.v[size_t(j)] == s.order[size_t(j)]);
+  for (int64_t j = 0; j < d; j++) CHECK(scratch.idx.v[size_t(j)] == s.order[size_t(j)]);
   return s;
 }
 
@@ -149,6 +170,154 @@ TEST_CASE("power_qr_step: wrong-eigenvector components shrink by the eigenvalue 
   CHECK(after < before * std::pow(0.25, 3) * 4);
   for (int it = 0; it < 30; it++) q = run_step(*ops, q, a, d).q;
   CHECK(largest_mixing(V, q, d) < 1e-12);
+}
+
+namespace {
+
+// max |(QᵀQ − I)_ij| and max |(QᵀE)_ij| below the diagonal relative to max |E_ij|, of slice k
+// of [b, d, d] stacks: q is the orthonormal factor of e's QR when both are ~round-off.
+struct QrCheck {
+  double orthogonality = 0.0, triangularity = 0.0, min_diag = 1e300;
+};
+QrCheck check_qr(const Mat& q, const Mat& e, int64_t k, int64_t d) {
+  QrCheck c;
+  double emax = 0.0;
+  for (int64_t i = 0; i < d * d; i++) emax = std::max(emax, std::abs(e[size_t(k * d * d + i)]));
+  for (int64_t i = 0; i < d; i++)
+    for (int64_t j = 0; j < d; j++) {
+      double qq = 0.0, qe = 0.0;
+      for (int64_t l = 0; l < d; l++) {
+        const double qli = q[size_t(k * d * d + l * d + i)];
+        qq += qli * q[size_t(k * d * d + l * d + j)];
+        qe += qli * e[size_t(k * d * d + l * d + j)];
+      }
+      c.orthogonality = std::max(c.orthogonality, std::abs(qq - (i == j ? 1.0 : 0.0)));
+      if (i > j) c.triangularity = std::max(c.triangularity, std::abs(qe) / emax);
+      if (i == j) c.min_diag = std::min(c.min_diag, qe);
+    }
+  return c;
+}
+
+// b slices U_k diag(σ) V_kᵀ with σ_i = cond^(−i/(d−1)), columns then scaled by 10^(±3).
+Mat conditioned_stack(Ops& ops, int64_t b, int64_t d, double cond, std::mt19937_64& rng) {
+  Mat e(size_t(b * d * d), 0.0);
+  for (int64_t k = 0; k < b; k++) {
+    const Mat U = random_orthogonal(ops, d, rng), V = random_orthogonal(ops, d, rng);
+    std::uniform_real_distribution<double> expo(-3.0, 3.0);
+    std::vector<double> col(static_cast<size_t>(d));
+    for (auto& c : col) c = std::pow(10.0, expo(rng));
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++) {
+        double v = 0.0;
+        for (int64_t l = 0; l < d; l++)
+          v += U[size_t(i * d + l)] * std::pow(cond, -double(l) / double(d - 1)) * V[size_t(j * d + l)];
+        e[size_t(k * d * d + i * d + j)] = v * col[size_t(j)];
+      }
+  }
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("orthonormalize (Cholesky QR): Householder's Q, batched, even when ill-conditioned",
+          "[optim][power_qr]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(305);
+  const int64_t b = 3, d = 24;
+  HostPowerScratch scratch(b, d);
+  SECTION("well conditioned: the same Q as qr_orthonormal, slice by slice") {
+    HostMat e(b * d * d, 0), q(b * d * d, 0);
+    {  // (assigned in place: e.t points into e.v)
+      const Mat v = conditioned_stack(*ops, b, d, 1e2, rng);
+      std::copy(v.begin(), v.end(), e.v.begin());
+    }
+    e.t.shape = q.t.shape = Shape{b, d, d};
+    CHECK(orthonormalize(*ops, q.t, e.t, scratch.s) == 0);
+    for (int64_t k = 0; k < b; k++) {
+      HostMat ek(d, d), qk(d, d);
+      ek.v.assign(e.v.begin() + k * d * d, e.v.begin() + (k + 1) * d * d);
+      ops->qr_orthonormal(qk.t, ek.t);
+      CHECK(rel_err(Mat(q.v.begin() + k * d * d, q.v.begin() + (k + 1) * d * d), qk.v) < 1e-12);
+    }
+  }
+  SECTION("condition numbers 1e8 and 1e13 with columns scaled over 6 decades: no fallback") {
+    for (double cond : {1e8, 1e13}) {
+      HostMat e(b * d * d, 0), q(b * d * d, 0);
+      const Mat v = conditioned_stack(*ops, b, d, cond, rng);
+      std::copy(v.begin(), v.end(), e.v.begin());
+      e.t.shape = q.t.shape = Shape{b, d, d};
+      CHECK(orthonormalize(*ops, q.t, e.t, scratch.s) == 0);
+      for (int64_t k = 0; k < b; k++) {
+        const QrCheck c = check_qr(q.v, e.v, k, d);
+        INFO("cond " << cond << " slice " << k);
+        CHECK(c.orthogonality < 1e-14);
+        CHECK(c.triangularity < 1e-14);
+        CHECK(c.min_diag > 0.0);
+      }
+    }
+  }
+  SECTION("a rank-deficient or non-finite slice is redone with Householder QR, alone") {
+    HostMat e(b * d * d, 0), q(b * d * d, 0);
+    {  // (assigned in place: e.t points into e.v)
+      const Mat v = conditioned_stack(*ops, b, d, 1e2, rng);
+      std::copy(v.begin(), v.end(), e.v.begin());
+    }
+    e.t.shape = q.t.shape = Shape{b, d, d};
+    for (int64_t i = 0; i < d; i++)  // slice 1: column 5 = column 2
+      e.v[size_t(d * d + i * d + 5)] = e.v[size_t(d * d + i * d + 2)];
+    e.v[size_t(2 * d * d + 7)] = std::numeric_limits<double>::infinity();  // slice 2
+    CHECK(orthonormalize(*ops, q.t, e.t, scratch.s) == 2);
+    const QrCheck c0 = check_qr(q.v, e.v, 0, d);
+    CHECK(c0.orthogonality < 1e-14);
+    HostMat e1(d, d), q1(d, d);
+    e1.v.assign(e.v.begin() + d * d, e.v.begin() + 2 * d * d);
+    ops->qr_orthonormal(q1.t, e1.t);
+    CHECK(Mat(q.v.begin() + d * d, q.v.begin() + 2 * d * d) == q1.v);  // Householder's, exactly
+  }
+  SECTION("f32 bases: the f64 working copy gives Householder's f32 Q to f32 round-off") {
+    HostMat e(b * d * d, 0), q(b * d * d, 0);
+    {  // (assigned in place: e.t points into e.v)
+      const Mat v = conditioned_stack(*ops, b, d, 1e2, rng);
+      std::copy(v.begin(), v.end(), e.v.begin());
+    }
+    std::vector<float> ef(e.v.begin(), e.v.end()), qf(ef.size());
+    Tensor et = e.t, qt = q.t;
+    et.shape = qt.shape = Shape{b, d, d};
+    et.dtype = qt.dtype = DType::f32;
+    et.data = ef.data();
+    qt.data = qf.data();
+    CHECK(orthonormalize(*ops, qt, et, scratch.s) == 0);
+    e.t.shape = q.t.shape = Shape{b, d, d};
+    ops->qr_orthonormal(q.t.slice(0, Shape{d, d}), e.t.slice(0, Shape{d, d}));
+    CHECK(rel_err(Mat(qf.begin(), qf.begin() + d * d), Mat(q.v.begin(), q.v.begin() + d * d)) < 1e-5);
+  }
+}
+
+TEST_CASE("power_qr_step on a stack equals the step on each slice", "[optim][power_qr]") {
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(306);
+  const int64_t b = 3, d = 10;
+  HostMat q(b * d * d, 0), a(b * d * d, 0);
+  std::vector<Step> single;
+  for (int64_t k = 0; k < b; k++) {
+    const Spectrum sp = random_spectrum(*ops, d, 0.5, /*ascending=*/true, rng);
+    HostMat g(d, d), q0(d, d);
+    const Mat noise = randn(d * d, rng, 1e-2);
+    for (size_t i = 0; i < g.v.size(); i++) g.v[i] = sp.V[i] + noise[i];
+    ops->qr_orthonormal(q0.t, g.t);
+    std::copy(q0.v.begin(), q0.v.end(), q.v.begin() + k * d * d);
+    std::copy(sp.a.begin(), sp.a.end(), a.v.begin() + k * d * d);
+    single.push_back(run_step(*ops, q0.v, sp.a, d));
+  }
+  q.t.shape = a.t.shape = Shape{b, d, d};
+  HostPowerScratch scratch(b, d);
+  const PowerQrResult r = power_qr_step(*ops, q.t, a.t, scratch.s);
+  REQUIRE(r.order.size() == size_t(b));
+  CHECK(r.householder_fallbacks == 0);
+  for (int64_t k = 0; k < b; k++) {
+    CHECK(r.order[size_t(k)] == single[size_t(k)].order);
+    CHECK(rel_err(Mat(q.v.begin() + k * d * d, q.v.begin() + (k + 1) * d * d), single[size_t(k)].q) < 1e-14);
+  }
 }
 
 namespace {
@@ -241,4 +410,31 @@ TEST_CASE("Mousse: bf16 statistics need the CUDA backend", "[optim][power_qr]") 
   json c = power_cfg("eigh");
   c["stats_dtype"] = "bf16";
   CHECK_THROWS_WITH(Rig(c, {{4, 6}}), Catch::Contains("stats_dtype") && Catch::Contains("CUDA"));
+}
+
+TEST_CASE("Mousse power_qr: factors refreshed in stacks equal factors refreshed alone",
+          "[optim][power_qr]") {
+  // Three matrices of one shape: their 6×6 and 10×10 factors go through power_qr_step in stacks
+  // of three. Each matrix's update is independent of the others, so every one must match a rig
+  // that holds it alone (where every stack has one factor).
+  const Shapes three = {{6, 10}, {6, 10}, {6, 10}};
+  Rig together(power_cfg("power_qr", 0), three);
+  std::vector<std::unique_ptr<Rig>> alone;
+  std::mt19937_64 rng(307);
+  for (size_t i = 0; i < three.size(); i++) {
+    alone.push_back(std::make_unique<Rig>(power_cfg("power_qr", 0), Shapes{three[i]}));
+    const Mat w0 = randn(60, rng);
+    together.set(together.params[i].weight, w0);
+    alone[i]->set(alone[i]->params[0].weight, w0);
+  }
+  for (int t = 0; t < 13; t++) {  // refreshes at 0 (eigh), 3, 6, 9, 12 (power steps)
+    std::vector<Mat> g;
+    for (size_t i = 0; i < three.size(); i++) g.push_back(randn(60, rng));
+    together.step(g, 0.02);
+    for (size_t i = 0; i < three.size(); i++) alone[i]->step({g[i]}, 0.02);
+  }
+  for (size_t i = 0; i < three.size(); i++) CHECK(rel_err(together.w(i), alone[i]->w()) < 1e-13);
+  auto* mo = dynamic_cast<Mousse*>(together.opt.get());
+  REQUIRE(mo);
+  CHECK(mo->eigh_failures() == 0);
 }

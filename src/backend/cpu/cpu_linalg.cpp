@@ -1,5 +1,6 @@
 // Linear algebra for the matrix optimizers (Mousse, SOAP, Muon): symmetric eigendecomposition,
 // thin QR, diagonal scalings, elementwise powers, trace, transpose, row/column gathers.
+#include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
@@ -279,6 +280,86 @@ void CpuOps::column_dots(const Tensor& out, const Tensor& a, const Tensor& b) {
       for (int64_t j = 0; j < n; j++) acc[size_t(j)] += double(x[i * n + j]) * double(y[i * n + j]);
     T* o = out.ptr<T>();
     for (int64_t j = 0; j < n; j++) o[j] = T(acc[size_t(j)]);
+  });
+}
+
+}  // namespace mousse
+
+namespace mousse {
+
+namespace {
+lapack_int potrf_upper(double* a, lapack_int n) {
+  return LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, a, n);
+}
+lapack_int potrf_upper(float* a, lapack_int n) {
+  return LAPACKE_spotrf(LAPACK_ROW_MAJOR, 'U', n, a, n);
+}
+void trsm_right_upper(int64_t m, int64_t n, const double* r, double* x) {
+  cblas_dtrsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, int(m), int(n),
+              1.0, r, int(n), x, int(n));
+}
+void trsm_right_upper(int64_t m, int64_t n, const float* r, float* x) {
+  cblas_strsm(CblasRowMajor, CblasRight, CblasUpper, CblasNoTrans, CblasNonUnit, int(m), int(n),
+              1.0f, r, int(n), x, int(n));
+}
+
+// [b, n, n] or [n, n] -> (b, n); fails otherwise.
+std::pair<int64_t, int64_t> square_stack(const char* op, const char* what, const Tensor& a) {
+  const Shape& s = a.shape;
+  if (s.ndim == 2 && s[0] == s[1]) return {1, s[0]};
+  if (s.ndim == 3 && s[1] == s[2]) return {s[0], s[1]};
+  fail(op, ": ", what, " ", s.str(), " must be [batch, n, n] or [n, n]");
+}
+}  // namespace
+
+// LAPACK ?potrf ('U', row-major) per slice: a = Rᵀ R, R upper; the strict lower triangle is
+// zeroed so that the slice IS R. Status: LAPACK's info (> 0: not positive definite), -1 when
+// the upper triangle holds a non-finite value.
+std::vector<int> CpuOps::cholesky_batched(const Tensor& a) {
+  const char* op = "cholesky_batched";
+  check_float(op, "a", a);
+  const std::pair<int64_t, int64_t> bn = square_stack(op, "a", a);
+  const int64_t b = bn.first, n = bn.second;
+  std::vector<int> status(size_t(b), 0);
+  dispatch_float(op, a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t k = 0; k < b; k++) {
+      T* p = a.ptr<T>() + k * n * n;
+      bool finite = true;
+      for (int64_t i = 0; i < n && finite; i++)
+        for (int64_t j = i; j < n; j++)
+          if (!std::isfinite(p[i * n + j])) {
+            finite = false;
+            break;
+          }
+      if (!finite) {
+        status[size_t(k)] = -1;
+        continue;
+      }
+      const lapack_int info = potrf_upper(p, lapack_int(n));
+      if (info < 0) fail(op, ": LAPACK ?potrf rejected argument ", -info, " (n = ", n, ")");
+      status[size_t(k)] = int(info);
+      for (int64_t i = 1; i < n; i++) std::fill(p + i * n, p + i * n + i, T(0));
+    }
+  });
+  return status;
+}
+
+void CpuOps::solve_upper_right_batched(const Tensor& x, const Tensor& r) {
+  const char* op = "solve_upper_right_batched";
+  check_float(op, "x", x);
+  check_dtype(op, "r", r, "x", x);
+  const std::pair<int64_t, int64_t> bn = square_stack(op, "r", r);
+  const int64_t b = bn.first, n = bn.second;
+  const bool ok = (x.shape.ndim == 3 && b > 0 && x.shape[0] == b && x.shape[2] == n) ||
+                  (x.shape.ndim == 2 && b == 1 && r.shape.ndim == 2 && x.shape[1] == n);
+  if (!ok) fail(op, ": x ", x.shape.str(), " must be [batch, m, n] for r ", r.shape.str());
+  const int64_t m = x.numel() / std::max<int64_t>(1, b * n);
+  check_no_alias(op, x, r);
+  dispatch_float(op, x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t k = 0; k < b; k++)
+      trsm_right_upper(m, n, r.ptr<T>() + k * n * n, x.ptr<T>() + k * m * n);
   });
 }
 

@@ -20,7 +20,8 @@
 //   cpu_optim.cpp        adamw, lion, ema_square, adam_direction, sum_squares_batched,
 //                        trace_to, scale_by_ratio (device scalars), eigh_batched
 //   cpu_linalg.cpp       eigh, qr_orthonormal, scale_rows_cols, pow_clamped, diagonal, trace,
-//                        transpose, gather_rows / gather_columns, column_dots
+//                        transpose, gather_rows / gather_columns, column_dots,
+//                        cholesky_batched, solve_upper_right_batched
 #include "backend/ops.h"
 
 namespace mousse {
@@ -95,6 +96,8 @@ class CpuOps final : public Ops {
                       double c, double alpha, double eps) override;
   std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                 const Tensor& a) override;
+  std::vector<int> cholesky_batched(const Tensor& a) override;
+  void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
 };
 
 }  // namespace mousse
