@@ -97,17 +97,35 @@ json RmsAccumulator::to_json() const {
   return json{{"update_rms", rms()}, {"update_sum_squares", sum_sq}, {"update_count", count}};
 }
 
+QrMethod parse_qr_method(const ConfigNode& node) {
+  const std::string m = node.choice("qr", "auto", {"auto", "cholesky", "householder"});
+  return m == "cholesky" ? QrMethod::cholesky
+       : m == "householder" ? QrMethod::householder : QrMethod::automatic;
+}
+
+const char* qr_method_name(QrMethod m) {
+  switch (m) {
+    case QrMethod::automatic: return "auto";
+    case QrMethod::cholesky: return "cholesky";
+    case QrMethod::householder: return "householder";
+  }
+  return "?";
+}
+
 void PowerQrScratch::reserve(Arena& arena, const std::string& category,
                              const std::string& prefix, DType dt, int64_t matrix_elems,
-                             int64_t vector_elems) {
+                             int64_t vector_elems, QrMethod method) {
+  cholesky = method == QrMethod::cholesky ||
+             (method == QrMethod::automatic && arena.device() == Device::cuda);
   const Shape mat{matrix_elems}, vec{vector_elems};
   arena.reserve(p, category, prefix + ".power_a_q", dt, mat);
   arena.reserve(e, category, prefix + ".power_a_q_ordered", dt, mat);
+  arena.reserve(est, category, prefix + ".power_rayleigh", dt, vec);
+  arena.reserve(idx, category, prefix + ".power_order", DType::i32, vec);
+  if (!cholesky) return;
   arena.reserve(x, category, prefix + ".cholesky_qr_x", DType::f64, mat);
   arena.reserve(gram, category, prefix + ".cholesky_qr_gram", DType::f64, mat);
-  arena.reserve(est, category, prefix + ".power_rayleigh", dt, vec);
   arena.reserve(inv_norm, category, prefix + ".cholesky_qr_scale", DType::f64, vec);
-  arena.reserve(idx, category, prefix + ".power_order", DType::i32, vec);
 }
 
 namespace {
@@ -181,7 +199,11 @@ PowerQrResult power_qr_step(Ops& ops, const Tensor& q_in, const Tensor& a_in,
   write_vector(ops, idx, all);
   for (int64_t k = 0; k < b; k++)
     ops.gather_columns(mat(e, k), mat(p, k), vec(idx, k));  // (a q)[:, σ] = a (q[:, σ])
-  r.householder_fallbacks = orthonormalize(ops, q, e, s);
+  if (s.cholesky) {
+    r.householder_fallbacks = orthonormalize(ops, q, e, s);
+  } else {
+    for (int64_t k = 0; k < b; k++) ops.qr_orthonormal(mat(q, k), mat(e, k));
+  }
   return r;
 }
 

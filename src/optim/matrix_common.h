@@ -47,16 +47,28 @@ void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v);
 // True when every value is finite (eigenvalues read back: a failed decomposition shows as NaN).
 bool all_finite(const std::vector<double>& v);
 
+// How power_qr_step orthonormalises (config key "qr"): "householder" (qr_orthonormal, one
+// matrix at a time) or "cholesky" (orthonormalize below: batched, GEMM-shaped). "auto":
+// Cholesky QR on CUDA, where Householder QR's panel factorisations ran at 0.4–4 TFLOP/s
+// (768² and 3072² on an H100, docs/results/gpu-h100.md); Householder on the CPU, where LAPACK's
+// blocked QR is efficient and Cholesky QR's three f64 passes are ~4× its flops. Both give the
+// same Q (diag R > 0) to round-off.
+enum class QrMethod { automatic, cholesky, householder };
+QrMethod parse_qr_method(const ConfigNode& node);
+const char* qr_method_name(QrMethod m);
+
 // Scratch of power_qr_step / orthonormalize for stacks of [d, d] matrices: reserve() with the
-// largest b·d·d and b·d they will be called with.
+// largest b·d·d and b·d they will be called with, and the method ("auto" resolved by the
+// arena's device; Cholesky QR's f64 buffers are reserved only when it is used).
 struct PowerQrScratch {
+  bool cholesky = false;
   Tensor p, e;      // [batch·d·d] in the bases' dtype: a·q, then its permuted columns
   Tensor x, gram;   // [batch·d·d] f64: Cholesky QR's working copy and its Gram matrices
   Tensor est;       // [batch·d] in the bases' dtype: Rayleigh quotients
   Tensor inv_norm;  // [batch·d] f64: column scalings
   Tensor idx;       // [batch·d] i32: the column orders σ
   void reserve(Arena& arena, const std::string& category, const std::string& prefix, DType dt,
-               int64_t matrix_elems, int64_t vector_elems);
+               int64_t matrix_elems, int64_t vector_elems, QrMethod method);
 };
 
 // q_k (=) the orthonormal factor of the QR of e_k (diag(R) > 0, as qr_orthonormal) for every
@@ -74,14 +86,14 @@ int orthonormalize(Ops& ops, const Tensor& q, const Tensor& e, const PowerQrScra
 // One step of subspace iteration warm-started from the orthonormal bases q [b, d, d] of the
 // symmetric a [b, d, d] (eigenvectors in columns): the columns of q_k are ordered by their
 // Rayleigh quotients diag(q_kᵀ a_k q_k), largest first (the permutation σ_k), then q_k ← the
-// orthonormal factor of qr(a_k · q_k[:, σ_k]) (orthonormalize). This is SOAP's refresh (Vyas et
+// orthonormal factor of qr(a_k · q_k[:, σ_k]) (orthonormalize or qr_orthonormal, as s says). This is SOAP's refresh (Vyas et
 // al.'s reference) and the paper's suggestion (§6.2) for Mousse: one GEMM and one QR instead
 // of an eigendecomposition. The ordering keeps the nested subspaces span(q₁..q_j) converging to
 // the dominant ones, so the error in column j along eigenvector i shrinks by λ_i/λ_j per step.
 // After it s.idx holds every σ_k; they are also returned. Synchronises four times per stack.
 struct PowerQrResult {
   std::vector<std::vector<int64_t>> order;  // σ_k
-  int householder_fallbacks = 0;            // slices orthonormalize redid with Householder QR
+  int householder_fallbacks = 0;  // slices whose Cholesky QR failed, redone with Householder
 };
 PowerQrResult power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const PowerQrScratch& s);
 

@@ -50,6 +50,7 @@ Mousse::Mousse(const ConfigNode& node) {
   const std::string rm = node.choice("refresh", "eigh", {"eigh", "power_qr"});
   refresh_method = rm == "power_qr" ? Refresh::power_qr : Refresh::eigh;
   eigh_every = node.integer("eigh_every", eigh_every);
+  qr = parse_qr_method(node);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
   scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
   weight_decay = node.number("weight_decay", weight_decay);
@@ -59,15 +60,17 @@ Mousse::Mousse(const ConfigNode& node) {
   if (!(alpha >= 0 && alpha <= 1)) node.error("alpha", "must be in [0, 1]");
   if (update_interval < 1) node.error("update_interval", "must be >= 1");
   if (eigh_every < 0) node.error("eigh_every", "must be >= 0 (0: only the first refresh)");
-  if (refresh_method == Refresh::eigh && node.has("eigh_every"))
-    node.error("eigh_every", "only applies with \"refresh\": \"power_qr\"");
+  for (const char* key : {"eigh_every", "qr"})
+    if (refresh_method == Refresh::eigh && node.has(key))
+      node.error(key, "only applies with \"refresh\": \"power_qr\"");
   if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
 }
 
 std::string Mousse::describe() const {
   char refresh[64] = "eigh";
   if (refresh_method == Refresh::power_qr)
-    std::snprintf(refresh, sizeof refresh, "power_qr eigh_every=%lld", (long long)eigh_every);
+    std::snprintf(refresh, sizeof refresh, "power_qr eigh_every=%lld qr=%s",
+                  (long long)eigh_every, qr_method_name(qr));
   char buf[640];
   std::snprintf(buf, sizeof buf,
                 "mousse momentum=%g nesterov=%s beta_pc=%g eps=%g alpha=%g update_interval=%lld "
@@ -169,7 +172,8 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(eig_a_, c, "mousse.eigh_batch_a", dt, Shape{eig_mat});
     arena.reserve(eig_v_, c, "mousse.eigh_batch_vectors", dt, Shape{eig_mat});
     arena.reserve(eig_w_, c, "mousse.eigh_batch_values", dt, Shape{eig_vec});
-    if (refresh_method == Refresh::power_qr) power_.reserve(arena, c, "mousse", dt, eig_mat, eig_vec);
+    if (refresh_method == Refresh::power_qr)
+      power_.reserve(arena, c, "mousse", dt, eig_mat, eig_vec, qr);
   }
   ortho_.reserve(arena, "mousse", dt);
 }

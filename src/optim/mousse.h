@@ -46,6 +46,7 @@ class Mousse : public Optimizer {
   enum class Refresh { eigh, power_qr };
   Refresh refresh_method = Refresh::eigh;
   int64_t eigh_every = 0;
+  QrMethod qr = QrMethod::automatic;  // how power_qr orthonormalises (matrix_common.h)
   // Precision of the statistics' GEMMs G Gᵀ, Gᵀ G (the EMA itself stays in the parameter
   // dtype): "param", or "bf16" (CUDA only: bf16 tensor-core inputs, f32 accumulation).
   OrthoDtype stats_dtype = OrthoDtype::param;

@@ -15,6 +15,7 @@ Soap::Soap(const ConfigNode& node) {
   max_precond_dim = node.integer("max_precond_dim", max_precond_dim);
   normalize_grads = node.boolean("normalize_grads", normalize_grads);
   correct_bias = node.boolean("correct_bias", correct_bias);
+  qr = parse_qr_method(node);
   if (!(eps > 0)) node.error("eps", "must be > 0");
   if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
   if (update_interval < 1) node.error("update_interval", "must be >= 1");
@@ -23,13 +24,13 @@ Soap::Soap(const ConfigNode& node) {
 }
 
 std::string Soap::describe() const {
-  char buf[320];
+  char buf[352];
   std::snprintf(buf, sizeof buf,
                 "soap betas=(%g, %g) eps=%g weight_decay=%g update_interval=%lld beta_pc=%g "
-                "max_precond_dim=%lld normalize_grads=%s correct_bias=%s",
+                "max_precond_dim=%lld normalize_grads=%s correct_bias=%s qr=%s",
                 beta1, beta2, eps, weight_decay, (long long)update_interval, beta_pc,
                 (long long)max_precond_dim, normalize_grads ? "true" : "false",
-                correct_bias ? "true" : "false");
+                correct_bias ? "true" : "false", qr_method_name(qr));
   return buf;
 }
 
@@ -69,7 +70,7 @@ void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(sq2_, c, "soap.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(vec_, c, "soap.scratch_vec", dt, Shape{max_d});
     arena.reserve(idx_, c, "soap.scratch_index", DType::i32, Shape{max_d});
-    power_.reserve(arena, c, "soap", dt, max_d * max_d, max_d);
+    power_.reserve(arena, c, "soap", dt, max_d * max_d, max_d, qr);
   }
 }
 

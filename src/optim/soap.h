@@ -15,7 +15,8 @@ namespace mousse {
 //      W ← W − lr·sqrt(1−β2^k)/(1−β1^k)·N;  W ← W(1 − lr·wd)      (the reference's order)
 //      L, R ← EMA with G (β_pc);  every T Adam steps: one power iteration + QR per factor
 //      (Q ← qr(L Q[:, σ]) with σ sorting diag(Qᵀ L Q) descending, v permuted by σ along
-//      that dimension, m rotated from the old basis into the new one).
+//      that dimension, m rotated from the old basis into the new one; power_qr_step, whose
+//      QR is Householder's or Cholesky QR by the key "qr").
 //  - a dimension larger than max_precond_dim is not preconditioned (identity basis).
 // m lives in the eigenbasis (the current reference); ops on state are double-safe.
 class Soap : public Optimizer {
@@ -32,6 +33,7 @@ class Soap : public Optimizer {
   double beta1 = 0.95, beta2 = 0.95, eps = 1e-8, weight_decay = 0.01, beta_pc = 0.95;
   int64_t update_interval = 10, max_precond_dim = 10000;
   bool normalize_grads = false, correct_bias = true;
+  QrMethod qr = QrMethod::automatic;  // how the refresh orthonormalises (matrix_common.h)
 
  private:
   struct Side {

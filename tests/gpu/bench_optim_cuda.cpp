@@ -25,6 +25,7 @@
 
 #include "dist/data_parallel.h"
 #include "gpu_test_util.h"
+#include "optim/matrix_common.h"
 #include "optim_rig.h"
 
 using namespace mousse;
@@ -129,6 +130,8 @@ int main(int argc, char** argv) {
       // statistics' GEMMs in bf16: the refresh column of these rows is a power_qr refresh
       {"mousse-both-pqr", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
                            {"refresh", "power_qr"}}},
+      {"mousse-both-pqr-hh", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
+                              {"refresh", "power_qr"}, {"qr", "householder"}}},
       {"mousse-both-fast", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
                             {"refresh", "power_qr"}, {"stats_dtype", "bf16"}}},
       {"mousse-output-fast", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "output"},
@@ -172,6 +175,38 @@ int main(int argc, char** argv) {
                     (long long)n, (long long)n, (long long)b,
                     std::chrono::duration<double, std::milli>(t1 - t0).count(),
                     std::chrono::duration<double, std::milli>(t2 - t1).count());
+    }
+    std::fflush(stdout);
+  }
+  // The power_qr refresh's QR: Householder (cuSOLVER geqrf + orgqr per matrix) vs the batched
+  // shifted Cholesky QR 3 in f64 (orthonormalize), on Gaussian stacks.
+  for (auto [n, b] : {std::pair<int64_t, int64_t>{768, 12}, {3072, 4}}) {
+    if (which == "834m" && n == 768) continue;
+    auto h = randn(size_t(b * n * n), 98, 1.f);
+    DevTensor E = make(o, DType::f32, {b, n, n}, h), Q(o, DType::f32, {b, n, n});
+    DevTensor X(o, DType::f64, {b * n * n}), G(o, DType::f64, {b * n * n}), S(o, DType::f64, {b * n});
+    PowerQrScratch s;
+    s.cholesky = true;
+    s.x = *X;
+    s.gram = *G;
+    s.inv_norm = *S;
+    int fallbacks = 0;
+    for (int rep = 0; rep < 2; rep++) {  // the first round is the warm-up
+      o.synchronize();
+      auto t0 = std::chrono::steady_clock::now();
+      for (int64_t k = 0; k < b; k++)
+        o.qr_orthonormal(Q->slice(k * n * n, Shape{n, n}), E->slice(k * n * n, Shape{n, n}));
+      o.synchronize();
+      auto t1 = std::chrono::steady_clock::now();
+      fallbacks = orthonormalize(o, *Q, *E, s);
+      o.synchronize();
+      auto t2 = std::chrono::steady_clock::now();
+      if (rep == 1)
+        std::printf("qr f32 %lldx%lld x%lld: householder one by one %.2f ms, cholesky qr "
+                    "batched %.2f ms (%d fallbacks)\n",
+                    (long long)n, (long long)n, (long long)b,
+                    std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                    std::chrono::duration<double, std::milli>(t2 - t1).count(), fallbacks);
     }
     std::fflush(stdout);
   }

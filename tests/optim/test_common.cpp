@@ -172,6 +172,11 @@ TEST_CASE("optimizer configs are validated", "[optim][config]") {
             "refresh=power_qr eigh_every=5") != std::string::npos);
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"refresh", "qr"}}), Error);
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"eigh_every", 5}}), Error);  // needs power_qr
+  CHECK_THROWS_AS(make({{"type", "mousse"}, {"qr", "cholesky"}}), Error);  // needs power_qr
+  CHECK(make({{"type", "mousse"}, {"refresh", "power_qr"}, {"qr", "cholesky"}})->describe().find(
+            "qr=cholesky") != std::string::npos);
+  CHECK(make({{"type", "soap"}})->describe().find("qr=auto") != std::string::npos);
+  CHECK_THROWS_AS(make({{"type", "soap"}, {"qr", "givens"}}), Error);
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"refresh", "power_qr"}, {"eigh_every", -1}}), Error);
   CHECK_THROWS_AS(make({{"type", "mousse"}, {"stats_dtype", "f16"}}), Error);
   CHECK_THROWS_AS(make({{"type", "muon"}, {"orthogonalizer", "svd"}}), Error);
