@@ -244,14 +244,6 @@ using namespace cuda;
 
 namespace {
 
-// a [b, n, n] or [n, n] -> (b, n)
-std::pair<int64_t, int64_t> square_stack(const char* op, const char* what, const Tensor& a) {
-  const Shape& s = a.shape;
-  if (s.ndim == 2 && s[0] == s[1]) return {1, s[0]};
-  if (s.ndim == 3 && s[1] == s[2]) return {s[0], s[1]};
-  fail("cuda ", op, ": ", what, " ", s.str(), " must be [batch, n, n] or [n, n]");
-}
-
 // Row-major strict lower triangle (i > j) of every [n, n] slice (=) 0.
 template <class T>
 __global__ void zero_strict_lower_kernel(T* a, int64_t batch, int64_t n) {
@@ -284,8 +276,8 @@ template <> struct Trsm<double> {
 std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
   const char* op = "cholesky_batched";
   require_cuda(a, op, "a");
-  const std::pair<int64_t, int64_t> bn = square_stack(op, "a", a);
-  const int64_t b = bn.first, n = bn.second;
+  const SquareStack sq = square_stack(std::string("cuda ") + op, "a", a);
+  const int64_t b = sq.batch, n = sq.n;
   if (a.dtype != DType::f32 && a.dtype != DType::f64)
     fail("cuda ", op, ": a must be f32 or f64, got ", dtype_name(a.dtype));
   std::vector<int> status(size_t(b), 0);
@@ -333,16 +325,13 @@ void CudaOps::solve_upper_right_batched(const Tensor& x, const Tensor& r) {
   const char* op = "solve_upper_right_batched";
   require_cuda(x, op, "x");
   require_cuda(r, op, "r");
-  const std::pair<int64_t, int64_t> bn = square_stack(op, "r", r);
-  const int64_t b = bn.first, n = bn.second;
+  const SquareStack sq = square_stack(std::string("cuda ") + op, "r", r);
+  const int64_t b = sq.batch, n = sq.n;
   if (x.dtype != r.dtype || (x.dtype != DType::f32 && x.dtype != DType::f64))
     fail("cuda ", op, ": x and r must both be f32 or both f64, got ", dtype_name(x.dtype),
          " and ", dtype_name(r.dtype));
-  const bool ok = (x.shape.ndim == 3 && b > 0 && x.shape[0] == b && x.shape[2] == n) ||
-                  (x.shape.ndim == 2 && b == 1 && r.shape.ndim == 2 && x.shape[1] == n);
-  if (!ok) fail("cuda ", op, ": x ", x.shape.str(), " must be [batch, m, n] for r ", r.shape.str());
+  const int64_t m = solve_rows(std::string("cuda ") + op, x, r, sq);
   if (x.data == r.data) fail("cuda ", op, ": x and r must be different memory");
-  const int64_t m = x.numel() / std::max<int64_t>(1, b * n);
   if (m * n == 0) return;
   if (m > INT32_MAX || n > INT32_MAX) fail("cuda ", op, ": too large");
   dispatch_fd(x.dtype, op, [&](auto t) {

@@ -217,6 +217,26 @@ inline int64_t slice_length(const std::string& op, const Tensor& x, int64_t k,
   return x.numel() / k;
 }
 
+// Argument check shared by the backends' square-stack ops (cholesky_batched,
+// solve_upper_right_batched): a is [b, n, n] or [n, n] (b = 1); returns {b, n}.
+struct SquareStack {
+  int64_t batch, n;
+};
+inline SquareStack square_stack(const std::string& op, const char* what, const Tensor& a) {
+  const Shape& s = a.shape;
+  if (s.ndim == 2 && s[0] == s[1]) return {1, s[0]};
+  if (s.ndim == 3 && s[1] == s[2]) return {s[0], s[1]};
+  fail(op, ": ", what, " ", s.str(), " must be [batch, n, n] or [n, n]");
+}
+// x of solve_upper_right_batched for r's stack {b, n}: [b, m, n] (or [m, n] when r is 2-D);
+// returns m.
+inline int64_t solve_rows(const std::string& op, const Tensor& x, const Tensor& r, SquareStack s) {
+  const bool ok = (x.shape.ndim == 3 && x.shape[0] == s.batch && x.shape[2] == s.n) ||
+                  (x.shape.ndim == 2 && r.shape.ndim == 2 && x.shape[1] == s.n);
+  if (!ok) fail(op, ": x ", x.shape.str(), " must be [batch, m, n] for r ", r.shape.str());
+  return s.batch > 0 && s.n > 0 ? x.numel() / (s.batch * s.n) : 0;
+}
+
 // The CPU reference backend (always available).
 std::unique_ptr<Ops> make_cpu_ops();
 // The CUDA backend, on the current device; throws mousse::Error if built without CUDA or if

@@ -162,12 +162,11 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     for (const State& st : st_)
       for (const Factor* f : {&st.out, &st.in})
         if (f->on) count[f->dim]++;
-    int64_t eig_mat = 0, eig_vec = 0, power_batch = 1;
+    int64_t eig_mat = 0, eig_vec = 0;
     for (auto [d, k] : count) {
       const int64_t cap = eigh_batch_capacity(d, k, dtype_size(dt));
       eig_mat = std::max(eig_mat, cap * d * d);
       eig_vec = std::max(eig_vec, cap * d);
-      power_batch = std::max(power_batch, cap);
     }
     arena.reserve(eig_a_, c, "mousse.eigh_batch_a", dt, Shape{eig_mat});
     arena.reserve(eig_v_, c, "mousse.eigh_batch_vectors", dt, Shape{eig_mat});

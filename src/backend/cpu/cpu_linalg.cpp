@@ -303,13 +303,6 @@ void trsm_right_upper(int64_t m, int64_t n, const float* r, float* x) {
               1.0f, r, int(n), x, int(n));
 }
 
-// [b, n, n] or [n, n] -> (b, n); fails otherwise.
-std::pair<int64_t, int64_t> square_stack(const char* op, const char* what, const Tensor& a) {
-  const Shape& s = a.shape;
-  if (s.ndim == 2 && s[0] == s[1]) return {1, s[0]};
-  if (s.ndim == 3 && s[1] == s[2]) return {s[0], s[1]};
-  fail(op, ": ", what, " ", s.str(), " must be [batch, n, n] or [n, n]");
-}
 }  // namespace
 
 // LAPACK ?potrf ('U', row-major) per slice: a = Rᵀ R, R upper; the strict lower triangle is
@@ -318,8 +311,8 @@ std::pair<int64_t, int64_t> square_stack(const char* op, const char* what, const
 std::vector<int> CpuOps::cholesky_batched(const Tensor& a) {
   const char* op = "cholesky_batched";
   check_float(op, "a", a);
-  const std::pair<int64_t, int64_t> bn = square_stack(op, "a", a);
-  const int64_t b = bn.first, n = bn.second;
+  const SquareStack sq = square_stack(op, "a", a);
+  const int64_t b = sq.batch, n = sq.n;
   std::vector<int> status(size_t(b), 0);
   dispatch_float(op, a.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -349,12 +342,8 @@ void CpuOps::solve_upper_right_batched(const Tensor& x, const Tensor& r) {
   const char* op = "solve_upper_right_batched";
   check_float(op, "x", x);
   check_dtype(op, "r", r, "x", x);
-  const std::pair<int64_t, int64_t> bn = square_stack(op, "r", r);
-  const int64_t b = bn.first, n = bn.second;
-  const bool ok = (x.shape.ndim == 3 && b > 0 && x.shape[0] == b && x.shape[2] == n) ||
-                  (x.shape.ndim == 2 && b == 1 && r.shape.ndim == 2 && x.shape[1] == n);
-  if (!ok) fail(op, ": x ", x.shape.str(), " must be [batch, m, n] for r ", r.shape.str());
-  const int64_t m = x.numel() / std::max<int64_t>(1, b * n);
+  const SquareStack sq = square_stack(op, "r", r);
+  const int64_t b = sq.batch, n = sq.n, m = solve_rows(op, x, r, sq);
   check_no_alias(op, x, r);
   dispatch_float(op, x.dtype, [&](auto tag) {
     using T = decltype(tag);
