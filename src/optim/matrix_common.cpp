@@ -97,6 +97,12 @@ json RmsAccumulator::to_json() const {
   return json{{"update_rms", rms()}, {"update_sum_squares", sum_sq}, {"update_count", count}};
 }
 
+int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes) {
+  constexpr int64_t kStackBytes = int64_t(16) << 20;
+  const int64_t fit = kStackBytes / std::max<int64_t>(1, d * d * int64_t(elem_bytes));
+  return std::max<int64_t>(1, std::min(count, fit));
+}
+
 QrMethod parse_qr_method(const ConfigNode& node) {
   const std::string m = node.choice("qr", "auto", {"auto", "cholesky", "householder"});
   return m == "cholesky" ? QrMethod::cholesky

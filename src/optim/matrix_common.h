@@ -47,6 +47,12 @@ void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v);
 // True when every value is finite (eigenvalues read back: a failed decomposition shows as NaN).
 bool all_finite(const std::vector<double>& v);
 
+// How many [d, d] factors of one size (out of `count`) a refresh stacks at a time: as many as
+// fit in 16 MiB at `elem_bytes` per element, at least one. Larger stacks barely speed the
+// batched eigh or power step up (their work is per matrix) but cost scratch and cuSOLVER
+// workspace, which grows with the batch.
+int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes);
+
 // How power_qr_step orthonormalises (config key "qr"): "householder" (qr_orthonormal, one
 // matrix at a time) or "cholesky" (orthonormalize below: batched, GEMM-shaped). "auto":
 // Cholesky QR on CUDA, where Householder QR's panel factorisations ran at 0.4–4 TFLOP/s

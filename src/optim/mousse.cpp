@@ -9,15 +9,6 @@
 namespace mousse {
 
 namespace {
-// Bytes of one stacked input of a batched refresh (the eigenvector output takes as much again).
-// Larger stacks barely speed the batched eigh up (its work is per matrix) but cost scratch and
-// cuSOLVER workspace, which grows with the batch.
-constexpr int64_t kEighBatchBytes = int64_t(16) << 20;
-int64_t eigh_batch_capacity(int64_t d, int64_t count, size_t esz) {
-  const int64_t fit = kEighBatchBytes / std::max<int64_t>(1, d * d * int64_t(esz));
-  return std::max<int64_t>(1, std::min(count, fit));
-}
-
 const char* side_name(Mousse::Side s) {
   switch (s) {
     case Mousse::Side::both: return "both";
@@ -156,15 +147,15 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(sq1_, c, "mousse.scratch_sq1", dt, Shape{max_d * max_d});
     arena.reserve(sq2_, c, "mousse.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(lam_, c, "mousse.scratch_eigenvalues", dt, Shape{max_d});
-    // Batched refresh: factors of one size are eigendecomposed kEighBatchBytes at a time
-    // (at least one of the largest).
+    // Batched refresh: factors of one size are refreshed 16 MiB at a time (at least one of the
+    // largest; refresh_stack_capacity).
     std::map<int64_t, int64_t> count;
     for (const State& st : st_)
       for (const Factor* f : {&st.out, &st.in})
         if (f->on) count[f->dim]++;
     int64_t eig_mat = 0, eig_vec = 0;
     for (auto [d, k] : count) {
-      const int64_t cap = eigh_batch_capacity(d, k, dtype_size(dt));
+      const int64_t cap = refresh_stack_capacity(d, k, dtype_size(dt));
       eig_mat = std::max(eig_mat, cap * d * d);
       eig_vec = std::max(eig_vec, cap * d);
     }
@@ -222,7 +213,7 @@ void Mousse::refresh(Ops& ops, Factor& f) {
   });
 }
 
-// Calls f(d, factors) for stacks of up to eigh_batch_capacity(d) factors of one size d.
+// Calls f(d, factors) for stacks of up to refresh_stack_capacity(d) factors of one size d.
 template <class F>
 void Mousse::for_each_stack(F&& f) {
   std::map<int64_t, std::vector<Factor*>> by_dim;
@@ -230,7 +221,7 @@ void Mousse::for_each_stack(F&& f) {
     for (Factor* fac : {&st.out, &st.in})
       if (fac->on) by_dim[fac->dim].push_back(fac);
   for (auto& [d, fs] : by_dim) {
-    const size_t cap = size_t(eigh_batch_capacity(d, int64_t(fs.size()), dtype_size(eig_a_.dtype)));
+    const size_t cap = size_t(refresh_stack_capacity(d, int64_t(fs.size()), dtype_size(eig_a_.dtype)));
     for (size_t first = 0; first < fs.size(); first += cap)
       f(d, std::vector<Factor*>(fs.begin() + first, fs.begin() + std::min(fs.size(), first + cap)));
   }

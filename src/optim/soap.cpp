@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 namespace mousse {
 
@@ -70,7 +71,19 @@ void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(sq2_, c, "soap.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(vec_, c, "soap.scratch_vec", dt, Shape{max_d});
     arena.reserve(idx_, c, "soap.scratch_index", DType::i32, Shape{max_d});
-    power_.reserve(arena, c, "soap", dt, max_d * max_d, max_d, qr);
+    std::map<int64_t, int64_t> count;  // factors per size
+    for (const State& st : st_)
+      for (const Side* sd : {&st.out, &st.in})
+        if (sd->on) count[sd->dim]++;
+    int64_t stack_mat = 0, stack_vec = 0;
+    for (auto [d, k] : count) {
+      const int64_t cap = refresh_stack_capacity(d, k, dtype_size(dt));
+      stack_mat = std::max(stack_mat, cap * d * d);
+      stack_vec = std::max(stack_vec, cap * d);
+    }
+    arena.reserve(stack_gg_, c, "soap.refresh_stack_factors", dt, Shape{stack_mat});
+    arena.reserve(stack_q_, c, "soap.refresh_stack_bases", dt, Shape{stack_mat});
+    power_.reserve(arena, c, "soap", dt, stack_mat, stack_vec, qr);
   }
 }
 
@@ -95,16 +108,42 @@ void Soap::init_basis(Ops& ops, Side& sd) {
   ops.gather_columns(sd.q, vecs, idx);
 }
 
-// One power iteration + QR (get_orthogonal_matrix_QR), permuting v along this side's dim.
-void Soap::refresh_basis(Ops& ops, Side& sd, const Tensor& v, bool rows) {
-  const int64_t d = sd.dim;
-  const Tensor idx = scratch_view(power_.idx, Shape{d});
-  cholesky_qr_failures_ += power_qr_step(ops, sd.q, sd.gg, power_).householder_fallbacks;
-  // v permuted by σ (now in idx) along this dimension (v is [m, n]; scratch s1 holds the copy)
-  Tensor tmp = scratch_view(s1_, v.shape);
-  if (rows) ops.gather_rows(tmp, v, idx);
-  else ops.gather_columns(tmp, v, idx);
-  ops.copy(v, tmp);
+// One power iteration + QR per factor (the reference's get_orthogonal_matrix_QR), factors of
+// one size stacked; v permuted by each factor's σ along its dimension.
+void Soap::refresh_all(Ops& ops) {
+  struct Ref {
+    Side* side;
+    State* st;
+    bool rows;  // the output side (L, rows of v) or the input side (R, columns)
+  };
+  std::map<int64_t, std::vector<Ref>> by_dim;
+  for (State& st : st_) {
+    if (st.out.on) by_dim[st.out.dim].push_back({&st.out, &st, true});
+    if (st.in.on) by_dim[st.in.dim].push_back({&st.in, &st, false});
+  }
+  for (auto& [d, refs] : by_dim) {
+    const size_t cap = size_t(refresh_stack_capacity(d, int64_t(refs.size()), dtype_size(stack_q_.dtype)));
+    for (size_t first = 0; first < refs.size(); first += cap) {
+      const int64_t b = int64_t(std::min(cap, refs.size() - first));
+      const Tensor A = stack_gg_.slice(0, Shape{b, d, d}), Q = stack_q_.slice(0, Shape{b, d, d});
+      for (int64_t k = 0; k < b; k++) {
+        const Ref& r = refs[first + size_t(k)];
+        ops.copy(A.slice(k * d * d, Shape{d, d}), r.side->gg);
+        ops.copy(Q.slice(k * d * d, Shape{d, d}), r.side->q);
+      }
+      cholesky_qr_failures_ += power_qr_step(ops, Q, A, power_).householder_fallbacks;
+      for (int64_t k = 0; k < b; k++) {
+        const Ref& r = refs[first + size_t(k)];
+        ops.copy(r.side->q, Q.slice(k * d * d, Shape{d, d}));
+        const Tensor idx = power_.idx.slice(k * d, Shape{d});  // σ of this factor
+        const Tensor& v = r.st->v;
+        const Tensor tmp = scratch_view(s1_, v.shape);
+        if (r.rows) ops.gather_rows(tmp, v, idx);
+        else ops.gather_columns(tmp, v, idx);
+        ops.copy(v, tmp);
+      }
+    }
+  }
 }
 
 // dst (=) Q_Lᵀ src Q_R (back=false) or Q_L src Q_Rᵀ (back=true); s2 is the intermediate.
@@ -175,11 +214,12 @@ void Soap::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
       if (st.out.on) init_basis(ops, st.out);
       if (st.in.on) init_basis(ops, st.in);
     }
-    if (refresh) {
-      if (st.out.on) refresh_basis(ops, st.out, st.v, true);
-      if (st.in.on) refresh_basis(ops, st.in, st.v, false);
-      rotate(ops, st.m, st.m, st, false);
-    }
+  }
+  // New bases for every factor at once (the statistics include this step's gradient), then
+  // exp_avg enters them.
+  if (refresh) {
+    refresh_all(ops);
+    for (State& st : st_) rotate(ops, st.m, st.m, st, false);
   }
   calls_++;
   if (s.diagnostics) {

@@ -13,7 +13,8 @@ namespace mousse {
 //      G' = Q_Lᵀ G Q_R;  m ← β1 m + (1−β1) G';  v ← β2 v + (1−β2) G'²
 //      N  = Q_L (m / (sqrt(v) + eps)) Q_Rᵀ  (optionally divided by its RMS: normalize_grads)
 //      W ← W − lr·sqrt(1−β2^k)/(1−β1^k)·N;  W ← W(1 − lr·wd)      (the reference's order)
-//      L, R ← EMA with G (β_pc);  every T Adam steps: one power iteration + QR per factor
+//      L, R ← EMA with G (β_pc);  every T Adam steps: one power iteration + QR per factor, all
+//      factors of one size in one batched step
 //      (Q ← qr(L Q[:, σ]) with σ sorting diag(Qᵀ L Q) descending, v permuted by σ along
 //      that dimension, m rotated from the old basis into the new one; power_qr_step, whose
 //      QR is Householder's or Cholesky QR by the key "qr").
@@ -46,13 +47,16 @@ class Soap : public Optimizer {
     Side out, in;  // L (rows, m×m) and R (cols, n×n)
   };
   void init_basis(Ops& ops, Side& sd);
-  void refresh_basis(Ops& ops, Side& sd, const Tensor& v, bool rows);
+  // Every factor's basis, batched by size (stacks of refresh_stack_capacity factors through
+  // one power_qr_step), each matrix's v permuted by the new column order along that side.
+  void refresh_all(Ops& ops);
   void rotate(Ops& ops, const Tensor& dst, const Tensor& src, const State& st, bool back);
 
   std::vector<State> st_;
   Tensor s1_, s2_, sq1_, sq2_, vec_, idx_;  // scratch
   Tensor ssq_;                               // device scalar (normalize_grads)
   PowerQrScratch power_;                     // the refresh's (power_qr_step)
+  Tensor stack_gg_, stack_q_;                // stacked factors and bases (refresh)
   int64_t cholesky_qr_failures_ = 0;         // refreshes redone with Householder QR
   int64_t calls_ = 0;  // step() calls so far (the first only builds the preconditioner)
   int64_t k_ = 0;      // Adam steps so far (the reference's state["step"])
