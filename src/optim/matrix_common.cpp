@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 namespace mousse {
@@ -101,6 +102,18 @@ int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes) {
   constexpr int64_t kStackBytes = int64_t(16) << 20;
   const int64_t fit = kStackBytes / std::max<int64_t>(1, d * d * int64_t(elem_bytes));
   return std::max<int64_t>(1, std::min(count, fit));
+}
+
+RefreshStackSize refresh_stack_size(const std::vector<int64_t>& factor_dims, size_t elem_bytes) {
+  std::map<int64_t, int64_t> count;  // factors per size
+  for (int64_t d : factor_dims) count[d]++;
+  RefreshStackSize s;
+  for (auto [d, k] : count) {
+    const int64_t cap = refresh_stack_capacity(d, k, elem_bytes);
+    s.matrix_elems = std::max(s.matrix_elems, cap * d * d);
+    s.vector_elems = std::max(s.vector_elems, cap * d);
+  }
+  return s;
 }
 
 QrMethod parse_qr_method(const ConfigNode& node) {

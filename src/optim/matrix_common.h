@@ -52,6 +52,12 @@ bool all_finite(const std::vector<double>& v);
 // batched eigh or power step up (their work is per matrix) but cost scratch and cuSOLVER
 // workspace, which grows with the batch.
 int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes);
+// The largest stack (cap·d² elements) and its vectors (cap·d) over the sizes of these factors
+// (one dimension per factor): what a stacked refresh's scratch must hold.
+struct RefreshStackSize {
+  int64_t matrix_elems = 0, vector_elems = 0;
+};
+RefreshStackSize refresh_stack_size(const std::vector<int64_t>& factor_dims, size_t elem_bytes);
 
 // How power_qr_step orthonormalises (config key "qr"): "householder" (qr_orthonormal, one
 // matrix at a time) or "cholesky" (orthonormalize below: batched, GEMM-shaped). "auto":

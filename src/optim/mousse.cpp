@@ -149,21 +149,16 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(lam_, c, "mousse.scratch_eigenvalues", dt, Shape{max_d});
     // Batched refresh: factors of one size are refreshed 16 MiB at a time (at least one of the
     // largest; refresh_stack_capacity).
-    std::map<int64_t, int64_t> count;
+    std::vector<int64_t> dims;
     for (const State& st : st_)
       for (const Factor* f : {&st.out, &st.in})
-        if (f->on) count[f->dim]++;
-    int64_t eig_mat = 0, eig_vec = 0;
-    for (auto [d, k] : count) {
-      const int64_t cap = refresh_stack_capacity(d, k, dtype_size(dt));
-      eig_mat = std::max(eig_mat, cap * d * d);
-      eig_vec = std::max(eig_vec, cap * d);
-    }
-    arena.reserve(eig_a_, c, "mousse.eigh_batch_a", dt, Shape{eig_mat});
-    arena.reserve(eig_v_, c, "mousse.eigh_batch_vectors", dt, Shape{eig_mat});
-    arena.reserve(eig_w_, c, "mousse.eigh_batch_values", dt, Shape{eig_vec});
+        if (f->on) dims.push_back(f->dim);
+    const RefreshStackSize stack = refresh_stack_size(dims, dtype_size(dt));
+    arena.reserve(eig_a_, c, "mousse.eigh_batch_a", dt, Shape{stack.matrix_elems});
+    arena.reserve(eig_v_, c, "mousse.eigh_batch_vectors", dt, Shape{stack.matrix_elems});
+    arena.reserve(eig_w_, c, "mousse.eigh_batch_values", dt, Shape{stack.vector_elems});
     if (refresh_method == Refresh::power_qr)
-      power_.reserve(arena, c, "mousse", dt, eig_mat, eig_vec, qr);
+      power_.reserve(arena, c, "mousse", dt, stack.matrix_elems, stack.vector_elems, qr);
   }
   ortho_.reserve(arena, "mousse", dt);
 }

@@ -71,19 +71,14 @@ void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(sq2_, c, "soap.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(vec_, c, "soap.scratch_vec", dt, Shape{max_d});
     arena.reserve(idx_, c, "soap.scratch_index", DType::i32, Shape{max_d});
-    std::map<int64_t, int64_t> count;  // factors per size
+    std::vector<int64_t> dims;
     for (const State& st : st_)
       for (const Side* sd : {&st.out, &st.in})
-        if (sd->on) count[sd->dim]++;
-    int64_t stack_mat = 0, stack_vec = 0;
-    for (auto [d, k] : count) {
-      const int64_t cap = refresh_stack_capacity(d, k, dtype_size(dt));
-      stack_mat = std::max(stack_mat, cap * d * d);
-      stack_vec = std::max(stack_vec, cap * d);
-    }
-    arena.reserve(stack_gg_, c, "soap.refresh_stack_factors", dt, Shape{stack_mat});
-    arena.reserve(stack_q_, c, "soap.refresh_stack_bases", dt, Shape{stack_mat});
-    power_.reserve(arena, c, "soap", dt, stack_mat, stack_vec, qr);
+        if (sd->on) dims.push_back(sd->dim);
+    const RefreshStackSize stack = refresh_stack_size(dims, dtype_size(dt));
+    arena.reserve(stack_gg_, c, "soap.refresh_stack_factors", dt, Shape{stack.matrix_elems});
+    arena.reserve(stack_q_, c, "soap.refresh_stack_bases", dt, Shape{stack.matrix_elems});
+    power_.reserve(arena, c, "soap", dt, stack.matrix_elems, stack.vector_elems, qr);
   }
 }
 
