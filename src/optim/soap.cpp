@@ -194,17 +194,10 @@ void Soap::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
     }
     // update the preconditioner: exp_avg leaves the old basis first when the basis changes
     if (refresh) rotate(ops, st.m, st.m, st, true);
+    // The EMA is the GEMM's own accumulation (as in Mousse): L ← w·G Gᵀ + β_pc·L.
     const double w = (1.0 - beta_pc) * gs * gs;
-    if (st.out.on) {
-      Tensor gg = scratch_view(sq1_, Shape{st.out.dim, st.out.dim});
-      ops.matmul(gg, p.grad, false, p.grad, true);
-      ops.axpby(st.out.gg, w, gg, beta_pc);
-    }
-    if (st.in.on) {
-      Tensor gg = scratch_view(sq1_, Shape{st.in.dim, st.in.dim});
-      ops.matmul(gg, p.grad, true, p.grad, false);
-      ops.axpby(st.in.gg, w, gg, beta_pc);
-    }
+    if (st.out.on) ops.matmul(st.out.gg, p.grad, false, p.grad, true, w, beta_pc);
+    if (st.in.on) ops.matmul(st.in.gg, p.grad, true, p.grad, false, w, beta_pc);
     if (first) {
       if (st.out.on) init_basis(ops, st.out);
       if (st.in.on) init_basis(ops, st.in);
