@@ -20,7 +20,8 @@
 //   optim_kernels.cu       adamw, lion, ema_square, adam_direction, scale_rows_cols,
 //                          pow_clamped, add_to_diagonal, trace, transpose, gather_rows/columns,
 //                          column_dots, sum_squares_batched, trace_to, scale_by_ratio (device scalars)
-//   linalg_cusolver.cu     eigh (cusolverDnXsyevd), qr_orthonormal (geqrf + orgqr)
+//   linalg_cusolver.cu     eigh (cusolverDnXsyevd), qr_orthonormal (geqrf + orgqr),
+//                          cholesky_batched (Xpotrf), solve_upper_right_batched (trsm)
 //   optim_eigh_batched.cu  eigh_batched (cusolverDnXsyevBatched when the library has it)
 #include <cuda_runtime.h>
 #include <cublasLt.h>

@@ -237,11 +237,6 @@ void CudaOps::qr_orthonormal(const Tensor& q, const Tensor& a) {
   });
 }
 
-}  // namespace mousse
-
-namespace mousse {
-using namespace cuda;
-
 namespace {
 
 // Row-major strict lower triangle (i > j) of every [n, n] slice (=) 0.
@@ -282,9 +277,7 @@ std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
     fail("cuda ", op, ": a must be f32 or f64, got ", dtype_name(a.dtype));
   std::vector<int> status(size_t(b), 0);
   if (b * n == 0) return status;
-  const bool f64 = a.dtype == DType::f64;
-  const cudaDataType_t dt = f64 ? CUDA_R_64F : CUDA_R_32F;
-  const size_t esz = f64 ? sizeof(double) : sizeof(float);
+  const cudaDataType_t dt = a.dtype == DType::f64 ? CUDA_R_64F : CUDA_R_32F;
   // flags[k]: potrf's info for slice k; flags[b + k]: 1 if slice k held a non-finite value.
   int* flags = static_cast<int*>(scratch(2 * size_t(b) * sizeof(int)));
   CUDA_CHECK(cudaMemsetAsync(flags, 0, 2 * size_t(b) * sizeof(int), stream_));
@@ -293,24 +286,20 @@ std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
                                              dt, a.data, n, dt, &dev_bytes, &host_bytes));
   void* dws = solver_ws(dev_bytes);
   if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
-  for (int64_t k = 0; k < b; k++) {
-    char* slice = static_cast<char*>(a.data) + size_t(k * n * n) * esz;
-    if (f64)
-      finite_check_kernel<double><<<grid_for(n * n), 256, 0, stream_>>>(
-          flags + b + k, reinterpret_cast<const double*>(slice), n * n, nullptr, 0);
-    else
-      finite_check_kernel<float><<<grid_for(n * n), 256, 0, stream_>>>(
-          flags + b + k, reinterpret_cast<const float*>(slice), n * n, nullptr, 0);
-    CUDA_CHECK_LAUNCH();
-    CUSOLVER_CHECK(cusolverDnXpotrf(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n, dt, slice,
-                                    n, dt, dws, dev_bytes,
-                                    host_bytes ? solver_host_ws_.data() : nullptr, host_bytes,
-                                    flags + k));
-  }
   dispatch_fd(a.dtype, op, [&](auto t) {
     using T = decltype(t);
-    zero_strict_lower_kernel<T><<<grid_for(b * n * n), 256, 0, stream_>>>(
-        static_cast<T*>(a.data), b, n);
+    T* base = static_cast<T*>(a.data);
+    for (int64_t k = 0; k < b; k++) {
+      T* slice = base + k * n * n;
+      finite_check_kernel<T><<<grid_for(n * n), 256, 0, stream_>>>(flags + b + k, slice, n * n,
+                                                                   nullptr, 0);
+      CUDA_CHECK_LAUNCH();
+      CUSOLVER_CHECK(cusolverDnXpotrf(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n, dt,
+                                      slice, n, dt, dws, dev_bytes,
+                                      host_bytes ? solver_host_ws_.data() : nullptr, host_bytes,
+                                      flags + k));
+    }
+    zero_strict_lower_kernel<T><<<grid_for(b * n * n), 256, 0, stream_>>>(base, b, n);
     CUDA_CHECK_LAUNCH();
   });
   int* h = static_cast<int*>(host_staging(2 * size_t(b) * sizeof(int)));
@@ -336,9 +325,10 @@ void CudaOps::solve_upper_right_batched(const Tensor& x, const Tensor& r) {
   if (m > INT32_MAX || n > INT32_MAX) fail("cuda ", op, ": too large");
   dispatch_fd(x.dtype, op, [&](auto t) {
     using T = decltype(t);
+    const T* rs = static_cast<const T*>(r.data);
+    T* xs = static_cast<T*>(x.data);
     for (int64_t k = 0; k < b; k++)
-      CUBLAS_CHECK(Trsm<T>::left_lower(blas_, int(n), int(m), static_cast<const T*>(r.data) + k * n * n,
-                                       static_cast<T*>(x.data) + k * m * n));
+      CUBLAS_CHECK(Trsm<T>::left_lower(blas_, int(n), int(m), rs + k * n * n, xs + k * m * n));
   });
 }
 

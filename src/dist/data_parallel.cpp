@@ -32,8 +32,10 @@ double matrix_update_cost(const Optimizer& opt, int64_t rows, int64_t cols) {
     bool in = mo->whiten == Mousse::Side::both || mo->whiten == Mousse::Side::input ||
               (mo->whiten == Mousse::Side::smaller && n < m);
     const double T = double(std::max<int64_t>(1, mo->update_interval));
-    // a refresh per d³: eigh ~9; "power_qr" one GEMM + QR (~2 + 4/3) between exact eighs
-    // every eigh_every-th refresh (0: only the first, amortised away over a run)
+    // a refresh per d³: eigh ~9; "power_qr" one GEMM + QR (~2 + 4/3, Householder's flops; the
+    // Cholesky QR used on GPUs does more flops in less time, and the proxy is left as it is so
+    // that ownership plans saved in checkpoints stay valid) between exact eighs every
+    // eigh_every-th refresh (0: only the first, amortised away over a run)
     double r = 9.0;
     if (mo->refresh_method == Mousse::Refresh::power_qr) {
       const double k = double(mo->eigh_every);

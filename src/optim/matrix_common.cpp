@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
 
 namespace mousse {
@@ -104,18 +103,6 @@ int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes) {
   return std::max<int64_t>(1, std::min(count, fit));
 }
 
-RefreshStackSize refresh_stack_size(const std::vector<int64_t>& factor_dims, size_t elem_bytes) {
-  std::map<int64_t, int64_t> count;  // factors per size
-  for (int64_t d : factor_dims) count[d]++;
-  RefreshStackSize s;
-  for (auto [d, k] : count) {
-    const int64_t cap = refresh_stack_capacity(d, k, elem_bytes);
-    s.matrix_elems = std::max(s.matrix_elems, cap * d * d);
-    s.vector_elems = std::max(s.vector_elems, cap * d);
-  }
-  return s;
-}
-
 QrMethod parse_qr_method(const ConfigNode& node) {
   const std::string m = node.choice("qr", "auto", {"auto", "cholesky", "householder"});
   return m == "cholesky" ? QrMethod::cholesky
@@ -168,7 +155,8 @@ int orthonormalize(Ops& ops, const Tensor& q_in, const Tensor& e_in, const Power
   ops.copy(x, e);  // f64
   for (int64_t k = 0; k < b; k++) ops.column_dots(vec(inv_norm, k), mat(x, k), mat(x, k));
   ops.pow_clamped(inv_norm, inv_norm, -0.5, 1e-300);
-  for (int64_t k = 0; k < b; k++) ops.scale_rows_cols(mat(x, k), mat(x, k), Tensor{}, vec(inv_norm, k));
+  for (int64_t k = 0; k < b; k++)
+    ops.scale_rows_cols(mat(x, k), mat(x, k), Tensor{}, vec(inv_norm, k));
   // Fukaya et al.'s shift 11 (m n + n (n + 1)) u ‖x‖₂², with m = n = d, u = 2⁻⁵³ and ‖x‖₂² ≤ d.
   const double dd = double(d), shift = 11.0 * (dd * dd + dd * (dd + 1.0)) * 0x1p-53 * dd;
   std::vector<int> status(size_t(b), 0);
@@ -202,7 +190,8 @@ PowerQrResult power_qr_step(Ops& ops, const Tensor& q_in, const Tensor& a_in,
   auto vec = [&](const Tensor& t, int64_t k) { return t.slice(k * d, Shape{d}); };
 
   ops.matmul_batched(p, a, false, q, false);  // a q
-  for (int64_t k = 0; k < b; k++) ops.column_dots(vec(est, k), mat(q, k), mat(p, k));  // diag(qᵀ a q)
+  for (int64_t k = 0; k < b; k++)  // diag(qᵀ a q)
+    ops.column_dots(vec(est, k), mat(q, k), mat(p, k));
   const std::vector<double> ev = read_vector(ops, est);
   PowerQrResult r;
   std::vector<double> all(size_t(b * d));

@@ -6,8 +6,11 @@
 //  - scratch views carved from flat "optimizer_scratch" buffers,
 //  - one warm-started subspace-iteration step that refreshes an eigenbasis (SOAP, Mousse),
 //  - a small accumulator for the update-RMS diagnostic.
+#include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/ops.h"
@@ -52,12 +55,37 @@ bool all_finite(const std::vector<double>& v);
 // batched eigh or power step up (their work is per matrix) but cost scratch and cuSOLVER
 // workspace, which grows with the batch.
 int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes);
-// The largest stack (cap·d² elements) and its vectors (cap·d) over the sizes of these factors
-// (one dimension per factor): what a stacked refresh's scratch must hold.
+
+// The stacks of a batched refresh (Mousse, SOAP): calls f(d, stack) with the factors (each
+// given with its dimension d) grouped by size, increasing d, in stacks of at most
+// refresh_stack_capacity, in the order given.
+template <class T, class F>
+void for_each_refresh_stack(const std::vector<std::pair<int64_t, T>>& factors, size_t elem_bytes,
+                            F&& f) {
+  std::map<int64_t, std::vector<T>> by_dim;
+  for (const auto& [d, item] : factors) by_dim[d].push_back(item);
+  for (const auto& [d, all] : by_dim) {
+    const size_t cap = size_t(refresh_stack_capacity(d, int64_t(all.size()), elem_bytes));
+    for (size_t first = 0; first < all.size(); first += cap)
+      f(d, std::vector<T>(all.begin() + first, all.begin() + std::min(all.size(), first + cap)));
+  }
+}
+
+// What the scratch of those stacks must hold: the largest stack (b·d² elements) and its
+// vectors (b·d).
 struct RefreshStackSize {
   int64_t matrix_elems = 0, vector_elems = 0;
 };
-RefreshStackSize refresh_stack_size(const std::vector<int64_t>& factor_dims, size_t elem_bytes);
+template <class T>
+RefreshStackSize refresh_stack_size(const std::vector<std::pair<int64_t, T>>& factors,
+                                    size_t elem_bytes) {
+  RefreshStackSize s;
+  for_each_refresh_stack(factors, elem_bytes, [&](int64_t d, const std::vector<T>& stack) {
+    s.matrix_elems = std::max(s.matrix_elems, int64_t(stack.size()) * d * d);
+    s.vector_elems = std::max(s.vector_elems, int64_t(stack.size()) * d);
+  });
+  return s;
+}
 
 // How power_qr_step orthonormalises (config key "qr"): "householder" (qr_orthonormal, one
 // matrix at a time) or "cholesky" (orthonormalize below: batched, GEMM-shaped). "auto":
@@ -98,11 +126,12 @@ int orthonormalize(Ops& ops, const Tensor& q, const Tensor& e, const PowerQrScra
 // One step of subspace iteration warm-started from the orthonormal bases q [b, d, d] of the
 // symmetric a [b, d, d] (eigenvectors in columns): the columns of q_k are ordered by their
 // Rayleigh quotients diag(q_kᵀ a_k q_k), largest first (the permutation σ_k), then q_k ← the
-// orthonormal factor of qr(a_k · q_k[:, σ_k]) (orthonormalize or qr_orthonormal, as s says). This is SOAP's refresh (Vyas et
-// al.'s reference) and the paper's suggestion (§6.2) for Mousse: one GEMM and one QR instead
-// of an eigendecomposition. The ordering keeps the nested subspaces span(q₁..q_j) converging to
-// the dominant ones, so the error in column j along eigenvector i shrinks by λ_i/λ_j per step.
-// After it s.idx holds every σ_k; they are also returned. Synchronises four times per stack.
+// orthonormal factor of qr(a_k · q_k[:, σ_k]) (orthonormalize or qr_orthonormal, as s says).
+// This is SOAP's refresh (Vyas et al.'s reference) and the paper's suggestion (§6.2) for
+// Mousse: one GEMM and one QR instead of an eigendecomposition. The ordering keeps the nested
+// subspaces span(q₁..q_j) converging to the dominant ones, so the error in column j along
+// eigenvector i shrinks by λ_i/λ_j per step. After it s.idx holds every σ_k; they are also
+// returned. Synchronises once for the sort (and three more times with Cholesky QR).
 struct PowerQrResult {
   std::vector<std::vector<int64_t>> order;  // σ_k
   int householder_fallbacks = 0;  // slices whose Cholesky QR failed, redone with Householder

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <map>
 
 namespace mousse {
 
@@ -149,11 +148,7 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(lam_, c, "mousse.scratch_eigenvalues", dt, Shape{max_d});
     // Batched refresh: factors of one size are refreshed 16 MiB at a time (at least one of the
     // largest; refresh_stack_capacity).
-    std::vector<int64_t> dims;
-    for (const State& st : st_)
-      for (const Factor* f : {&st.out, &st.in})
-        if (f->on) dims.push_back(f->dim);
-    const RefreshStackSize stack = refresh_stack_size(dims, dtype_size(dt));
+    const RefreshStackSize stack = refresh_stack_size(sized_factors(), dtype_size(dt));
     arena.reserve(eig_a_, c, "mousse.eigh_batch_a", dt, Shape{stack.matrix_elems});
     arena.reserve(eig_v_, c, "mousse.eigh_batch_vectors", dt, Shape{stack.matrix_elems});
     arena.reserve(eig_w_, c, "mousse.eigh_batch_values", dt, Shape{stack.vector_elems});
@@ -208,18 +203,12 @@ void Mousse::refresh(Ops& ops, Factor& f) {
   });
 }
 
-// Calls f(d, factors) for stacks of up to refresh_stack_capacity(d) factors of one size d.
-template <class F>
-void Mousse::for_each_stack(F&& f) {
-  std::map<int64_t, std::vector<Factor*>> by_dim;
+std::vector<std::pair<int64_t, Mousse::Factor*>> Mousse::sized_factors() {
+  std::vector<std::pair<int64_t, Factor*>> out;
   for (State& st : st_)
-    for (Factor* fac : {&st.out, &st.in})
-      if (fac->on) by_dim[fac->dim].push_back(fac);
-  for (auto& [d, fs] : by_dim) {
-    const size_t cap = size_t(refresh_stack_capacity(d, int64_t(fs.size()), dtype_size(eig_a_.dtype)));
-    for (size_t first = 0; first < fs.size(); first += cap)
-      f(d, std::vector<Factor*>(fs.begin() + first, fs.begin() + std::min(fs.size(), first + cap)));
-  }
+    for (Factor* f : {&st.out, &st.in})
+      if (f->on) out.push_back({f->dim, f});
+  return out;
 }
 
 // All factors at once: per size, stacks of trace-normalised, damped factors go through ONE
@@ -227,13 +216,15 @@ void Mousse::for_each_stack(F&& f) {
 // whose batched decomposition fails is redone alone by refresh() (f32, then the f64 retry);
 // only a failure there counts.
 void Mousse::refresh_all(Ops& ops) {
-  for_each_stack([&](int64_t d, const std::vector<Factor*>& fs) {
+  const size_t esz = dtype_size(eig_a_.dtype);
+  for_each_refresh_stack(sized_factors(), esz, [&](int64_t d, const std::vector<Factor*>& fs) {
     const int64_t b = int64_t(fs.size());
     const Tensor A = eig_a_.slice(0, Shape{b, d, d}), V = eig_v_.slice(0, Shape{b, d, d});
     const Tensor W = eig_w_.slice(0, Shape{b, d});
     std::vector<int> status;
     timed(ops, [&] {
-      for (int64_t k = 0; k < b; k++) damped_factor(ops, A.slice(k * d * d, Shape{d, d}), *fs[size_t(k)]);
+      for (int64_t k = 0; k < b; k++)
+        damped_factor(ops, A.slice(k * d * d, Shape{d, d}), *fs[size_t(k)]);
       status = ops.eigh_batched(V, W, A);
       const std::vector<double> lam = read_vector(ops, W);
       for (int64_t k = 0; k < b; k++)
@@ -252,7 +243,8 @@ void Mousse::refresh_all(Ops& ops) {
 // non-finite result falls back to the exact refresh(), which decides whether it counts as a
 // failure.
 void Mousse::refresh_power_all(Ops& ops) {
-  for_each_stack([&](int64_t d, const std::vector<Factor*>& fs) {
+  const size_t esz = dtype_size(eig_a_.dtype);
+  for_each_refresh_stack(sized_factors(), esz, [&](int64_t d, const std::vector<Factor*>& fs) {
     const int64_t b = int64_t(fs.size());
     const Tensor A = eig_a_.slice(0, Shape{b, d, d}), Q = eig_v_.slice(0, Shape{b, d, d});
     const Tensor lam = eig_w_.slice(0, Shape{b * d}), P = power_.p.slice(0, Shape{b, d, d});
@@ -271,7 +263,8 @@ void Mousse::refresh_power_all(Ops& ops) {
       for (int64_t k = 0; k < b; k++) {
         const std::vector<double> lk(l.begin() + k * d, l.begin() + (k + 1) * d);
         if (all_finite(lk))
-          set_basis(ops, *fs[size_t(k)], Q.slice(k * d * d, Shape{d, d}), lam.slice(k * d, Shape{d}), lk);
+          set_basis(ops, *fs[size_t(k)], Q.slice(k * d * d, Shape{d, d}),
+                    lam.slice(k * d, Shape{d}), lk);
         else
           redo.push_back(fs[size_t(k)]);
       }

@@ -78,10 +78,10 @@ class Mousse : public Optimizer {
   // plus ε on the diagonal; all on the device.
   void damped_factor(Ops& ops, const Tensor& a, const Factor& f);
   void refresh(Ops& ops, Factor& f);  // one factor (f32 then f64 retry)
-  // Every factor, batched by size: stacks of up to refresh_batch(d) factors of size d.
+  // Every factor, batched by size (for_each_refresh_stack over sized_factors()).
   void refresh_all(Ops& ops);        // eigh_batched
   void refresh_power_all(Ops& ops);  // one subspace-iteration step (power_qr_step)
-  template <class F> void for_each_stack(F&& f);
+  std::vector<std::pair<int64_t, Factor*>> sized_factors();  // the factors in use, with d
   void set_basis(Ops& ops, Factor& f, const Tensor& q, const Tensor& lam,
                  const std::vector<double>& host_lam);  // basis, scalings, condition number
   // Host-timed seconds: the refresh work of `f` (which synchronises first and last).

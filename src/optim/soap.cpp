@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
 
 namespace mousse {
 
@@ -71,11 +70,7 @@ void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(sq2_, c, "soap.scratch_sq2", dt, Shape{max_d * max_d});
     arena.reserve(vec_, c, "soap.scratch_vec", dt, Shape{max_d});
     arena.reserve(idx_, c, "soap.scratch_index", DType::i32, Shape{max_d});
-    std::vector<int64_t> dims;
-    for (const State& st : st_)
-      for (const Side* sd : {&st.out, &st.in})
-        if (sd->on) dims.push_back(sd->dim);
-    const RefreshStackSize stack = refresh_stack_size(dims, dtype_size(dt));
+    const RefreshStackSize stack = refresh_stack_size(sized_sides(), dtype_size(dt));
     arena.reserve(stack_gg_, c, "soap.refresh_stack_factors", dt, Shape{stack.matrix_elems});
     arena.reserve(stack_q_, c, "soap.refresh_stack_bases", dt, Shape{stack.matrix_elems});
     power_.reserve(arena, c, "soap", dt, stack.matrix_elems, stack.vector_elems, qr);
@@ -103,42 +98,38 @@ void Soap::init_basis(Ops& ops, Side& sd) {
   ops.gather_columns(sd.q, vecs, idx);
 }
 
+std::vector<std::pair<int64_t, Soap::SideRef>> Soap::sized_sides() {
+  std::vector<std::pair<int64_t, SideRef>> out;
+  for (State& st : st_) {
+    if (st.out.on) out.push_back({st.out.dim, {&st.out, &st, true}});
+    if (st.in.on) out.push_back({st.in.dim, {&st.in, &st, false}});
+  }
+  return out;
+}
+
 // One power iteration + QR per factor (the reference's get_orthogonal_matrix_QR), factors of
 // one size stacked; v permuted by each factor's σ along its dimension.
 void Soap::refresh_all(Ops& ops) {
-  struct Ref {
-    Side* side;
-    State* st;
-    bool rows;  // the output side (L, rows of v) or the input side (R, columns)
-  };
-  std::map<int64_t, std::vector<Ref>> by_dim;
-  for (State& st : st_) {
-    if (st.out.on) by_dim[st.out.dim].push_back({&st.out, &st, true});
-    if (st.in.on) by_dim[st.in.dim].push_back({&st.in, &st, false});
-  }
-  for (auto& [d, refs] : by_dim) {
-    const size_t cap = size_t(refresh_stack_capacity(d, int64_t(refs.size()), dtype_size(stack_q_.dtype)));
-    for (size_t first = 0; first < refs.size(); first += cap) {
-      const int64_t b = int64_t(std::min(cap, refs.size() - first));
-      const Tensor A = stack_gg_.slice(0, Shape{b, d, d}), Q = stack_q_.slice(0, Shape{b, d, d});
-      for (int64_t k = 0; k < b; k++) {
-        const Ref& r = refs[first + size_t(k)];
-        ops.copy(A.slice(k * d * d, Shape{d, d}), r.side->gg);
-        ops.copy(Q.slice(k * d * d, Shape{d, d}), r.side->q);
-      }
-      cholesky_qr_failures_ += power_qr_step(ops, Q, A, power_).householder_fallbacks;
-      for (int64_t k = 0; k < b; k++) {
-        const Ref& r = refs[first + size_t(k)];
-        ops.copy(r.side->q, Q.slice(k * d * d, Shape{d, d}));
-        const Tensor idx = power_.idx.slice(k * d, Shape{d});  // σ of this factor
-        const Tensor& v = r.st->v;
-        const Tensor tmp = scratch_view(s1_, v.shape);
-        if (r.rows) ops.gather_rows(tmp, v, idx);
-        else ops.gather_columns(tmp, v, idx);
-        ops.copy(v, tmp);
-      }
+  const size_t esz = dtype_size(stack_q_.dtype);
+  for_each_refresh_stack(sized_sides(), esz, [&](int64_t d, const std::vector<SideRef>& refs) {
+    const int64_t b = int64_t(refs.size());
+    const Tensor A = stack_gg_.slice(0, Shape{b, d, d}), Q = stack_q_.slice(0, Shape{b, d, d});
+    for (int64_t k = 0; k < b; k++) {
+      ops.copy(A.slice(k * d * d, Shape{d, d}), refs[size_t(k)].side->gg);
+      ops.copy(Q.slice(k * d * d, Shape{d, d}), refs[size_t(k)].side->q);
     }
-  }
+    cholesky_qr_failures_ += power_qr_step(ops, Q, A, power_).householder_fallbacks;
+    for (int64_t k = 0; k < b; k++) {
+      const SideRef& r = refs[size_t(k)];
+      ops.copy(r.side->q, Q.slice(k * d * d, Shape{d, d}));
+      const Tensor idx = power_.idx.slice(k * d, Shape{d});  // σ of this factor
+      const Tensor& v = r.st->v;
+      const Tensor tmp = scratch_view(s1_, v.shape);
+      if (r.rows) ops.gather_rows(tmp, v, idx);
+      else ops.gather_columns(tmp, v, idx);
+      ops.copy(v, tmp);
+    }
+  });
 }
 
 // dst (=) Q_Lᵀ src Q_R (back=false) or Q_L src Q_Rᵀ (back=true); s2 is the intermediate.

@@ -46,6 +46,12 @@ class Soap : public Optimizer {
     Tensor m, v;
     Side out, in;  // L (rows, m×m) and R (cols, n×n)
   };
+  struct SideRef {  // one preconditioned side and the state whose v it permutes
+    Side* side;
+    State* st;
+    bool rows;  // the output side (L, rows of v) or the input side (R, columns)
+  };
+  std::vector<std::pair<int64_t, SideRef>> sized_sides();  // the sides in use, with d
   void init_basis(Ops& ops, Side& sd);
   // Every factor's basis, batched by size (stacks of refresh_stack_capacity factors through
   // one power_qr_step), each matrix's v permuted by the new column order along that side.

@@ -50,13 +50,17 @@ Shapes model_shapes(int64_t layers, int64_t C) {
   return s;
 }
 
-double timed_step(OptimRig& r) {
-  r.ops.synchronize();
+// Milliseconds of f() on the device: synchronised before and after.
+template <class F>
+double timed_ms(Ops& o, F&& f) {
+  o.synchronize();
   const auto t0 = std::chrono::steady_clock::now();
-  r.step(0.01);
-  r.ops.synchronize();
+  f();
+  o.synchronize();
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
+
+double timed_step(OptimRig& r) { return timed_ms(r.ops, [&] { r.step(0.01); }); }
 
 Row bench(Ops& o, const std::string& preset, const std::string& name, const json& cfg,
           const Shapes& shapes) {
@@ -162,19 +166,10 @@ int main(int argc, char** argv) {
       o.eigh_batched(*V, *W, *Aw);
     };
     for (int rep = 0; rep < 2; rep++) {  // the first round is the warm-up
-      o.synchronize();
-      auto t0 = std::chrono::steady_clock::now();
-      run_loop();
-      o.synchronize();
-      auto t1 = std::chrono::steady_clock::now();
-      run_batched();
-      o.synchronize();
-      auto t2 = std::chrono::steady_clock::now();
+      const double loop_ms = timed_ms(o, run_loop), batched_ms = timed_ms(o, run_batched);
       if (rep == 1)
         std::printf("eigh f32 %lldx%lld x%lld: one by one %.2f ms, eigh_batched %.2f ms\n",
-                    (long long)n, (long long)n, (long long)b,
-                    std::chrono::duration<double, std::milli>(t1 - t0).count(),
-                    std::chrono::duration<double, std::milli>(t2 - t1).count());
+                    (long long)n, (long long)n, (long long)b, loop_ms, batched_ms);
     }
     std::fflush(stdout);
   }
@@ -191,22 +186,17 @@ int main(int argc, char** argv) {
     s.gram = *G;
     s.inv_norm = *S;
     int fallbacks = 0;
-    for (int rep = 0; rep < 2; rep++) {  // the first round is the warm-up
-      o.synchronize();
-      auto t0 = std::chrono::steady_clock::now();
+    auto householder = [&] {
       for (int64_t k = 0; k < b; k++)
         o.qr_orthonormal(Q->slice(k * n * n, Shape{n, n}), E->slice(k * n * n, Shape{n, n}));
-      o.synchronize();
-      auto t1 = std::chrono::steady_clock::now();
-      fallbacks = orthonormalize(o, *Q, *E, s);
-      o.synchronize();
-      auto t2 = std::chrono::steady_clock::now();
+    };
+    auto cholesky = [&] { fallbacks = orthonormalize(o, *Q, *E, s); };
+    for (int rep = 0; rep < 2; rep++) {  // the first round is the warm-up
+      const double hh_ms = timed_ms(o, householder), chol_ms = timed_ms(o, cholesky);
       if (rep == 1)
         std::printf("qr f32 %lldx%lld x%lld: householder one by one %.2f ms, cholesky qr "
                     "batched %.2f ms (%d fallbacks)\n",
-                    (long long)n, (long long)n, (long long)b,
-                    std::chrono::duration<double, std::milli>(t1 - t0).count(),
-                    std::chrono::duration<double, std::milli>(t2 - t1).count(), fallbacks);
+                    (long long)n, (long long)n, (long long)b, hh_ms, chol_ms, fallbacks);
     }
     std::fflush(stdout);
   }
