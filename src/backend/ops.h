@@ -148,7 +148,8 @@ class Ops {
   // (outputs then unspecified). Computed in at least the tensors' precision.
   virtual int eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) = 0;
   // q (=) the orthonormal factor of a thin QR of a [m, n] (m >= n), Householder, with the
-  // signs fixed so diag(R) >= 0 (as LAPACK's/torch's do up to that convention).
+  // signs fixed so diag(R) >= 0 (as LAPACK's/torch's do up to that convention). A non-finite a
+  // gives a non-finite q, not an error (the callers check their results).
   virtual void qr_orthonormal(const Tensor& q, const Tensor& a) = 0;
   // out[i, j] (=) inp[i, j] * row_scale[i] * col_scale[j]; an undefined scale tensor means 1.
   // out may alias inp.

@@ -160,6 +160,11 @@ TEST_CASE("cpu qr_orthonormal: QᵀQ = I, A = QR with R upper triangular, diag(R
   }
   Buf<double> wide(Shape{3, 5}), qw(Shape{3, 5});
   CHECK_THROWS_WITH(ops->qr_orthonormal(qw, wide), Contains("qr_orthonormal") && Contains("m >= n"));
+  auto bad = randn(Shape{6, 4}, rng);  // non-finite input: a non-finite q, no error
+  bad[5] = std::numeric_limits<double>::infinity();
+  Buf<double> qb(Shape{6, 4});
+  CHECK_NOTHROW(ops->qr_orthonormal(qb, bad));
+  CHECK(std::isnan(qb[0]));
 }
 
 TEST_CASE("cpu scale_rows_cols, pow_clamped, add_to_diagonal, trace", "[backend][cpu]") {

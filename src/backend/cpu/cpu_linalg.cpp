@@ -1,11 +1,13 @@
 // Linear algebra for the matrix optimizers (Mousse, SOAP, Muon): symmetric eigendecomposition,
-// thin QR, diagonal scalings, elementwise powers, trace, transpose, row/column gathers.
+// thin QR, diagonal scalings, elementwise powers, trace, transpose, row/column gathers, column
+// dot products, batched Cholesky and triangular solves.
 #include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "backend/cpu/cpu_common.h"
@@ -104,7 +106,13 @@ void CpuOps::qr_orthonormal(const Tensor& q, const Tensor& a) {
   dispatch_float(op, a.dtype, [&](auto tag) {
     using T = decltype(tag);
     T* pq = q.ptr<T>();
-    if (pq != a.ptr<T>()) std::memcpy(pq, a.ptr<T>(), a.bytes());
+    const T* pa = a.ptr<T>();
+    if (!std::all_of(pa, pa + a.numel(), [](T x) { return std::isfinite(x); })) {
+      // LAPACKE would reject it; a non-finite q (as on the GPU) lets the caller see it
+      std::fill(pq, pq + q.numel(), std::numeric_limits<T>::quiet_NaN());
+      return;
+    }
+    if (pq != pa) std::memcpy(pq, pa, a.bytes());
     thread_local std::vector<T> tau_buf;
     thread_local std::vector<bool> flip;
     T* tau = grow(tau_buf, size_t(n));
@@ -283,10 +291,6 @@ void CpuOps::column_dots(const Tensor& out, const Tensor& a, const Tensor& b) {
   });
 }
 
-}  // namespace mousse
-
-namespace mousse {
-
 namespace {
 lapack_int potrf_upper(double* a, lapack_int n) {
   return LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', n, a, n);
@@ -318,14 +322,13 @@ std::vector<int> CpuOps::cholesky_batched(const Tensor& a) {
     using T = decltype(tag);
     for (int64_t k = 0; k < b; k++) {
       T* p = a.ptr<T>() + k * n * n;
-      bool finite = true;
-      for (int64_t i = 0; i < n && finite; i++)
-        for (int64_t j = i; j < n; j++)
-          if (!std::isfinite(p[i * n + j])) {
-            finite = false;
-            break;
-          }
-      if (!finite) {
+      auto upper_finite = [&] {
+        for (int64_t i = 0; i < n; i++)
+          for (int64_t j = i; j < n; j++)
+            if (!std::isfinite(p[i * n + j])) return false;
+        return true;
+      };
+      if (!upper_finite()) {
         status[size_t(k)] = -1;
         continue;
       }
