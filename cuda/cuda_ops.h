@@ -97,9 +97,9 @@ class CudaOps final : public Ops {
   void relu2_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp) override;
 
   void adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                    const AdamWArgs& args) override;
-  void lion_update(const Tensor& p, const Tensor& g, const Tensor& m,
-                   const LionArgs& args) override;
+                    const AdamWArgs& args, const ComputeCopy& copy = {}) override;
+  void lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args,
+                   const ComputeCopy& copy = {}) override;
 
   int eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) override;
   void qr_orthonormal(const Tensor& q, const Tensor& a) override;

@@ -33,10 +33,23 @@ __global__ void convert_kernel(Td* dst, const Ts* src, int64_t n) {
   }
 }
 
+// One thread per VEC floats (16-byte loads, 8-byte stores when VEC = 4), then the tail; element
+// i rounds with hash_u32(seed, i) whatever VEC is (store_stochastic).
+template <int VEC>
 __global__ void stochastic_kernel(bf16* dst, const float* src, int64_t n, uint64_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = stochastic_bf16(src[i], hash_u32(seed, uint64_t(i)));
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t nv = n / VEC;
+  if constexpr (VEC > 1) {
+    for (int64_t k = tid; k < nv; k += stride) {
+      float x[VEC];
+      load_vec<VEC>(x, src + k * VEC);
+      store_stochastic<VEC>(dst + k * VEC, x, seed, k * VEC);
+    }
+  }
+  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
+    const float x[1] = {src[i]};
+    store_stochastic<1>(dst + i, x, seed, i);
+  }
 }
 
 template <class T>
@@ -177,8 +190,12 @@ void CudaOps::copy_stochastic(const Tensor& dst, const Tensor& src, uint64_t see
   require_same_numel(dst, src, "copy_stochastic");
   const int64_t n = dst.numel();
   if (n == 0) return;
-  stochastic_kernel<<<grid_for(n), 256, 0, stream_>>>(static_cast<bf16*>(dst.data),
-                                                     static_cast<const float*>(src.data), n, seed);
+  auto* d = static_cast<bf16*>(dst.data);
+  auto* x = static_cast<const float*>(src.data);
+  if (reinterpret_cast<uintptr_t>(d) % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0)
+    stochastic_kernel<4><<<grid_for(n / 4 + 1), 256, 0, stream_>>>(d, x, n, seed);
+  else
+    stochastic_kernel<1><<<grid_for(n), 256, 0, stream_>>>(d, x, n, seed);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -4,6 +4,7 @@
 #include "bf16.cuh"
 #include "check.h"
 #include "cuda_ops.h"
+#include "vec.cuh"
 
 namespace mousse {
 using namespace cuda;
@@ -14,33 +15,86 @@ namespace {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
        i += int64_t(gridDim.x) * blockDim.x)
 
-template <class Tp, class Tg>
-__global__ void adamw_kernel(Tp* p, const Tg* g, Tp* m, Tp* v, int64_t n, AdamWArgs a) {
+// The bf16 working copy written by a fused update (ComputeCopy on the device): null dst, none.
+struct CopyOut {
+  bf16* dst;
+  uint64_t seed;
+  int64_t index;  // flat index of element 0 (the stochastic rounding's counter)
+};
+
+template <class A>
+__device__ __forceinline__ void adamw_elem(A& p, A g, A& m, A& v, const AdamWArgs& a) {
+  const A gs = A(a.grad_scale) * g;
+  m = A(a.beta1) * m + (A(1) - A(a.beta1)) * gs;
+  v = A(a.beta2) * v + (A(1) - A(a.beta2)) * gs * gs;
+  const A mhat = m / A(a.bias_correction1);
+  const A vhat = v / A(a.bias_correction2);
+  p = p * (A(1) - A(a.lr) * A(a.weight_decay)) - A(a.lr) * mhat / (sqrt(vhat) + A(a.eps));
+}
+
+template <class A>
+__device__ __forceinline__ void lion_elem(A& p, A g, A& m, const LionArgs& a) {
+  const A gs = A(a.grad_scale) * g;
+  const A c = A(a.beta1) * m + (A(1) - A(a.beta1)) * gs;
+  const A u = c > A(0) ? A(1) : (c < A(0) ? A(-1) : A(0));
+  m = A(a.beta2) * m + (A(1) - A(a.beta2)) * gs;
+  p = p * (A(1) - A(a.lr) * A(a.weight_decay)) - A(a.lr) * u;
+}
+
+// The elementwise optimizers: one thread per VEC consecutive elements (16-byte accesses of f32
+// when VEC = 4; VEC > 1 only for f32 state, checked on the host), grid-stride, then the n % VEC
+// tail one element per thread. `update(p, g, s0, s1)` updates one element's weight and state in
+// registers (s1 unused by Lion); with copy.dst the new weight also goes to the bf16 copy.
+template <int VEC, int NS, class Tp, class Tg, class F>
+__device__ __forceinline__ void elementwise_update(Tp* p, const Tg* g, Tp* s0, Tp* s1, int64_t n,
+                                                   const CopyOut& copy, F update) {
   using A = acc_t<Tp>;
-  GRID_STRIDE(i, n) {
-    const A gs = A(a.grad_scale) * A(ld(g, i));
-    const A mi = A(a.beta1) * ld(m, i) + (A(1) - A(a.beta1)) * gs;
-    const A vi = A(a.beta2) * ld(v, i) + (A(1) - A(a.beta2)) * gs * gs;
-    const A mhat = mi / A(a.bias_correction1);
-    const A vhat = vi / A(a.bias_correction2);
-    const A pi = ld(p, i) * (A(1) - A(a.lr) * A(a.weight_decay)) - A(a.lr) * mhat / (sqrt(vhat) + A(a.eps));
-    st(m, i, mi);
-    st(v, i, vi);
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t nv = n / VEC;
+  if constexpr (VEC > 1) {
+    static_assert(std::is_same<Tp, float>::value, "vectorised updates are f32");
+    for (int64_t k = tid; k < nv; k += stride) {
+      const int64_t i0 = k * VEC;
+      float pv[VEC], gv[VEC], a0[VEC], a1[VEC];
+      load_vec<VEC>(pv, p + i0);
+      load_vec<VEC>(gv, g + i0);
+      load_vec<VEC>(a0, s0 + i0);
+      if constexpr (NS == 2) load_vec<VEC>(a1, s1 + i0);
+#pragma unroll
+      for (int j = 0; j < VEC; j++) update(pv[j], gv[j], a0[j], a1[j]);
+      store_vec<VEC>(p + i0, pv);
+      store_vec<VEC>(s0 + i0, a0);
+      if constexpr (NS == 2) store_vec<VEC>(s1 + i0, a1);
+      if (copy.dst) store_stochastic<VEC>(copy.dst + i0, pv, copy.seed, copy.index + i0);
+    }
+  }
+  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
+    A pi = ld(p, i), a0 = ld(s0, i), a1 = NS == 2 ? ld(s1, i) : A(0);
+    update(pi, A(ld(g, i)), a0, a1);
     st(p, i, pi);
+    st(s0, i, a0);
+    if constexpr (NS == 2) st(s1, i, a1);
+    if (copy.dst) {
+      const float x[1] = {float(pi)};
+      store_stochastic<1>(copy.dst + i, x, copy.seed, copy.index + i);
+    }
   }
 }
 
-template <class Tp, class Tg>
-__global__ void lion_kernel(Tp* p, const Tg* g, Tp* m, int64_t n, LionArgs a) {
+template <int VEC, class Tp, class Tg>
+__global__ void adamw_kernel(Tp* p, const Tg* g, Tp* m, Tp* v, int64_t n, AdamWArgs a,
+                             CopyOut copy) {
   using A = acc_t<Tp>;
-  GRID_STRIDE(i, n) {
-    const A gs = A(a.grad_scale) * A(ld(g, i));
-    const A mi = ld(m, i);
-    const A c = A(a.beta1) * mi + (A(1) - A(a.beta1)) * gs;
-    const A u = c > A(0) ? A(1) : (c < A(0) ? A(-1) : A(0));
-    st(m, i, A(a.beta2) * mi + (A(1) - A(a.beta2)) * gs);
-    st(p, i, ld(p, i) * (A(1) - A(a.lr) * A(a.weight_decay)) - A(a.lr) * u);
-  }
+  elementwise_update<VEC, 2>(p, g, m, v, n, copy,
+                             [&](A& pi, A gi, A& mi, A& vi) { adamw_elem<A>(pi, gi, mi, vi, a); });
+}
+
+template <int VEC, class Tp, class Tg>
+__global__ void lion_kernel(Tp* p, const Tg* g, Tp* m, int64_t n, LionArgs a, CopyOut copy) {
+  using A = acc_t<Tp>;
+  elementwise_update<VEC, 1>(p, g, m, static_cast<Tp*>(nullptr), n, copy,
+                             [&](A& pi, A gi, A& mi, A&) { lion_elem<A>(pi, gi, mi, a); });
 }
 
 template <class Tv, class Tx>
@@ -226,42 +280,102 @@ template <class F> void dispatch_all(DType dt, const char* op, F&& f) {
 
 }  // namespace
 
+namespace {
+
+// The device side of a ComputeCopy for the update of p: a bf16 dst of p's numel (p f32) is
+// written by the kernel; a dst of p's own dtype is copied after it (`after`); none: nothing.
+CopyOut device_copy(const ComputeCopy& c, const Tensor& p, const char* op, bool& after) {
+  after = false;
+  if (!c.dst.defined() || c.dst.data == p.data) return CopyOut{nullptr, 0, 0};
+  require_cuda(c.dst, op, "copy.dst");
+  require_same_numel(p, c.dst, op);
+  if (c.dst.dtype == p.dtype) {
+    after = true;
+    return CopyOut{nullptr, 0, 0};
+  }
+  if (c.dst.dtype != DType::bf16 || p.dtype != DType::f32)
+    fail("cuda ", op, ": the compute copy must be bf16 for f32 weights (or the weights' dtype), got ",
+         dtype_name(c.dst.dtype), " for ", dtype_name(p.dtype));
+  return CopyOut{static_cast<bf16*>(c.dst.data), c.seed, c.index};
+}
+
+// 16-byte vectors for f32 weights and state with 16-byte-aligned pointers (and an 8-byte-aligned
+// bf16 copy); the gradient may be f32 or bf16.
+bool update_vec_ok(std::initializer_list<const Tensor*> ts, const CopyOut& copy) {
+  for (const Tensor* t : ts)
+    if (t->dtype == DType::f64 || reinterpret_cast<uintptr_t>(t->data) % 16 != 0) return false;
+  return reinterpret_cast<uintptr_t>(copy.dst) % 8 == 0;
+}
+
+constexpr int kUpdateVec = 4;
+
+}  // namespace
+
 void CudaOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                           const AdamWArgs& args) {
+                           const AdamWArgs& args, const ComputeCopy& copy) {
   const char* op = "adamw_update";
   require_cuda(p, op, "p"); require_cuda(g, op, "g"); require_cuda(m, op, "m"); require_cuda(v, op, "v");
   require_same_numel(p, g, op); require_same_numel(p, m, op); require_same_numel(p, v, op);
   if (m.dtype != p.dtype || v.dtype != p.dtype) fail("cuda ", op, ": p, m, v must share a dtype");
   const int64_t n = p.numel();
   if (n == 0) return;
+  bool copy_after = false;
+  const CopyOut c = device_copy(copy, p, op, copy_after);
+  const bool vec = update_vec_ok({&p, &g, &m, &v}, c);
   dispatch_fd(p.dtype, op, [&](auto tp) {
     using Tp = decltype(tp);
     dispatch_fdb(g.dtype, op, [&](auto tg) {
       using Tg = decltype(tg);
-      adamw_kernel<Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(
-          static_cast<Tp*>(p.data), static_cast<const Tg*>(g.data), static_cast<Tp*>(m.data),
-          static_cast<Tp*>(v.data), n, args);
+      auto* P = static_cast<Tp*>(p.data);
+      auto* G = static_cast<const Tg*>(g.data);
+      auto* M = static_cast<Tp*>(m.data);
+      auto* V = static_cast<Tp*>(v.data);
+      if constexpr (std::is_same<Tp, float>::value) {
+        if (vec) {
+          adamw_kernel<kUpdateVec, Tp, Tg><<<grid_for(n / kUpdateVec + 1), 256, 0, stream_>>>(
+              P, G, M, V, n, args, c);
+          CUDA_CHECK_LAUNCH();
+          return;
+        }
+      }
+      adamw_kernel<1, Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(P, G, M, V, n, args, c);
       CUDA_CHECK_LAUNCH();
     });
   });
+  if (copy_after) this->copy(copy.dst, p);
 }
 
-void CudaOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args) {
+void CudaOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args,
+                          const ComputeCopy& copy) {
   const char* op = "lion_update";
   require_cuda(p, op, "p"); require_cuda(g, op, "g"); require_cuda(m, op, "m");
   require_same_numel(p, g, op); require_same_numel(p, m, op);
   if (m.dtype != p.dtype) fail("cuda ", op, ": p and m must share a dtype");
   const int64_t n = p.numel();
   if (n == 0) return;
+  bool copy_after = false;
+  const CopyOut c = device_copy(copy, p, op, copy_after);
+  const bool vec = update_vec_ok({&p, &g, &m}, c);
   dispatch_fd(p.dtype, op, [&](auto tp) {
     using Tp = decltype(tp);
     dispatch_fdb(g.dtype, op, [&](auto tg) {
       using Tg = decltype(tg);
-      lion_kernel<Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(
-          static_cast<Tp*>(p.data), static_cast<const Tg*>(g.data), static_cast<Tp*>(m.data), n, args);
+      auto* P = static_cast<Tp*>(p.data);
+      auto* G = static_cast<const Tg*>(g.data);
+      auto* M = static_cast<Tp*>(m.data);
+      if constexpr (std::is_same<Tp, float>::value) {
+        if (vec) {
+          lion_kernel<kUpdateVec, Tp, Tg><<<grid_for(n / kUpdateVec + 1), 256, 0, stream_>>>(
+              P, G, M, n, args, c);
+          CUDA_CHECK_LAUNCH();
+          return;
+        }
+      }
+      lion_kernel<1, Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(P, G, M, n, args, c);
       CUDA_CHECK_LAUNCH();
     });
   });
+  if (copy_after) this->copy(copy.dst, p);
 }
 
 void CudaOps::ema_square(const Tensor& v, const Tensor& x, double beta) {

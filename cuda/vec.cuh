@@ -37,6 +37,17 @@ __device__ __forceinline__ void store_vec(T* p, const float (&v)[N]) {
   *reinterpret_cast<Vec<T, N>*>(p) = r;
 }
 
+// dst[0, N) (=) x rounded stochastically to bf16, element j with the random bits of flat index
+// index + j (hash_u32(seed, index + j)): the rounding copy_stochastic gives that element.
+template <int N>
+__device__ __forceinline__ void store_stochastic(bf16* dst, const float (&x)[N], uint64_t seed,
+                                                 int64_t index) {
+  Vec<bf16, N> r;
+#pragma unroll
+  for (int j = 0; j < N; j++) r.e[j] = stochastic_bf16(x[j], hash_u32(seed, uint64_t(index + j)));
+  *reinterpret_cast<Vec<bf16, N>*>(dst) = r;
+}
+
 }  // namespace cuda
 
 // Host side: can rows of `width` elements of `elem_bytes` starting at `p` be accessed as

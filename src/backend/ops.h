@@ -37,6 +37,18 @@ struct LionArgs {
   float grad_scale;
 };
 
+// The working copy of the weights (bf16 under mixed precision) that an elementwise optimizer
+// update may write in the same pass, instead of a separate copy_stochastic over all weights
+// afterwards (which reads every new weight back). dst undefined: no copy. The update of element
+// i is rounded as copy_stochastic(flat_dst, flat_weights, seed) rounds element index + i, so a
+// fused update gives the separate flat copy bit for bit; index is the parameter's offset in the
+// flat weights. Where dst has p's dtype (no separate copy) it is a plain copy.
+struct ComputeCopy {
+  Tensor dst;
+  uint64_t seed = 0;
+  int64_t index = 0;
+};
+
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -134,12 +146,13 @@ class Ops {
   // ---------------------------------------------------------------- optimizers: elementwise
   // p, g, m, v flat, same numel; p/m/v f32 (or f64), g f32 (or f64).
   // g' = grad_scale*g; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'²;
-  // p = p (1 - lr wd) - lr (m/bc1) / (sqrt(v/bc2) + eps)
+  // p = p (1 - lr wd) - lr (m/bc1) / (sqrt(v/bc2) + eps); then copy.dst (=) p (see ComputeCopy)
   virtual void adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                            const AdamWArgs& args) = 0;
-  // g' = grad_scale*g; u = sign(b1 m + (1-b1) g'); m = b2 m + (1-b2) g'; p = p(1-lr wd) - lr u
+                            const AdamWArgs& args, const ComputeCopy& copy = {}) = 0;
+  // g' = grad_scale*g; u = sign(b1 m + (1-b1) g'); m = b2 m + (1-b2) g'; p = p(1-lr wd) - lr u;
+  // then copy.dst (=) p
   virtual void lion_update(const Tensor& p, const Tensor& g, const Tensor& m,
-                           const LionArgs& args) = 0;
+                           const LionArgs& args, const ComputeCopy& copy = {}) = 0;
 
   // ---------------------------------------------------------------- optimizers: linear algebra
   // Symmetric eigendecomposition of a [n, n] (lower triangle read; a unchanged):

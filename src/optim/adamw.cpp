@@ -41,7 +41,8 @@ void AdamW::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s
   a.bias_correction2 = float(1.0 - std::pow(beta2, double(s.step)));
   a.grad_scale = float(s.grad_scale);
   for (size_t i = 0; i < params.size(); i++)
-    ops.adamw_update(params[i]->weight, params[i]->grad, state_[i].m, state_[i].v, a);
+    ops.adamw_update(params[i]->weight, params[i]->grad, state_[i].m, state_[i].v, a,
+                     compute_copy_for(*params[i], s));
 }
 
 }  // namespace mousse

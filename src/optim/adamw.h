@@ -11,6 +11,7 @@ class AdamW : public Optimizer {
   std::string describe() const override;
   void reserve_state(Arena& arena, const std::vector<Param*>& params) override;
   void step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) override;
+  bool fuses_compute_copy() const override { return true; }
 
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.01;
 

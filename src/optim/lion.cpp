@@ -33,7 +33,8 @@ void Lion::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
   a.weight_decay = float(weight_decay);
   a.grad_scale = float(s.grad_scale);
   for (size_t i = 0; i < params.size(); i++)
-    ops.lion_update(params[i]->weight, params[i]->grad, momentum_[i], a);
+    ops.lion_update(params[i]->weight, params[i]->grad, momentum_[i], a,
+                    compute_copy_for(*params[i], s));
 }
 
 }  // namespace mousse

@@ -12,6 +12,7 @@ class Lion : public Optimizer {
   std::string describe() const override;
   void reserve_state(Arena& arena, const std::vector<Param*>& params) override;
   void step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) override;
+  bool fuses_compute_copy() const override { return true; }
 
   double beta1 = 0.95, beta2 = 0.98, weight_decay = 0.0;
 

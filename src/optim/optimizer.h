@@ -21,6 +21,10 @@ struct OptimStep {
   double lr = 0.0;          // this group's learning rate for this step
   double grad_scale = 1.0;  // multiplies the raw gradient first (gradient clipping)
   bool diagnostics = false; // compute the diagnostics for this step (update RMS, ...)
+  // Write each parameter's working copy (.compute, bf16 under mixed precision) in the update
+  // itself, rounded with this seed (ComputeCopy); set only when fuses_compute_copy().
+  bool write_compute = false;
+  uint64_t compute_seed = 0;
 };
 
 class Optimizer {
@@ -32,6 +36,9 @@ class Optimizer {
   virtual void reserve_state(Arena& arena, const std::vector<Param*>& params) = 0;
   // One update of every parameter in `params` from its .grad (master weights in .weight).
   virtual void step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) = 0;
+  // Whether step() can write the weights' working copy in its update pass (OptimStep::
+  // write_compute): the elementwise optimizers can; the matrix ones leave it to the caller.
+  virtual bool fuses_compute_copy() const { return false; }
   // Diagnostics of the last step run with s.diagnostics (merged into the JSONL log).
   virtual json diagnostics() const { return json::object(); }
   // Host-side state (counters, ...) for checkpoints; tensors go through the arena.
@@ -45,6 +52,10 @@ std::unique_ptr<Optimizer> make_optimizer(const ConfigNode& node, const std::str
 
 // Reads the optional "betas": [beta1, beta2] key (defaults: the values passed in), each in [0, 1).
 void read_betas(const ConfigNode& node, double& beta1, double& beta2);
+
+// The ComputeCopy an elementwise update of p writes for step s: p's working copy when s asks for
+// it and p has a separate one, else none.
+ComputeCopy compute_copy_for(const Param& p, const OptimStep& s);
 
 // Shared helper: RMS of a tensor (sqrt(sum x² / n)), as a host double.
 double tensor_rms(Ops& ops, const Tensor& t);

@@ -33,6 +33,11 @@ void read_betas(const ConfigNode& node, double& beta1, double& beta2) {
     node.error("betas", "each beta must be in [0, 1)");
 }
 
+ComputeCopy compute_copy_for(const Param& p, const OptimStep& s) {
+  if (!s.write_compute || !p.compute.defined() || p.compute.data == p.weight.data) return {};
+  return ComputeCopy{p.compute, s.compute_seed, p.offset};
+}
+
 double tensor_rms(Ops& ops, const Tensor& t) {
   return t.numel() ? std::sqrt(ops.sum_squares(t) / double(t.numel())) : 0.0;
 }

@@ -209,14 +209,9 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
       const double norm = std::sqrt(ops.sum_squares(model.params().flat_grads()));
       const double clip =
           setup.grad_clip > 0 && norm > setup.grad_clip ? setup.grad_clip / norm : 1.0;
-      for (ParamGroup& g : setup.groups) {
-        OptimStep os;
-        os.step = s + 1;
-        os.lr = g.lr_at(1.0);
-        os.grad_scale = clip;
-        g.optimizer->step(ops, g.params, os);
-      }
-      model.sync_compute_weights(ops, cfg.seed + uint64_t(s) + 1);
+      const uint64_t copy_seed = cfg.seed + uint64_t(s) + 1;
+      if (!step_optimizers(ops, setup, s, 1.0, clip, false, true, copy_seed))
+        model.sync_compute_weights(ops, copy_seed);
     });
     if (!std::isfinite(loss)) fail("bench: the loss is ", loss, " at step ", s + 1);
     return loss;

@@ -37,4 +37,22 @@ OptimizerSetup make_optimizer_setup(const json& optimizer, const std::string& fi
   return setup;
 }
 
+bool step_optimizers(Ops& ops, OptimizerSetup& setup, int64_t step, double schedule_factor,
+                     double grad_scale, bool diagnostics, bool fuse_compute_copy,
+                     uint64_t compute_seed) {
+  bool fused = fuse_compute_copy;
+  for (const ParamGroup& g : setup.groups) fused = fused && g.optimizer->fuses_compute_copy();
+  for (ParamGroup& g : setup.groups) {
+    OptimStep s;
+    s.step = step + 1;
+    s.lr = g.lr_at(schedule_factor);
+    s.grad_scale = grad_scale;
+    s.diagnostics = diagnostics;
+    s.write_compute = fused;
+    s.compute_seed = compute_seed;
+    g.optimizer->step(ops, g.params, s);
+  }
+  return fused;
+}
+
 }  // namespace mousse

@@ -37,4 +37,14 @@ struct OptimizerSetup {
 OptimizerSetup make_optimizer_setup(const json& optimizer, const std::string& file,
                                     ParamTable& table);
 
+// One optimizer step of every group: `step` (0-based) is the step being taken, learning rates at
+// the schedule factor, gradients scaled by grad_scale (clipping). Where fuse_compute_copy allows
+// it and every group's optimizer can, the weights' working copy is written by the updates
+// themselves (seeded with compute_seed; one pass over the weights fewer). Returns whether it
+// was; if not, the caller refreshes the copy (GPT::sync_compute_weights, the same seed). Data-
+// parallel ranks pass false: they update only their shards and copy after the all-gather.
+bool step_optimizers(Ops& ops, OptimizerSetup& setup, int64_t step, double schedule_factor,
+                     double grad_scale, bool diagnostics, bool fuse_compute_copy,
+                     uint64_t compute_seed);
+
 }  // namespace mousse

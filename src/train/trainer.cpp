@@ -264,17 +264,12 @@ void Trainer::optimizer_step(int64_t step, bool diagnostics) {
   last_grad_norm_ = norm;
   double clip_scale = 1.0;
   if (setup_.grad_clip > 0 && norm > setup_.grad_clip) clip_scale = setup_.grad_clip / norm;
-  const double factor = cfg_.schedule.factor(step, cfg_.steps);
-  for (ParamGroup& g : setup_.groups) {
-    OptimStep s;
-    s.step = step + 1;
-    s.lr = g.lr_at(factor);
-    s.grad_scale = clip_scale;
-    s.diagnostics = diagnostics;
-    g.optimizer->step(*ops_, g.params, s);
-  }
+  const uint64_t copy_seed = cfg_.seed + uint64_t(step) + 1;
+  const bool copied = step_optimizers(*ops_, setup_, step, cfg_.schedule.factor(step, cfg_.steps),
+                                      clip_scale, diagnostics, /*fuse_compute_copy=*/!dp_,
+                                      copy_seed);
   if (dp_) dp_->gather_weights();
-  model_->sync_compute_weights(*ops_, cfg_.seed + uint64_t(step) + 1);
+  if (!copied) model_->sync_compute_weights(*ops_, copy_seed);
 }
 
 double Trainer::evaluate() {

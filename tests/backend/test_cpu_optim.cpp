@@ -179,6 +179,16 @@ TEST_CASE("cpu adamw/lion: f32 gradient into f64 state, errors", "[backend][cpu]
   AdamWArgs bad = a;
   bad.bias_correction1 = 0.f;
   CHECK_THROWS_WITH(ops->adamw_update(p, g, m, v, bad), Contains("bias correction"));
+
+  // A requested working copy is a plain copy of the updated weights on the CPU (one dtype).
+  Buf<double> copy(Shape{10}), copy2(Shape{10});
+  ops->adamw_update(p, g, m, v, a, ComputeCopy{copy, 7, 0});
+  CHECK(copy.v == p.v);
+  ops->lion_update(p2, gf, m2, LionArgs{1e-2f, 0.9f, 0.99f, 0.f, 1.f}, ComputeCopy{copy2, 7, 3});
+  CHECK(copy2.v == p2.v);
+  CHECK_THROWS_WITH(ops->lion_update(p2, gf, m2, LionArgs{1e-2f, 0.9f, 0.99f, 0.f, 1.f},
+                                     ComputeCopy{pf, 7, 0}),
+                    Contains("lion_update") && Contains("copy.dst"));
 }
 
 TEST_CASE("cpu ema_square and adam_direction: closed forms, f32 vs f64", "[backend][cpu]") {

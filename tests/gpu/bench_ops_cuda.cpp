@@ -134,6 +134,11 @@ int main(int argc, char** argv) {
     LionArgs la{1e-4f, 0.95f, 0.98f, 0.f, 1.f};
     report("adamw_update", dims({P}), time_ms(o, [&] { o.adamw_update(*p, *g, *m, *v, aa); }), double(P) * 28, "GB/s");
     report("lion_update", dims({P}), time_ms(o, [&] { o.lion_update(*p, *g, *m, la); }), double(P) * 20, "GB/s");
+    // The same with the bf16 working copy written in the update (what the trainer runs on one
+    // GPU with AdamW / Lion): compare with update + copy_stochastic below.
+    const ComputeCopy cc{*pb, 1, 0};
+    report("adamw_update + bf16 copy", dims({P}), time_ms(o, [&] { o.adamw_update(*p, *g, *m, *v, aa, cc); }), double(P) * 30, "GB/s");
+    report("lion_update + bf16 copy", dims({P}), time_ms(o, [&] { o.lion_update(*p, *g, *m, la, cc); }), double(P) * 22, "GB/s");
     report("copy_stochastic f32->bf16", dims({P}), time_ms(o, [&] { o.copy_stochastic(*pb, *p, 1); }), double(P) * 6, "GB/s");
     report("sum_squares (sync)", dims({P}), time_ms(o, [&] { o.sum_squares(*g); }), double(P) * 4, "GB/s");
   }

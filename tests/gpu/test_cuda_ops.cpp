@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 
@@ -421,6 +422,66 @@ TEST_CASE("cuda adamw and lion updates", "[gpu]") {
       return Outs{download(o, *P), download(o, *M), download(o, *V), download(o, *P2), download(o, *M2)};
     });
   }
+}
+
+// A fused update writes the bf16 working copy as the separate flat copy_stochastic would: the
+// same weights, state and copy bit for bit, with the parameter at offsets that take the 16-byte
+// vector path (0, 8) and the scalar one (1), and a length with a vector tail.
+TEST_CASE("cuda adamw and lion with the fused bf16 compute copy equal update + copy_stochastic",
+          "[gpu]") {
+  Ops& o = gpu();
+  const int64_t n = 4099, flat = n + 16;
+  const uint64_t seed = 0x5eed1234ull;
+  auto p = randn(flat, 130, 0.3f), g = randn(flat, 131), m = randn(flat, 132, 0.1f),
+       v = randu(flat, 133, 0.f, 0.2f);
+  AdamWArgs aa{1e-3f, 0.9f, 0.95f, 1e-8f, 0.01f, 1 - 0.9f * 0.9f, 1 - 0.95f * 0.95f, 0.5f};
+  LionArgs la{3e-4f, 0.95f, 0.98f, 0.1f, 2.f};
+  for (bool lion : {false, true})
+    for (int64_t off : {int64_t(0), int64_t(1), int64_t(8)}) {
+      DevTensor Pf = make(o, DType::f32, {flat}, p), G = make(o, DType::f32, {flat}, g),
+                Mf = make(o, DType::f32, {flat}, m), Vf = make(o, DType::f32, {flat}, v),
+                Cf = make(o, DType::bf16, {flat}, p);
+      DevTensor Ps = make(o, DType::f32, {flat}, p), Ms = make(o, DType::f32, {flat}, m),
+                Vs = make(o, DType::f32, {flat}, v), Cs = make(o, DType::bf16, {flat}, p);
+      auto at = [&](const DevTensor& t) { return t->slice(off, Shape{n}); };
+      const ComputeCopy fused{at(Cf), seed, off};
+      if (lion) {
+        o.lion_update(at(Pf), at(G), at(Mf), la, fused);
+        o.lion_update(at(Ps), at(G), at(Ms), la);
+      } else {
+        o.adamw_update(at(Pf), at(G), at(Mf), at(Vf), aa, fused);
+        o.adamw_update(at(Ps), at(G), at(Ms), at(Vs), aa);
+      }
+      o.copy_stochastic(*Cs, *Ps, seed);  // the whole flat copy, as sync_compute_weights does
+      const std::string what = std::string(lion ? "lion" : "adamw") + " offset " + std::to_string(off);
+      INFO(what);
+      CHECK(download(o, *Pf) == download(o, *Ps));
+      CHECK(download(o, *Mf) == download(o, *Ms));
+      if (!lion) CHECK(download(o, *Vf) == download(o, *Vs));
+      const auto cf = download(o, at(Cf)), cs = download(o, at(Cs));
+      CHECK(cf == cs);
+      // and it is a stochastic rounding of the new weights: within one bf16 ulp, not all nearest
+      const auto pn = download(o, at(Ps));
+      int64_t not_nearest = 0;
+      for (int64_t i = 0; i < n; i++) {
+        int e = 0;
+        std::frexp(pn[size_t(i)], &e);
+        const double ulp = std::ldexp(1.0, e - 8);  // bf16 spacing at |p|: 7 stored bits
+        CHECK(std::fabs(cf[size_t(i)] - pn[size_t(i)]) <= ulp);
+        not_nearest += std::fabs(cf[size_t(i)] - pn[size_t(i)]) > 0.5 * ulp;
+      }
+      CHECK(not_nearest > n / 10);
+      // elements outside the parameter's slice are untouched
+      CHECK(download(o, Cf->slice(off + n, Shape{flat - off - n})) ==
+            download(o, make(o, DType::bf16, {flat}, p)->slice(off + n, Shape{flat - off - n})));
+    }
+  // A copy in the weights' own dtype is a plain copy; a wrong dtype is refused with the op's name.
+  DevTensor P = make(o, DType::f32, {n}, p), G = make(o, DType::f32, {n}, g),
+            M = make(o, DType::f32, {n}, m), C(o, DType::f32, {n}), Bad(o, DType::f64, {n});
+  o.lion_update(*P, *G, *M, la, ComputeCopy{*C, seed, 0});
+  CHECK(download(o, *C) == download(o, *P));
+  CHECK_THROWS_WITH(o.lion_update(*P, *G, *M, la, ComputeCopy{*Bad, seed, 0}),
+                    Catch::Contains("lion_update") && Catch::Contains("bf16"));
 }
 
 TEST_CASE("cuda ema_square, adam_direction, pow_clamped, scale_rows_cols", "[gpu]") {

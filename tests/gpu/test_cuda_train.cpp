@@ -2,7 +2,8 @@
 //   1. one full step (forward, backward, global-norm clipping, AdamW on every group, weight
 //      refresh) in f32 on both: the loss, every parameter gradient and every updated weight;
 //      also with activation recomputation on (GPU vs GPU);
-//   2. a short loss curve in bf16 (the CUDA mixed-precision path) against the f32 curve.
+//   2. a short loss curve in bf16 (the CUDA mixed-precision path) against the f32 curve;
+//   3. the bf16 working copy written inside the AdamW / Lion updates equals the separate pass.
 //
 // Without a usable GPU the executable prints a SKIPPED line and exits 77 (ctest: skipped).
 // MOUSSE_GPU_TEST_ON_CPU=1 runs the same checks with the CPU backend standing in for the GPU
@@ -77,18 +78,16 @@ struct Run {
     model.backward(*ops);
     return ops->sum(model.loss_accumulator()) / n;
   }
-  void optimizer_step() {
+  // fuse_copy: the working copy written by the updates (as the trainer does), or afterwards.
+  // Returns whether the updates wrote it.
+  bool optimizer_step(bool fuse_copy = true) {
     const double norm = std::sqrt(ops->sum_squares(model.params().flat_grads()));
     const double clip = setup.grad_clip > 0 && norm > setup.grad_clip ? setup.grad_clip / norm : 1;
-    for (ParamGroup& g : setup.groups) {
-      OptimStep s;
-      s.step = step + 1;
-      s.lr = g.lr;
-      s.grad_scale = clip;
-      g.optimizer->step(*ops, g.params, s);
-    }
+    const uint64_t seed = 1000 + uint64_t(step) + 1;
+    const bool fused = step_optimizers(*ops, setup, step, 1.0, clip, false, fuse_copy, seed);
+    if (!fused) model.sync_compute_weights(*ops, seed);
     ++step;
-    model.sync_compute_weights(*ops, 1000 + uint64_t(step));
+    return fused;
   }
 };
 
@@ -160,6 +159,40 @@ TEST_CASE("one training step on CUDA (f32) equals the CPU step: loss, gradients,
   INFO("second-step loss cpu " << l2_cpu << " device " << l2_dev);
   CHECK(l2_cpu < l_cpu);
   CHECK(std::fabs(l2_dev - l2_cpu) <= 1e-4 * std::fabs(l2_cpu));
+}
+
+// The bf16 working copy written inside the AdamW / Lion updates (the trainer's default on one
+// GPU) is the copy a separate copy_stochastic pass writes, bit for bit, over several steps.
+TEST_CASE("bf16 steps: the working copy fused into AdamW/Lion equals the separate copy pass",
+          "[gpu][train]") {
+  const ModelConfig cfg = small_model();
+  const int64_t B = 2, T = 48;
+  const Precision mixed{DType::f32, low_precision()};
+  json opt = adamw_everywhere(1e-3);
+  opt["embedding"] = {{"type", "lion"}, {"lr", 3e-4}, {"betas", {0.95, 0.98}}};
+  auto tokens = random_tokens(size_t(B * T), cfg.vocab_size, 21);
+  auto targets = random_tokens(size_t(B * T), cfg.vocab_size, 22);
+  Run fused(device_ops(), cfg, mixed, B, T, Recompute{}, opt, 9);
+  Run separate(device_ops(), cfg, mixed, B, T, Recompute{}, opt, 9);
+  for (int s = 0; s < 3; s++) {
+    const double lf = fused.forward_backward(tokens, targets);
+    const double ls = separate.forward_backward(tokens, targets);
+    INFO("step " << s << " loss fused " << lf << " separate " << ls);
+    CHECK(lf == ls);
+    CHECK(fused.optimizer_step(true));
+    CHECK_FALSE(separate.optimizer_step(false));
+    const auto& pf = fused.model.params();
+    const auto& ps = separate.model.params();
+    CHECK(download(*fused.ops, pf.flat_weights()) == download(*separate.ops, ps.flat_weights()));
+    if (pf.has_separate_compute_copy())  // not on the CPU stand-in (f32 throughout)
+      CHECK(download(*fused.ops, pf.flat_compute()) == download(*separate.ops, ps.flat_compute()));
+  }
+  // A matrix optimizer cannot fuse the copy: the step says so and the caller copies.
+  json muon = opt;
+  muon["matrix"] = {{"type", "muon"}, {"lr", 0.02}};
+  Run m(device_ops(), cfg, mixed, B, T, Recompute{}, muon, 9);
+  m.forward_backward(tokens, targets);
+  CHECK_FALSE(m.optimizer_step(true));
 }
 
 TEST_CASE("a short bf16 loss curve on CUDA follows the f32 curve", "[gpu][train]") {

@@ -72,9 +72,9 @@ class CpuOps final : public Ops {
   void relu2_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp) override;
 
   void adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                    const AdamWArgs& args) override;
-  void lion_update(const Tensor& p, const Tensor& g, const Tensor& m,
-                   const LionArgs& args) override;
+                    const AdamWArgs& args, const ComputeCopy& copy = {}) override;
+  void lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args,
+                   const ComputeCopy& copy = {}) override;
 
   int eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) override;
   void qr_orthonormal(const Tensor& q, const Tensor& a) override;
@@ -98,6 +98,10 @@ class CpuOps final : public Ops {
                                 const Tensor& a) override;
   std::vector<int> cholesky_batched(const Tensor& a) override;
   void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
+
+ private:
+  void write_compute_copy(const char* op, const Tensor& p, const ComputeCopy& copy,
+                          bool check_only);
 };
 
 }  // namespace mousse
