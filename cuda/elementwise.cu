@@ -38,7 +38,7 @@ __global__ void convert_kernel(Td* dst, const Ts* src, int64_t n) {
 template <int VEC>
 __global__ void stochastic_kernel(bf16* dst, const float* src, int64_t n, uint64_t seed) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = n / VEC;
+  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
   if constexpr (VEC > 1) {
     for (int64_t k = tid; k < nv; k += stride) {
       float x[VEC];
@@ -91,7 +91,7 @@ __global__ void sum_partials_kernel(double* partials, const T* x, int64_t n) {
 template <int VEC, class To, class Ti>
 __global__ void relu2_fwd_kernel(To* out, const Ti* inp, int64_t n) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = n / VEC;
+  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
   if constexpr (VEC > 1) {
     for (int64_t k = tid; k < nv; k += stride) {
       float x[VEC];
@@ -115,7 +115,7 @@ __global__ void relu2_fwd_kernel(To* out, const Ti* inp, int64_t n) {
 template <int VEC, class Td, class Tg, class Ti>
 __global__ void relu2_bwd_kernel(Td* dinp, const Tg* dout, const Ti* inp, int64_t n) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = n / VEC;
+  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
   if constexpr (VEC > 1) {
     for (int64_t k = tid; k < nv; k += stride) {
       float x[VEC], g[VEC];

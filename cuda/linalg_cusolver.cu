@@ -57,6 +57,15 @@ __global__ void finite_check_kernel(int* flag, const T* a, int64_t n, const T* b
   }
 }
 
+// flag (=) 1 if the row-major upper triangle (j >= i) of the n x n matrix a holds a non-finite
+// value: the part cholesky_batched reads (a NaN in the ignored lower triangle is no failure).
+template <class T>
+__global__ void upper_finite_check_kernel(int* flag, const T* a, int64_t n) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n * n;
+       e += int64_t(gridDim.x) * blockDim.x)
+    if (e % n >= e / n && !isfinite(a[e])) *flag = 1;
+}
+
 template <class T>
 __global__ void diag_sign_kernel(T* sign, const T* work, int64_t m, int64_t n) {
   for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < n;
@@ -291,8 +300,7 @@ std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
     T* base = static_cast<T*>(a.data);
     for (int64_t k = 0; k < b; k++) {
       T* slice = base + k * n * n;
-      finite_check_kernel<T><<<grid_for(n * n), 256, 0, stream_>>>(flags + b + k, slice, n * n,
-                                                                   nullptr, 0);
+      upper_finite_check_kernel<T><<<grid_for(n * n), 256, 0, stream_>>>(flags + b + k, slice, n);
       CUDA_CHECK_LAUNCH();
       CUSOLVER_CHECK(cusolverDnXpotrf(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n, dt,
                                       slice, n, dt, dws, dev_bytes,
@@ -306,7 +314,8 @@ std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
   CUDA_CHECK(cudaMemcpyAsync(h, flags, 2 * size_t(b) * sizeof(int), cudaMemcpyDeviceToHost,
                              stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
-  for (int64_t k = 0; k < b; k++) status[size_t(k)] = h[k] != 0 ? h[k] : (h[b + k] ? -1 : 0);
+  // -1 for a non-finite input (potrf's info on it means nothing), as the CPU twin reports
+  for (int64_t k = 0; k < b; k++) status[size_t(k)] = h[b + k] ? -1 : h[k];
   return status;
 }
 

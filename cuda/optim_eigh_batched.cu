@@ -125,10 +125,15 @@ std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor&
         CUSOLVER_STATUS_SUCCESS) {
       void* dws = solver_ws(dev_bytes);
       if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
-      done = api.run(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n,
-                     dt, a.data, n, dt, eigenvalues.data, dt, dws, dev_bytes,
-                     host_bytes ? solver_host_ws_.data() : nullptr, host_bytes, infos,
-                     b) == CUSOLVER_STATUS_SUCCESS;
+      const cusolverStatus_t st =
+          api.run(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n,
+                  dt, a.data, n, dt, eigenvalues.data, dt, dws, dev_bytes,
+                  host_bytes ? solver_host_ws_.data() : nullptr, host_bytes, infos, b);
+      // A refusal (checked before any work) falls back to Xsyevd below; any other error may
+      // come after `a` was overwritten, so the fallback would decompose damaged input: fail.
+      if (st != CUSOLVER_STATUS_INVALID_VALUE && st != CUSOLVER_STATUS_NOT_SUPPORTED)
+        CUSOLVER_CHECK(st);
+      done = st == CUSOLVER_STATUS_SUCCESS;
     }
   }
   if (!done) {

@@ -51,7 +51,7 @@ __device__ __forceinline__ void elementwise_update(Tp* p, const Tg* g, Tp* s0, T
   using A = acc_t<Tp>;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = n / VEC;
+  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
   if constexpr (VEC > 1) {
     static_assert(std::is_same<Tp, float>::value, "vectorised updates are f32");
     for (int64_t k = tid; k < nv; k += stride) {

@@ -116,6 +116,13 @@ inline DevTensor make(Ops& ops, DType dt, Shape s, const std::vector<float>& ini
   upload(ops, *t, init);
   return t;
 }
+// An output tensor filled with NaN: an op that leaves any element unwritten fails the
+// comparison (fresh device memory often still holds the previous case's results).
+inline DevTensor make_nan(Ops& ops, DType dt, Shape s) {
+  DevTensor t(ops, dt, s);
+  ops.fill(*t, std::nan(""));
+  return t;
+}
 inline DevTensor make_zero(Ops& ops, DType dt, Shape s) {
   DevTensor t(ops, dt, s);
   ops.fill(*t, 0.0);

@@ -2,6 +2,7 @@
 // widths not divisible by the vector width (scalar fallback and scalar tails), views whose data
 // pointer is not 16-byte aligned (scalar fallback), head dims giving 1- and 2-lane head groups,
 // and classifier rows that do / do not fit in shared memory (f32 at Vp = 50304 fits, 60000 not).
+// Outputs start as NaN, so an element a kernel path never writes fails the comparison.
 //
 // Without a usable GPU the executable prints a SKIPPED line and exits 77 (ctest: skipped).
 #define CATCH_CONFIG_RUNNER
@@ -63,7 +64,7 @@ TEST_CASE("relu2: scalar tail and unaligned views", "[gpu]") {
       auto x = maybe_round(randn(n, 1), dt), g = maybe_round(randn(n, 2), dt);
       compare(dt, "relu2 skip=" + std::to_string(skip), [&](Ops& o, DType d) {
         Offset in(o, d, {n}, skip, x), go(o, d, {n}, skip, g);
-        DevTensor out(o, d, {n}), din(o, d, {n});
+        DevTensor out = make_nan(o, d, {n}), din = make_nan(o, d, {n});
         o.relu2_forward(*out, in.t);
         o.relu2_backward(*din, go.t, in.t);
         return Outs{download(o, *out), download(o, *din)};
@@ -78,14 +79,15 @@ TEST_CASE("rmsnorm, add_rmsnorm: unaligned views", "[gpu]") {
          g = maybe_round(randn(N * C, 5), dt), d0 = maybe_round(randn(N * C, 6), dt);
     compare(dt, "rmsnorm unaligned", [&](Ops& o, DType d) {
       Offset X(o, d, {N, C}, 1, x), G(o, d, {N, C}, 1, g), DX(o, d, {N, C}, 1, d0);
-      DevTensor Y(o, d, {N, C}), R(o, DType::f32, {N});
+      DevTensor Y = make_nan(o, d, {N, C}), R = make_nan(o, DType::f32, {N});
       o.rmsnorm_forward(*Y, *R, X.t);
       o.rmsnorm_backward(DX.t, G.t, X.t, *R);
       return Outs{download(o, *Y), download(o, *R), download(o, DX.t)};
     });
     compare(dt, "add_rmsnorm unaligned", [&](Ops& o, DType d) {
       Offset X(o, d, {N, C}, 1, x);
-      DevTensor D = make(o, d, {N, C}, dl), Y(o, d, {N, C}), R(o, DType::f32, {N});
+      DevTensor D = make(o, d, {N, C}, dl), Y = make_nan(o, d, {N, C}),
+                R = make_nan(o, DType::f32, {N});
       o.add_rmsnorm_forward(X.t, *Y, *R, X.t, *D);
       return Outs{download(o, X.t), download(o, *Y), download(o, *R)};
     });
@@ -100,8 +102,8 @@ TEST_CASE("qknorm_rope: head groups of 1 and 2 lanes, unaligned view", "[gpu]") 
       auto x = maybe_round(randn(n, 7, 1.5f), dt), g = maybe_round(randn(n, 8), dt);
       compare(dt, "qknorm_rope hd=" + std::to_string(c.hd), [&](Ops& o, DType d) {
         Offset X(o, d, {c.B, c.T, C3}, c.skip, x);
-        DevTensor Y(o, d, {c.B, c.T, C3}), R(o, DType::f32, {c.B * c.T, 2 * c.H}),
-            G = make(o, d, {c.B, c.T, C3}, g), DX(o, d, {c.B, c.T, C3});
+        DevTensor Y = make_nan(o, d, {c.B, c.T, C3}), R = make_nan(o, DType::f32, {c.B * c.T, 2 * c.H}),
+            G = make(o, d, {c.B, c.T, C3}, g), DX = make_nan(o, d, {c.B, c.T, C3});
         o.qknorm_rope_forward(*Y, *R, X.t, c.H, 10000.f);
         o.qknorm_rope_backward(*DX, *G, X.t, *R, c.H, 10000.f);
         return Outs{download(o, *Y), download(o, *R), download(o, *DX)};
@@ -120,7 +122,7 @@ TEST_CASE("classifier: shared-memory row cache on/off, odd widths", "[gpu]") {
       for (int64_t i = 0; i < c.N; i++) tgt[i] = float((i * 7919) % c.V);
       compare(c.dt, "classifier Vp=" + std::to_string(c.Vp), [&](Ops& o, DType d) {
         DevTensor Lg = make(o, d, {c.N, c.Vp}, logits), T = make(o, DType::i32, {c.N}, tgt),
-                  Ls(o, DType::f32, {c.N});
+                  Ls = make_nan(o, DType::f32, {c.N});
         o.classifier(*Ls, *Lg, *T, c.V, 1.f / c.N, grad);
         return Outs{download(o, *Ls), download(o, *Lg)};
       });
@@ -135,7 +137,8 @@ TEST_CASE("embedding: width not divisible by 8", "[gpu]") {
   for (DType dt : kActDtypes) {
     auto dr = maybe_round(dout, dt), wr = maybe_round(wte, dt);
     compare(dt, "embedding C=100", [&](Ops& o, DType d) {
-      DevTensor W = make(o, d, {V, C}, wr), T = make(o, DType::i32, {N}, tok), out(o, d, {N, C}),
+      DevTensor W = make(o, d, {V, C}, wr), T = make(o, DType::i32, {N}, tok),
+                out = make_nan(o, d, {N, C}),
                 DO = make(o, d, {N, C}, dr), DW = make(o, DType::f32, {V, C}, dw0);
       o.embedding_forward(*out, *W, *T);
       o.embedding_backward(*DW, *DO, *T);

@@ -126,9 +126,16 @@ TEST_CASE("cuda copy_stochastic is unbiased, seeded and lands on a neighbour", "
   CHECK(std::fabs(mean - v) < 2e-4);
   // Random values: every result is the floor or the ceiling bf16 of its input.
   auto r = randn(n, 5, 10.f);
-  DevTensor s2 = make(g, DType::f32, {n}, r), o2(g, DType::bf16, {n});
+  DevTensor s2 = make(g, DType::f32, {n}, r), o2 = make_nan(g, DType::bf16, {n});
   g.copy_stochastic(*o2, *s2, 7);
   auto h = download(g, *o2);
+  {  // views one element into their allocations (the scalar path) round the same way
+    std::vector<float> shifted(size_t(n + 1), 0.f);
+    std::copy(r.begin(), r.end(), shifted.begin() + 1);
+    DevTensor s3 = make(g, DType::f32, {n + 1}, shifted), o3 = make_nan(g, DType::bf16, {n + 1});
+    g.copy_stochastic(o3->slice(1, Shape{n}), s3->slice(1, Shape{n}), 7);
+    CHECK(download(g, o3->slice(1, Shape{n})) == h);
+  }
   int bad = 0;
   for (int64_t i = 0; i < n; i++) {
     if (std::fabs(h[i] - r[i]) > std::fabs(r[i]) * (1.0 / 128.0) + 1e-30) bad++;
@@ -158,8 +165,8 @@ TEST_CASE("cuda relu2 forward/backward", "[gpu]") {
     const int64_t n = 5000;
     auto x = maybe_round(randn(n, 20), dt), g = maybe_round(randn(n, 21), dt);
     compare(dt, tol(dt), "relu2", [&](Ops& o, DType d) {
-      DevTensor in = make(o, d, {50, 100}, x), go = make(o, d, {50, 100}, g), out(o, d, {50, 100}),
-          din(o, d, {50, 100});
+      DevTensor in = make(o, d, {50, 100}, x), go = make(o, d, {50, 100}, g),
+                out = make_nan(o, d, {50, 100}), din = make_nan(o, d, {50, 100});
       o.relu2_forward(*out, *in);
       o.relu2_backward(*din, *go, *in);
       return Outs{download(o, *out), download(o, *din)};
@@ -405,23 +412,34 @@ TEST_CASE("cuda classifier (loss, in-place gradient, padded columns)", "[gpu]") 
 
 // ------------------------------------------------------------------ optimizer ops
 
+// f32 state with f32 / bf16 gradients and f64 state; skip 1 starts every tensor one element
+// into its allocation (not 16-byte aligned: the scalar path), skip 0 takes the vector path.
 TEST_CASE("cuda adamw and lion updates", "[gpu]") {
   const int64_t n = 4099;
   auto p = randn(n, 110), g = randn(n, 111), m = randn(n, 112, 0.1f), v = randu(n, 113, 0.f, 0.2f);
   AdamWArgs aa{1e-3f, 0.9f, 0.95f, 1e-8f, 0.01f, 1 - 0.9f * 0.9f, 1 - 0.95f * 0.95f, 0.5f};
   LionArgs la{3e-4f, 0.95f, 0.98f, 0.1f, 2.f};
-  for (DType gd : {DType::f32, DType::bf16}) {
-    auto gr = maybe_round(g, gd);
-    compare(DType::f32, 1e-5, std::string("adamw/lion grad ") + dtype_name(gd), [&](Ops& o, DType) {
-      const DType gdt = o.device() == Device::cpu ? DType::f32 : gd;
-      DevTensor P = make(o, DType::f32, {n}, p), G = make(o, gdt, {n}, gr),
-                M = make(o, DType::f32, {n}, m), V = make(o, DType::f32, {n}, v),
-                P2 = make(o, DType::f32, {n}, p), M2 = make(o, DType::f32, {n}, m);
-      o.adamw_update(*P, *G, *M, *V, aa);
-      o.lion_update(*P2, *G, *M2, la);
-      return Outs{download(o, *P), download(o, *M), download(o, *V), download(o, *P2), download(o, *M2)};
-    });
-  }
+  struct Case { DType state, grad; };
+  for (Case c : {Case{DType::f32, DType::f32}, Case{DType::f32, DType::bf16}, Case{DType::f64, DType::f64}})
+    for (int64_t skip : {0, 1}) {
+      auto gr = maybe_round(g, c.grad);
+      const std::string what = std::string("adamw/lion state ") + dtype_name(c.state) + " grad " +
+                               dtype_name(c.grad) + " skip " + std::to_string(skip);
+      compare(c.state, c.state == DType::f64 ? 1e-12 : 1e-5, what, [&](Ops& o, DType d) {
+        const DType gdt = o.device() == Device::cpu ? d : c.grad;
+        auto at = [&](DType dt, const std::vector<float>& init) {  // skip elements in
+          std::vector<float> full(size_t(n + skip), 0.f);
+          std::copy(init.begin(), init.end(), full.begin() + skip);
+          return make(o, dt, {n + skip}, full);
+        };
+        DevTensor P = at(d, p), G = at(gdt, gr), M = at(d, m), V = at(d, v), P2 = at(d, p), M2 = at(d, m);
+        auto view = [&](const DevTensor& t) { return t->slice(skip, Shape{n}); };
+        o.adamw_update(view(P), view(G), view(M), view(V), aa);
+        o.lion_update(view(P2), view(G), view(M2), la);
+        return Outs{download(o, view(P)), download(o, view(M)), download(o, view(V)),
+                    download(o, view(P2)), download(o, view(M2))};
+      });
+    }
 }
 
 // A fused update writes the bf16 working copy as the separate flat copy_stochastic would: the
@@ -615,14 +633,16 @@ TEST_CASE("cuda cholesky_batched and solve_upper_right_batched (Cholesky QR's pi
   for (DType dt : {DType::f32, DType::f64})
     for (int64_t n : {40, 300}) {  // 300: several of cuSOLVER's blocks
       const int64_t B = 4, m = 70;
-      // Slices 0, 1: SPD (spread spectrum, full rank, plus 0.1 I); 2: indefinite; 3: a NaN.
+      // Slices 0, 1: SPD (spread spectrum, full rank, plus 0.1 I); 2: indefinite; 3: a NaN read;
+      // 1 also has a NaN in the lower triangle, which the op must ignore.
       std::vector<float> a;
       for (int64_t b = 0; b < B; b++) {
         std::vector<float> s = spd(n, 600 + b + n, n);
         for (int64_t i = 0; i < n; i++) s[size_t(i * n + i)] += (b == 2 ? -5.f : 0.1f);
         a.insert(a.end(), s.begin(), s.end());
       }
-      a[size_t(3 * n * n + 2)] = NAN;
+      a[size_t(3 * n * n + 2)] = NAN;          // slice 3, row 0, col 2: the upper triangle read
+      a[size_t(1 * n * n + 5 * n + 1)] = NAN;  // slice 1, row 5, col 1: ignored (lower triangle)
       std::vector<int> status_cpu, status_gpu;
       auto run = [&](Ops& o, DType d, std::vector<int>& status) {
         DevTensor A = make(o, d, {B, n, n}, a);
@@ -642,7 +662,9 @@ TEST_CASE("cuda cholesky_batched and solve_upper_right_batched (Cholesky QR's pi
       CHECK(status_gpu[0] == 0);
       CHECK(status_gpu[1] == 0);
       CHECK(status_gpu[2] > 0);
-      CHECK(status_gpu[3] != 0);
+      CHECK(status_gpu[3] == -1);  // non-finite input, as the CPU reports it
+      CHECK(status_cpu[3] == -1);
+      CHECK(status_cpu[1] == 0);
       CHECK(status_cpu[2] > 0);
       expect_all_close(got, want, dt == DType::f64 ? 1e-10 : 1e-3,
                        std::string("cholesky/solve [") + dtype_name(dt) + "]");
