@@ -106,7 +106,7 @@ void CudaOps::embedding_backward(const Tensor& dwte, const Tensor& dout, const T
   const int64_t N = tokens.numel(), C = dwte.cols(), V = dwte.rows();
   if (dout.numel() != N * C)
     fail("cuda ", op, ": dout ", dout.shape.str(), " is not [", N, ", ", C, "]");
-  if (N == 0) return;
+  if (N == 0 || C == 0) return;  // nothing to add (and no zero-thread launch)
   if (N > INT32_MAX) fail("cuda ", op, ": too many positions (", N, ")");
   int end_bit = 1;
   while (end_bit < 32 && (int64_t(1) << end_bit) < V) end_bit++;

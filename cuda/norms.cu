@@ -354,6 +354,7 @@ void CudaOps::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tenso
   const int C = static_cast<int>(inp.cols());
   if (rstd.numel() != N) fail("cuda rmsnorm_forward: rstd has ", rstd.numel(), " elements, expected ", N);
   if (N == 0) return;
+  if (C == 0) fail("cuda rmsnorm_forward: empty rows ", inp.shape.str(), " (nothing to normalise)");
   dispatch_fb(out.dtype, "rmsnorm_forward", [&](auto to) {
     using To = decltype(to);
     dispatch_fb(inp.dtype, "rmsnorm_forward", [&](auto ti) {
@@ -388,6 +389,7 @@ void CudaOps::add_rmsnorm_forward(const Tensor& res_out, const Tensor& norm_out,
   const int C = static_cast<int>(res_in.cols());
   if (rstd.numel() != N) fail("cuda ", op, ": rstd has ", rstd.numel(), " elements, expected ", N);
   if (N == 0) return;
+  if (C == 0) fail("cuda ", op, ": empty rows ", res_in.shape.str(), " (nothing to normalise)");
   dispatch_fb(res_out.dtype, op, [&](auto tr) {
     using Tr = decltype(tr);
     dispatch_fb(delta.dtype, op, [&](auto td) {
@@ -426,6 +428,7 @@ void CudaOps::rmsnorm_backward(const Tensor& dinp, const Tensor& dout, const Ten
   const int C = static_cast<int>(inp.cols());
   if (rstd.numel() != N) fail("cuda ", op, ": rstd has ", rstd.numel(), " elements, expected ", N);
   if (N == 0) return;
+  if (C == 0) fail("cuda ", op, ": empty rows ", inp.shape.str(), " (nothing to normalise)");
   dispatch_fb(dinp.dtype, op, [&](auto td) {
     using Td = decltype(td);
     dispatch_fb(dout.dtype, op, [&](auto tg) {

@@ -86,7 +86,8 @@ class Ops {
   // copy of the weights. Where dst is not bf16 this is copy().
   virtual void copy_stochastic(const Tensor& dst, const Tensor& src, uint64_t seed) = 0;
   virtual void scale(const Tensor& x, double alpha) = 0;                 // x *= alpha
-  // y = a*x + b*y (elementwise, same numel; x may be y's dtype or f32)
+  // y = a*x + b*y (elementwise, same numel; x may be y's dtype or f32); b = 0 ignores y, even
+  // NaN or inf in it, as BLAS's beta = 0 does
   virtual void axpby(const Tensor& y, double a, const Tensor& x, double b) = 0;
   virtual double sum(const Tensor& x) = 0;          // host value, accumulated in double
   virtual double sum_squares(const Tensor& x) = 0;  // host value, accumulated in double

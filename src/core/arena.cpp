@@ -13,10 +13,12 @@ constexpr size_t kAlign = 256;  // cuBLASLt and vectorised kernels want aligned 
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
-Device Arena::device() const { return ops_.device(); }
+Arena::Arena(Ops& ops) : ops_(&ops), device_(ops.device()) {}
+
+Device Arena::device() const { return device_; }
 
 Arena::~Arena() {
-  if (base_) ops_.free(base_);
+  if (base_) ops_->free(base_);
 }
 
 void Arena::reserve(Tensor& t, const std::string& category, const std::string& name, DType dt,
@@ -24,7 +26,7 @@ void Arena::reserve(Tensor& t, const std::string& category, const std::string& n
   MOUSSE_CHECK(!base_, "reserve('", name, "') after allocate()");
   t.data = nullptr;
   t.dtype = dt;
-  t.device = ops_.device();
+  t.device = device_;
   t.shape = s;
   size_t bytes = size_t(s.numel()) * dtype_size(dt);
   entries_.push_back({category, name, &t, 0, bytes});
@@ -78,6 +80,7 @@ size_t Arena::total_bytes() const {
 
 void Arena::allocate() {
   MOUSSE_CHECK(!base_, "allocate() twice");
+  MOUSSE_CHECK(ops_, "allocate() on an arena that only plans (no backend)");
   // Each category from the start of its region, its tensors one after another.
   const std::vector<Region> rs = regions();
   total_ = 0;
@@ -93,15 +96,15 @@ void Arena::allocate() {
     total_ += r.bytes;
   }
   const size_t n = total_ ? total_ : kAlign;
-  base_ = ops_.alloc(n);
+  base_ = ops_->alloc(n);
   char* base = static_cast<char*>(base_);
   for (auto& e : entries_) e.target->data = base + e.offset;
   Tensor all;
   all.data = base_;
   all.dtype = DType::f32;
-  all.device = ops_.device();
+  all.device = device_;
   all.shape = Shape{int64_t(n / 4)};
-  ops_.fill(all, 0.0);
+  ops_->fill(all, 0.0);
 }
 
 size_t Arena::category_bytes(const std::string& category) const {
@@ -129,7 +132,7 @@ std::string Arena::plan_report() const {
   int width = 5;  // "total"
   for (auto& c : order) width = std::max(width, int(c.size()));
   std::ostringstream os;
-  os << "memory plan (" << device_name(ops_.device()) << ", one allocation):\n";
+  os << "memory plan (" << device_name(device_) << ", one allocation):\n";
   char line[256];
   size_t sum = 0;
   for (auto& c : order) {

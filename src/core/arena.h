@@ -36,7 +36,10 @@ class Arena {
     size_t bytes = 0;                     // the largest of its categories' bytes
   };
 
-  explicit Arena(Ops& ops) : ops_(ops) {}
+  explicit Arena(Ops& ops);
+  // A plan only, for `device`, with no backend behind it: everything but allocate() (which
+  // fails) works, so a run's memory can be planned for a device this machine does not have.
+  explicit Arena(Device planned) : device_(planned) {}
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
@@ -66,7 +69,8 @@ class Arena {
  private:
   std::string root(const std::string& category) const;  // the category whose region it uses
 
-  Ops& ops_;
+  Ops* ops_ = nullptr;  // null: a plan only
+  Device device_;
   std::vector<Entry> entries_;
   std::map<std::string, std::string> host_;  // overlay(): category -> host
   size_t total_ = 0;                         // set by allocate()

@@ -60,6 +60,12 @@ class Communicator {
 
 std::unique_ptr<Communicator> make_single_process_communicator();
 
+// A stand-in for rank `rank` of a `world`-rank job inside this one process: it answers rank()
+// and world_size() (and distributed() = true), and its collectives are the identity. For
+// planning what each rank of a job would hold (mousse config --memory) and for tests of the
+// data-parallel plan; never for training.
+std::unique_ptr<Communicator> make_rank_stand_in(int rank, int world);
+
 // The communicator for this process: single process unless launched by mpirun/srun with more
 // than one rank (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE or SLURM_NTASKS > 1); then MPI for
 // the cpu device, NCCL (bootstrapped over MPI, cudaSetDevice(local_rank), or the one visible GPU

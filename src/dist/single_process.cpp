@@ -1,17 +1,28 @@
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 
 #include "dist/communicator.h"
 
 namespace mousse {
 
 namespace {
-class SingleProcess : public Communicator {
+// Rank `rank` of `world` in one process, every collective the identity: the single process
+// (0 of 1, not distributed), or a stand-in for one rank of a larger job (planning, tests).
+class LocalCommunicator : public Communicator {
  public:
-  int rank() const override { return 0; }
-  int world_size() const override { return 1; }
-  std::string describe() const override { return "single process"; }
-  bool distributed() const override { return false; }
+  LocalCommunicator(int rank, int world, bool distributed)
+      : rank_(rank), world_(world), distributed_(distributed) {
+    MOUSSE_CHECK(world >= 1 && rank >= 0 && rank < world, "rank ", rank, " of ", world);
+  }
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+  std::string describe() const override {
+    return distributed_ ? "stand-in for rank " + std::to_string(rank_) + " of " +
+                              std::to_string(world_)
+                        : "single process";
+  }
+  bool distributed() const override { return distributed_; }
   double all_reduce_sum(double v) override { return v; }
   double all_reduce_max(double v) override { return v; }
   void reduce_scatter_sum(const Tensor&, const std::vector<int64_t>&) override {}
@@ -24,6 +35,10 @@ class SingleProcess : public Communicator {
     std::fprintf(stderr, "error: %s\n", message.c_str());
     std::exit(1);
   }
+
+ private:
+  int rank_, world_;
+  bool distributed_;
 };
 
 int env_int(const char* name) {
@@ -33,7 +48,11 @@ int env_int(const char* name) {
 }  // namespace
 
 std::unique_ptr<Communicator> make_single_process_communicator() {
-  return std::make_unique<SingleProcess>();
+  return std::make_unique<LocalCommunicator>(0, 1, false);
+}
+
+std::unique_ptr<Communicator> make_rank_stand_in(int rank, int world) {
+  return std::make_unique<LocalCommunicator>(rank, world, true);
 }
 
 int launcher_world_size() {

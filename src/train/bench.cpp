@@ -25,21 +25,6 @@ double now_seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-Precision bench_precision(const RunConfig& cfg, Device device) {
-  Precision p;
-  const std::string& s = cfg.precision;
-  if (s == "auto") {
-    p.activation = device == Device::cuda ? DType::bf16 : DType::f32;
-  } else if (s == "f64") {
-    if (device != Device::cpu) fail(cfg.file, ": key 'precision': f64 runs only on the cpu");
-    p.param = p.activation = DType::f64;
-  } else if (s == "bf16") {
-    if (device != Device::cuda) fail(cfg.file, ": key 'precision': bf16 needs the cuda device");
-    p.activation = DType::bf16;
-  }
-  return p;
-}
-
 // The token source: a DataLoader over the config's shards, or seeded random tokens.
 class BenchData {
  public:
@@ -125,12 +110,11 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
 
   std::unique_ptr<Ops> ops_owner = make_ops(cfg.device);
   Ops& ops = *ops_owner;
-  const Precision prec = bench_precision(cfg, ops.device());
+  const Precision prec = cfg.precision_on(ops.device());
   Arena arena(ops);
   GPT model(cfg.model, prec, b.micro_batch, b.seq_len, arena, Recompute::parse(cfg.recompute));
   OptimizerSetup setup = make_optimizer_setup(cfg.optimizer, cfg.file, model.params());
-  for (ParamGroup& g : setup.groups) g.optimizer->reserve_state(arena, g.params);
-  overlay_optimizer_scratch(arena);  // as the Trainer (the step below is the Trainer's order)
+  reserve_optimizer_state(arena, setup);  // as the Trainer (the step below is its order)
   arena.allocate();
   model.bind();
   model.init_weights(ops, cfg.seed);

@@ -151,4 +151,20 @@ json RunConfig::resolved() const {
           {"recompute", recompute}};
 }
 
+Precision RunConfig::precision_on(Device device) const {
+  Precision p;
+  if (precision == "auto") {
+    p.activation = device == Device::cuda ? DType::bf16 : DType::f32;
+  } else if (precision == "f64") {
+    if (device != Device::cpu)
+      fail(file, ": key 'precision': f64 runs only on the cpu device (a reference mode)");
+    p.param = p.activation = DType::f64;
+  } else if (precision == "bf16") {
+    if (device != Device::cuda)
+      fail(file, ": key 'precision': bf16 needs the cuda device; use f32 on cpu");
+    p.activation = DType::bf16;
+  }
+  return p;
+}
+
 }  // namespace mousse

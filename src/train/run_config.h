@@ -7,6 +7,7 @@
 
 #include "core/json_config.h"
 #include "model/model_config.h"
+#include "model/params.h"
 #include "train/schedule.h"
 
 namespace mousse {
@@ -64,6 +65,9 @@ struct RunConfig {
 
   // The config with presets expanded and defaults filled in, as saved with the run.
   json resolved() const;
+  // The dtypes of a run of this config on `device` (key 'precision'; an error names the key when
+  // the device cannot run it: f64 is the CPU's reference mode, bf16 needs CUDA).
+  Precision precision_on(Device device) const;
 };
 
 // Applies "key.path=value" overrides (value parsed as JSON, else taken as a string).

@@ -22,21 +22,6 @@ double now_seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-Precision resolve_precision(const std::string& precision, Device device, const std::string& file) {
-  Precision p;
-  if (precision == "auto") {
-    p.activation = device == Device::cuda ? DType::bf16 : DType::f32;
-  } else if (precision == "f64") {
-    if (device != Device::cpu)
-      fail(file, ": key 'precision': f64 runs only on the cpu device (a reference mode)");
-    p.param = p.activation = DType::f64;
-  } else if (precision == "bf16") {
-    if (device != Device::cuda)
-      fail(file, ": key 'precision': bf16 needs the cuda device; use f32 on cpu");
-    p.activation = DType::bf16;
-  }
-  return p;
-}
 }  // namespace
 
 // The saved data position and schedule only mean the same thing under the same data order,
@@ -85,7 +70,10 @@ static void check_resume_compatible(const std::string& ckpt, const json& saved, 
 // optimizer_step; overlapping one step's optimizer with the next step's forward. The test
 // "the overlaid memory is dead at the optimizer step" (tests/core/test_arena.cpp) overwrites both
 // categories with NaN at those two points and checks the losses and weights are unchanged.
-void overlay_optimizer_scratch(Arena& arena) { arena.overlay("optimizer_scratch", "activations"); }
+void reserve_optimizer_state(Arena& arena, OptimizerSetup& setup) {
+  for (ParamGroup& g : setup.groups) g.optimizer->reserve_state(arena, g.params);
+  arena.overlay("optimizer_scratch", "activations");
+}
 
 void install_stop_handlers() {
   std::signal(SIGINT, on_stop_signal);
@@ -131,7 +119,7 @@ void Trainer::setup() {
   grad_accum_ = b.grad_accum(world);
 
   ops_ = make_ops(cfg_.device);
-  Precision prec = resolve_precision(cfg_.precision, ops_->device(), cfg_.file);
+  Precision prec = cfg_.precision_on(ops_->device());
   arena_ = std::make_unique<Arena>(*ops_);
   model_ = std::make_unique<GPT>(cfg_.model, prec, b.micro_batch, b.seq_len, *arena_,
                                  Recompute::parse(cfg_.recompute));
@@ -140,8 +128,7 @@ void Trainer::setup() {
   // matrices), so the optimizers reserve state for those only.
   if (comm_.distributed())
     dp_ = std::make_unique<DataParallel>(comm_, *ops_, model_->params(), setup_);
-  for (ParamGroup& g : setup_.groups) g.optimizer->reserve_state(*arena_, g.params);
-  overlay_optimizer_scratch(*arena_);  // see there why it is safe
+  reserve_optimizer_state(*arena_, setup_);
   arena_->allocate();
   model_->bind();
   if (dp_) dp_->bind();

@@ -65,9 +65,11 @@ class Trainer {
   double last_grad_norm_ = 0;
 };
 
-// Lets the optimizers' scratch (category "optimizer_scratch") use the activations' memory; the
-// Trainer and `mousse bench` call it before arena.allocate(). Why this is safe: trainer.cpp.
-void overlay_optimizer_scratch(Arena& arena);
+// Reserves every group's optimizer state (for the parameters each group holds: on a data-
+// parallel rank, what that rank updates) and lets the optimizers' scratch (category
+// "optimizer_scratch") use the activations' memory. The Trainer, `mousse bench` and the memory
+// planner call it before arena.allocate(). Why the overlay is safe: trainer.cpp.
+void reserve_optimizer_state(Arena& arena, OptimizerSetup& setup);
 
 // Installs SIGINT/SIGTERM handlers: the run finishes its step, writes a checkpoint and exits.
 void install_stop_handlers();

@@ -181,7 +181,7 @@ TEST_CASE("arena plan report: bytes per category, what shares memory, the total 
   CHECK(plan.arena.plan_report() == shared);
 }
 
-// The Trainer overlays the optimizers' scratch on the activations (overlay_optimizer_scratch;
+// The Trainer overlays the optimizers' scratch on the activations (reserve_optimizer_state;
 // the reasons are written there). Here both categories are overwritten with NaN (i32 tensors
 // with 1) right after train_step (the activations must be dead for the optimizer step) and
 // right after optimizer_step and evaluate (the scratch must be dead for the next forward and

@@ -95,25 +95,6 @@ TEST_CASE("even_split", "[dist]") {
 // for every optimizer, checked by building it for every rank of W with a stand-in communicator
 // that only answers rank() and world_size(): no MPI needed.
 namespace {
-class FakeRank : public Communicator {
- public:
-  FakeRank(int r, int w) : r_(r), w_(w) {}
-  int rank() const override { return r_; }
-  int world_size() const override { return w_; }
-  std::string describe() const override { return "fake"; }
-  double all_reduce_sum(double v) override { return v; }
-  double all_reduce_max(double v) override { return v; }
-  void reduce_scatter_sum(const Tensor&, const std::vector<int64_t>&) override {}
-  void all_gather(const Tensor&, const std::vector<int64_t>&) override {}
-  void broadcast(const Tensor&, int) override {}
-  void barrier() override {}
-  std::vector<std::string> gather_to_root(const std::string& s) override { return {s}; }
-  [[noreturn]] void abort(const std::string& m) override { fail(m); }
-
- private:
-  int r_, w_;
-};
-
 ModelConfig small_model() {
   ModelConfig m;
   m.n_layer = 3;  // 18 matrices
@@ -144,9 +125,9 @@ RankPlan build(Ops& ops, const std::string& type, int rank, int W, bool data_par
   Arena arena(ops);
   ParamTable table(small_model(), Precision{}, arena);
   OptimizerSetup setup = make_optimizer_setup(optimizer_config(type), "test", table);
-  FakeRank comm(rank, W);
+  auto comm = make_rank_stand_in(rank, W);
   std::unique_ptr<DataParallel> dp;
-  if (data_parallel) dp = std::make_unique<DataParallel>(comm, ops, table, setup);
+  if (data_parallel) dp = std::make_unique<DataParallel>(*comm, ops, table, setup);
   RankPlan out;
   for (ParamGroup& g : setup.groups) {
     g.optimizer->reserve_state(arena, g.params);

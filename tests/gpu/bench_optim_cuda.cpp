@@ -67,6 +67,7 @@ Row bench(Ops& o, const std::string& preset, const std::string& name, const json
   std::printf("%s %s: %s\n", preset.c_str(), name.c_str(), cfg.dump().c_str());
   std::fflush(stdout);
   OptimRig r(o, cfg, shapes);
+  r.poison_scratch = false;  // a test aid, not part of a step
   // Random weights and gradients: one random block per distinct size, uploaded to every matrix.
   std::vector<std::pair<int64_t, std::vector<float>>> blocks;
   for (auto& p : r.params) {

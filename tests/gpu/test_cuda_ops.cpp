@@ -217,7 +217,7 @@ TEST_CASE("cuda matmul at model shapes (bf16 -> f32 weight gradient accumulation
   auto x = maybe_round(randn(BT * C, 40), DType::bf16), w = maybe_round(randn(3 * C * C, 41, 0.03f), DType::bf16);
   auto dy = maybe_round(randn(BT * 3 * C, 42), DType::bf16), dw0 = randn(3 * C * C, 43, 0.1f);
   compare(DType::bf16, 3e-3, "matmul 162m shapes", [&](Ops& o, DType d) {
-    DevTensor X = make(o, d, {BT, C}, x), W = make(o, d, {3 * C, C}, w), Y(o, DType::f32, {BT, 3 * C}),
+    DevTensor X = make(o, d, {BT, C}, x), W = make(o, d, {3 * C, C}, w), Y = make_nan(o, DType::f32, {BT, 3 * C}),
               DY = make(o, d, {BT, 3 * C}, dy), DW = make(o, DType::f32, {3 * C, C}, dw0);
     o.matmul(*Y, *X, false, *W, true);              // y = x Wᵀ
     o.matmul(*DW, *DY, true, *X, false, 1.f, 1.f);  // dW += dyᵀ x
@@ -253,7 +253,7 @@ TEST_CASE("cuda embedding forward/backward (deterministic)", "[gpu]") {
   for (DType dt : kActDtypes) {
     auto dr = maybe_round(dout, dt), wr = maybe_round(wte, dt);
     compare(dt, tol(dt), "embedding", [&](Ops& o, DType d) {
-      DevTensor W = make(o, d, {V, C}, wr), T = make(o, DType::i32, {N}, tok), out(o, d, {N, C}),
+      DevTensor W = make(o, d, {V, C}, wr), T = make(o, DType::i32, {N}, tok), out = make_nan(o, d, {N, C}),
                 DO = make(o, d, {N, C}, dr), DW = make(o, DType::f32, {V, C}, dw0);
       o.embedding_forward(*out, *W, *T);
       o.embedding_backward(*DW, *DO, *T);
@@ -275,15 +275,15 @@ TEST_CASE("cuda rmsnorm forward/backward and add_rmsnorm", "[gpu]") {
       auto x = maybe_round(randn(N * C, 70, 2.f), dt), dl = maybe_round(randn(N * C, 71), dt),
            g = maybe_round(randn(N * C, 72), dt), d0 = maybe_round(randn(N * C, 73), dt);
       compare(dt, tol(dt), "rmsnorm", [&](Ops& o, DType d) {
-        DevTensor X = make(o, d, {N, C}, x), Y(o, d, {N, C}), R(o, DType::f32, {N}),
+        DevTensor X = make(o, d, {N, C}, x), Y = make_nan(o, d, {N, C}), R = make_nan(o, DType::f32, {N}),
                   G = make(o, d, {N, C}, g), DX = make(o, d, {N, C}, d0);
         o.rmsnorm_forward(*Y, *R, *X);
         o.rmsnorm_backward(*DX, *G, *X, *R);
         return Outs{download(o, *Y), download(o, *R), download(o, *DX)};
       });
       compare(dt, tol(dt), "add_rmsnorm (aliased residual)", [&](Ops& o, DType d) {
-        DevTensor X = make(o, d, {N, C}, x), D = make(o, d, {N, C}, dl), Y(o, d, {N, C}),
-                  R(o, DType::f32, {N});
+        DevTensor X = make(o, d, {N, C}, x), D = make(o, d, {N, C}, dl), Y = make_nan(o, d, {N, C}),
+                  R = make_nan(o, DType::f32, {N});
         o.add_rmsnorm_forward(*X, *Y, *R, *X, *D);
         return Outs{download(o, *X), download(o, *Y), download(o, *R)};
       });
@@ -297,9 +297,9 @@ TEST_CASE("cuda qknorm_rope forward/backward", "[gpu]") {
       const int64_t C3 = 3 * int64_t(c.H) * c.hd, n = c.B * c.T * C3;
       auto x = maybe_round(randn(n, 80, 1.5f), dt), g = maybe_round(randn(n, 81), dt);
       compare(dt, tol(dt, 2e-5), "qknorm_rope hd=" + std::to_string(c.hd), [&](Ops& o, DType d) {
-        DevTensor X = make(o, d, {c.B, c.T, C3}, x), Y(o, d, {c.B, c.T, C3}),
-                  R(o, DType::f32, {c.B * c.T, 2 * c.H}), G = make(o, d, {c.B, c.T, C3}, g),
-                  DX(o, d, {c.B, c.T, C3});
+        DevTensor X = make(o, d, {c.B, c.T, C3}, x), Y = make_nan(o, d, {c.B, c.T, C3}),
+                  R = make_nan(o, DType::f32, {c.B * c.T, 2 * c.H}), G = make(o, d, {c.B, c.T, C3}, g),
+                  DX = make_nan(o, d, {c.B, c.T, C3});
         o.qknorm_rope_forward(*Y, *R, *X, c.H, 10000.f);
         o.qknorm_rope_backward(*DX, *G, *X, *R, c.H, 10000.f);
         return Outs{download(o, *Y), download(o, *R), download(o, *DX)};
@@ -319,9 +319,9 @@ TEST_CASE("cuda attention forward/backward", "[gpu]") {
                                " hd=" + std::to_string(c.hd);
       // Forward, then backward through the backend's own forward outputs (out rounded to dt).
       compare(dt, tol(dt, 5e-5), what, [&](Ops& o, DType d) {
-        DevTensor QKV = make(o, d, {c.B, c.T, 3 * C}, qkv), O(o, d, {c.B, c.T, C}),
-                  L(o, DType::f32, {c.B, c.H, c.T}), DO = make(o, d, {c.B, c.T, C}, dout),
-                  DQKV(o, d, {c.B, c.T, 3 * C});
+        DevTensor QKV = make(o, d, {c.B, c.T, 3 * C}, qkv), O = make_nan(o, d, {c.B, c.T, C}),
+                  L = make_nan(o, DType::f32, {c.B, c.H, c.T}), DO = make(o, d, {c.B, c.T, C}, dout),
+                  DQKV = make_nan(o, d, {c.B, c.T, 3 * C});
         o.attention_forward(*O, *L, *QKV, c.H);
         auto out = download(o, *O);
         // Both backends run the backward from the same (GPU-precision) forward output so the
@@ -355,7 +355,6 @@ TEST_CASE("cuda bf16 attention: cuDNN against the native kernels", "[gpu]") {
     const Shape s3{c.B, c.T, 3 * C}, s1{c.B, c.T, C}, sl{c.B, c.H, c.T};
     DevTensor QKV = make(o, d, s3, qkv), DO = make(o, d, s1, dout);
     DevTensor O(o, d, s1), L(o, DType::f32, sl), DQKV(o, d, s3);
-    DevTensor On(o, d, s1), Ln(o, DType::f32, sl), DQKVn(o, d, s3), DQKVmix(o, d, s3);
     // Poison the outputs: every element must be written.
     o.fill(*O, NAN); o.fill(*L, NAN); o.fill(*DQKV, NAN);
     const bool used_fwd = cudnn.forward(O->data, static_cast<float*>(L->data), QKV->data, c.B,
@@ -377,8 +376,8 @@ TEST_CASE("cuda bf16 attention: cuDNN against the native kernels", "[gpu]") {
     }();
     {
       DevTensor Q2 = make(*native, d, s3, qkv), D2 = make(*native, d, s1, dout);
-      DevTensor O2(*native, d, s1), L2(*native, DType::f32, sl), G2(*native, d, s3),
-          Gmix(*native, d, s3);
+      DevTensor O2 = make_nan(*native, d, s1), L2 = make_nan(*native, DType::f32, sl), G2 = make_nan(*native, d, s3),
+          Gmix = make_nan(*native, d, s3);
       native->attention_forward(*O2, *L2, *Q2, c.H);
       native->attention_backward(*G2, *D2, *Q2, *O2, *L2, c.H);
       // Mixed: cuDNN's forward outputs into the native backward.
@@ -403,7 +402,7 @@ TEST_CASE("cuda classifier (loss, in-place gradient, padded columns)", "[gpu]") 
         for (int64_t i = 0; i < c.N; i++) tgt[i] = float((i * 7919) % c.V);
         compare(dt, dt == DType::bf16 ? 2e-2 : 2e-5, "classifier", [&](Ops& o, DType d) {
           DevTensor Lg = make(o, d, {c.N, c.Vp}, logits), T = make(o, DType::i32, {c.N}, tgt),
-                    Ls(o, DType::f32, {c.N});
+                    Ls = make_nan(o, DType::f32, {c.N});
           o.classifier(*Ls, *Lg, *T, c.V, 1.f / c.N, grad);
           return Outs{download(o, *Ls), download(o, *Lg)};
         });
@@ -532,10 +531,10 @@ TEST_CASE("cuda add_to_diagonal, trace, transpose, gather_rows/columns, column_d
     DevTensor Ac = make(cpu(), dt, {n, n}, a), Ag = make(gpu(), dt, {n, n}, a);
     CHECK(gpu().trace(*Ag) == Approx(cpu().trace(*Ac)).epsilon(1e-9).margin(1e-9));
     compare(dt, 1e-12, "diag/transpose/gather", [&](Ops& o, DType d) {
-      DevTensor A = make(o, d, {n, n}, a), B = make(o, d, {R, C}, b), BT(o, d, {C, R}),
+      DevTensor A = make(o, d, {n, n}, a), B = make(o, d, {R, C}, b), BT = make_nan(o, d, {C, R}),
                 CI = make(o, DType::i32, {int64_t(ci.size())}, ci),
                 RI = make(o, DType::i32, {int64_t(ri.size())}, ri),
-                GC(o, d, {R, int64_t(ci.size())}), GR(o, d, {int64_t(ri.size()), C});
+                GC = make_nan(o, d, {R, int64_t(ci.size())}), GR = make_nan(o, d, {int64_t(ri.size()), C});
       o.add_to_diagonal(*A, 0.25);
       o.transpose(*BT, *B);
       o.gather_columns(*GC, *B, *CI);
@@ -545,7 +544,7 @@ TEST_CASE("cuda add_to_diagonal, trace, transpose, gather_rows/columns, column_d
     // column_dots: rows not a multiple of the 32 row-threads, columns not of the 32-wide blocks
     auto c = randn(R * C, 132);
     compare(dt, dt == DType::f64 ? 1e-12 : 1e-6, "column_dots", [&](Ops& o, DType d) {
-      DevTensor B = make(o, d, {R, C}, b), Cm = make(o, d, {R, C}, c), D(o, d, {C});
+      DevTensor B = make(o, d, {R, C}, b), Cm = make(o, d, {R, C}, c), D = make_nan(o, d, {C});
       o.column_dots(*D, *B, *Cm);
       return Outs{download(o, *D)};
     });
@@ -579,13 +578,13 @@ TEST_CASE("cuda eigh (row-major, eigenvectors in columns) and qr_orthonormal", "
       std::vector<double> wc, wg, vg;
       {
         Ops& o = cpu();
-        DevTensor A = make(o, dt, {n, n}, a), V(o, dt, {n, n}), W(o, dt, {n});
+        DevTensor A = make(o, dt, {n, n}, a), V = make_nan(o, dt, {n, n}), W = make_nan(o, dt, {n});
         REQUIRE(o.eigh(*V, *W, *A) == 0);
         wc = download(o, *W);
       }
       {
         Ops& o = gpu();
-        DevTensor A = make(o, dt, {n, n}, ap), V(o, dt, {n, n}), W(o, dt, {n});
+        DevTensor A = make(o, dt, {n, n}, ap), V = make_nan(o, dt, {n, n}), W = make_nan(o, dt, {n});
         REQUIRE(o.eigh(*V, *W, *A) == 0);
         wg = download(o, *W);
         vg = download(o, *V);
@@ -622,7 +621,7 @@ TEST_CASE("cuda eigh (row-major, eigenvectors in columns) and qr_orthonormal", "
       const int64_t n = 30;
       auto a = randn(m * n, 150 + m);
       compare(dt, dt == DType::f64 ? 1e-10 : 1e-4, "qr_orthonormal", [&](Ops& o, DType d) {
-        DevTensor A = make(o, d, {m, n}, a), Q(o, d, {m, n});
+        DevTensor A = make(o, d, {m, n}, a), Q = make_nan(o, d, {m, n});
         o.qr_orthonormal(*Q, *A);
         return Outs{download(o, *Q)};
       });
@@ -678,8 +677,8 @@ TEST_CASE("cuda device scalars: sum_squares_batched, trace_to, scale_by_ratio", 
     auto sq = randn(33 * 33, 401);
     const DType sdt = dt == DType::f64 ? DType::f64 : DType::f32;
     auto run = [&](Ops& o, DType d, DType xd) {
-      DevTensor X = make(o, xd, {B, R, C}, x), S(o, sdt, {B});
-      DevTensor One(o, S->dtype, {1}), A = make(o, d, {33, 33}, sq), Tr(o, S->dtype, {1});
+      DevTensor X = make(o, xd, {B, R, C}, x), S = make_nan(o, sdt, {B});
+      DevTensor One = make_nan(o, S->dtype, {1}), A = make(o, d, {33, 33}, sq), Tr = make_nan(o, S->dtype, {1});
       o.sum_squares_batched(*S, *X);
       o.sum_squares_batched(*One, *X);
       o.trace_to(*Tr, *A);
@@ -722,7 +721,7 @@ TEST_CASE("cuda eigh_batched (one synchronisation, failures per slice)", "[gpu]"
             a[size_t(b * n * n + i * n + j)] = g[size_t(i * n + j)] + g[size_t(j * n + i)];
       }
       Ops& o = gpu();
-      DevTensor A = make(o, dt, {B, n, n}, a), V(o, dt, {B, n, n}), W(o, dt, {B, n});
+      DevTensor A = make(o, dt, {B, n, n}, a), V = make_nan(o, dt, {B, n, n}), W = make_nan(o, dt, {B, n});
       const std::vector<int> st = o.eigh_batched(*V, *W, *A);
       REQUIRE(st.size() == size_t(B));
       const auto vg = download(o, *V), wg = download(o, *W);

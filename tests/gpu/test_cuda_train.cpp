@@ -19,6 +19,7 @@
 #include "gpu_test_util.h"
 #include "model/gpt.h"
 #include "train/param_groups.h"
+#include "train/trainer.h"
 
 using namespace mousse;
 using namespace mousse::gputest;
@@ -62,7 +63,7 @@ struct Run {
       Recompute rc, const json& optimizer, uint64_t seed)
       : ops(std::move(o)), arena(*ops), model(cfg, prec, B, T, arena, rc) {
     setup = make_optimizer_setup(optimizer, "test", model.params());
-    for (ParamGroup& g : setup.groups) g.optimizer->reserve_state(arena, g.params);
+    reserve_optimizer_state(arena, setup);  // as the Trainer: scratch over the activations
     arena.allocate();
     model.bind();
     model.init_weights(*ops, seed);

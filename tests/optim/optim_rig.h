@@ -2,6 +2,7 @@
 // An optimizer over a set of (out × in) matrices with gradients, on any backend: the harness of
 // the CPU optimizer tests (otest::Rig, which owns a CPU backend), test_cuda_optim (CUDA vs CPU)
 // and bench-optim-cuda. Weights and gradients go in and out as host doubles.
+#include <cmath>
 #include <memory>
 #include <string>
 #include <utility>
@@ -26,6 +27,11 @@ struct OptimRig {
   std::vector<Param*> ptrs;
   std::unique_ptr<Optimizer> opt;
   int64_t steps = 0;
+  // Scratch is a temporary of one step(): the contract is to write it before reading it and to
+  // keep nothing in it for the next step. So every step starts with the scratch filled with NaN
+  // (i32 buffers with 0): a read before a write shows as a non-finite update. Benchmarks turn
+  // it off (it is a pass over the scratch).
+  bool poison_scratch = true;
 
   OptimRig(Ops& o, const json& cfg, const Shapes& shapes, DType dt = DType::f32,
            const std::string& group = "matrix")
@@ -71,6 +77,10 @@ struct OptimRig {
     s.lr = lr;
     s.grad_scale = grad_scale;
     s.diagnostics = diagnostics;
+    if (poison_scratch)
+      for (auto& e : arena->entries())
+        if (e.category == "optimizer_scratch")
+          ops.fill(*e.target, e.target->dtype == DType::i32 ? 0.0 : std::nan(""));
     opt->step(ops, ptrs, s);
   }
 };

@@ -27,6 +27,26 @@ expect_error() {  # expect_error PATTERN command...
 }
 
 case "$CASE" in
+memory_plan)
+  # `mousse config --memory cpu` plans, without allocating, the arena `mousse train` allocates:
+  # the same plan report, for an optimizer with state and scratch (Mousse) and one without.
+  for opt in mousse adamw; do
+    train "$WORK/m-$opt" --set optimizer.matrix.type=$opt --set steps=1 > "$WORK/train.txt"
+    "$MOUSSE" config -c "$HERE/toy.json" -q --memory cpu --set "data.train=$TRAIN" \
+      --set optimizer.matrix.type=$opt > "$WORK/config.txt"
+    a="$(sed -n '/^memory plan/,/^  total/p' "$WORK/train.txt")"
+    b="$(sed -n '/^memory plan/,/^  total/p' "$WORK/config.txt")"
+    [ -n "$a" ] || { echo "FAIL: train printed no memory plan"; cat "$WORK/train.txt"; exit 1; }
+    if [ "$a" != "$b" ]; then echo "FAIL ($opt): planned and allocated differ"; diff <(echo "$a") <(echo "$b"); exit 1; fi
+    echo "ok ($opt): config --memory cpu = the arena train allocated ($(echo "$a" | grep total | awk '{print $2, $3}'))"
+  done
+  # 2 ranks (ZeRO-1 slices, owned matrices): each rank's plan, the largest printed
+  "$MOUSSE" config -c "$HERE/toy.json" -q --np 2 --memory cuda --set "data.train=$TRAIN" \
+    --set optimizer.matrix.type=mousse > "$WORK/np.txt"
+  grep -q "^memory plan (cuda" "$WORK/np.txt" || { echo "FAIL: no cuda plan"; cat "$WORK/np.txt"; exit 1; }
+  grep -q "of 2 plans the most memory\|every one of the 2 ranks plans" "$WORK/np.txt" || { echo "FAIL: no per-rank summary"; cat "$WORK/np.txt"; exit 1; }
+  echo "ok: --np 2 --memory cuda"
+  expect_error "--memory" "$MOUSSE" config -c "$HERE/toy.json" -q --memory tpu ;;
 resume)
   for opt in adamw lion; do
     train "$WORK/full-$opt" --set optimizer.matrix.type=$opt > /dev/null

@@ -93,7 +93,7 @@ template <class TY, class TX>
 void axpby_kernel(TY* y, double a, const TX* x, double b, int64_t n) {
   const TY ta = TY(a), tb = TY(b);
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) y[i] = ta * TY(x[i]) + tb * y[i];
+  for (int64_t i = 0; i < n; i++) y[i] = ta * TY(x[i]) + (b == 0.0 ? TY(0) : tb * y[i]);
 }
 }  // namespace
 
