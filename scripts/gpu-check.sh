@@ -108,7 +108,8 @@ if [ $ok -eq 1 ]; then
   if [ -n "$PREBUILT" ]; then
     # Every GPU test binary runs even when an earlier one fails; the step fails if any did.
     # The optimizer test last: its CPU reference (LAPACK eigh at 3072) is the slow part.
-    gpu_tests="rc=0; for t in \$(ls '$BIN'/test_cuda_* | grep -v optim) '$BIN'/test_cuda_optim; do [ -x \"\$t\" ] || continue; echo \"--- \$t\"; \"\$t\"; r=\$?; [ \$r -eq 0 ] || [ \$r -eq 77 ] || rc=1; done; exit \$rc"
+    # Then eigh_batched's per-matrix path (the batched one is picked when the library has it).
+    gpu_tests="rc=0; for t in \$(ls '$BIN'/test_cuda_* | grep -v optim) '$BIN'/test_cuda_optim; do [ -x \"\$t\" ] || continue; echo \"--- \$t\"; \"\$t\"; r=\$?; [ \$r -eq 0 ] || [ \$r -eq 77 ] || rc=1; done; echo '--- test_cuda_ops eigh_batched, MOUSSE_EIGH_BATCHED=0'; MOUSSE_EIGH_BATCHED=0 '$BIN'/test_cuda_ops 'cuda eigh_batched*'; r=\$?; [ \$r -eq 0 ] || [ \$r -eq 77 ] || rc=1; exit \$rc"
   else
     gpu_tests="cd '$BUILD' && ctest -L gpu --output-on-failure"
   fi
@@ -122,7 +123,7 @@ if [ $ok -eq 1 ]; then
     if [ -x "$BIN/mousse" ]; then
       run_step bench-model 150 "$BIN/mousse" bench -c "$BENCH_CFG" --synthetic \
         --set batch.micro_batch=$BENCH_B --set batch.seq_len=$BENCH_T \
-        --set batch.global_tokens=$((BENCH_B * BENCH_T)) --steps 20 --warmup 3 \
+        --set batch.global_tokens=$((BENCH_B * BENCH_T)) --steps 20 --warmup 3 --profile 3 \
         --json "$LOGS/bench-mousse.json"
     else
       record bench-model FAIL 0 "build/mousse missing"

@@ -25,6 +25,11 @@ CommandRunner add_bench_command(CLI::App& app) {
   cmd->add_option("--phase-steps", a->opt.phase_steps,
                   "steps timed phase by phase (device syncs around forward/backward/optimizer; "
                   "0 = skip)")->capture_default_str();
+  cmd->add_option("--profile", a->opt.profile_steps,
+                  "then N steps with every op timed on its own: ms per step per phase, op and "
+                  "GEMM shape (0 = off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--data", a->opt.data,
                   "token source: auto (the config's shards if present, else synthetic), "
                   "config, synthetic")->capture_default_str()

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "backend/profiling_ops.h"
 #include "backend/select.h"
 #include "core/arena.h"
 #include "data/data_loader.h"
@@ -175,27 +176,38 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
     ops.synchronize();
     acc += now_seconds() - t0;
   };
-  auto step = [&](int64_t s, bool timed) {
-    model.zero_grads(ops);
-    ops.fill(model.loss_accumulator(), 0.0);
+  // One training step on backend `o` (the bench's own, or a ProfilingOps around it: then each
+  // op is booked under its phase).
+  auto step = [&](int64_t s, bool timed, Ops& o, ProfilingOps* prof) {
+    auto in_phase = [&](const char* name) {
+      if (prof) prof->set_phase(name);
+    };
+    in_phase("input");
+    model.zero_grads(o);
+    o.fill(model.loss_accumulator(), 0.0);
     for (int64_t micro = 0; micro < accum; micro++) {
-      ops.wait_host_buffer(inputs.data());
-      ops.wait_host_buffer(targets.data());
+      in_phase("input");
+      o.wait_host_buffer(inputs.data());
+      o.wait_host_buffer(targets.data());
       data.next(inputs.data(), targets.data());
-      ops.from_host(model.inputs(), inputs.data());
-      ops.from_host(model.targets(), targets.data());
-      phase(timed, t_fwd, [&] { model.forward(ops, true, grad_scale); });
-      phase(timed, t_bwd, [&] { model.backward(ops); });
+      o.from_host(model.inputs(), inputs.data());
+      o.from_host(model.targets(), targets.data());
+      in_phase("forward");
+      phase(timed, t_fwd, [&] { model.forward(o, true, grad_scale); });
+      in_phase("backward");
+      phase(timed, t_bwd, [&] { model.backward(o); });
     }
-    const double loss = ops.sum(model.loss_accumulator()) / double(micro_tokens * accum);
+    in_phase("loss");
+    const double loss = o.sum(model.loss_accumulator()) / double(micro_tokens * accum);
+    in_phase("optimizer");
     phase(timed, t_opt, [&] {
       // As Trainer::optimizer_step: global norm, clipping, one step per group, weight refresh.
-      const double norm = std::sqrt(ops.sum_squares(model.params().flat_grads()));
+      const double norm = std::sqrt(o.sum_squares(model.params().flat_grads()));
       const double clip =
           setup.grad_clip > 0 && norm > setup.grad_clip ? setup.grad_clip / norm : 1.0;
       const uint64_t copy_seed = cfg.seed + uint64_t(s) + 1;
-      if (!step_optimizers(ops, setup, s, 1.0, clip, false, true, copy_seed))
-        model.sync_compute_weights(ops, copy_seed);
+      if (!step_optimizers(o, setup, s, 1.0, clip, false, true, copy_seed))
+        model.sync_compute_weights(o, copy_seed);
     });
     if (!std::isfinite(loss)) fail("bench: the loss is ", loss, " at step ", s + 1);
     return loss;
@@ -203,13 +215,13 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
 
   int64_t s = 0;
   for (int64_t i = 0; i < opt.warmup; i++, s++) {
-    const double loss = step(s, false);
+    const double loss = step(s, false, ops, nullptr);
     if (i == 0) r.loss_first = loss;
   }
   ops.synchronize();
   const double t0 = now_seconds();
   for (int64_t i = 0; i < opt.steps; i++, s++) {
-    r.loss_last = step(s, false);
+    r.loss_last = step(s, false, ops, nullptr);
     if (opt.warmup == 0 && i == 0) r.loss_first = r.loss_last;
   }
   ops.synchronize();
@@ -218,10 +230,16 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
   if (r.peak_flops > 0) r.mfu = r.flops_per_token * r.tokens_per_s / r.peak_flops;
 
   if (opt.phase_steps > 0) {
-    for (int64_t i = 0; i < opt.phase_steps; i++, s++) step(s, true);
+    for (int64_t i = 0; i < opt.phase_steps; i++, s++) step(s, true, ops, nullptr);
     r.forward_s = t_fwd / double(opt.phase_steps);
     r.backward_s = t_bwd / double(opt.phase_steps);
     r.optimizer_s = t_opt / double(opt.phase_steps);
+  }
+  std::string profile;
+  if (opt.profile_steps > 0) {
+    ProfilingOps prof(ops);
+    for (int64_t i = 0; i < opt.profile_steps; i++, s++) step(s, false, prof, &prof);
+    profile = prof.report(opt.profile_steps, 1e3 * r.step_s);
   }
   ops.synchronize();
   r.device_bytes_used = double(ops.device_memory_used());
@@ -251,6 +269,9 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
       std::printf("memory: arena %s (host)\n", format_bytes(r.arena_bytes).c_str());
     std::printf("loss: %.4f (first step) -> %.4f (last timed step)\n", r.loss_first, r.loss_last);
   }
+  if (!profile.empty())  // even when quiet: it was asked for
+    std::printf("per-op profile (%lld steps, every op between two device synchronisations):\n%s",
+                (long long)opt.profile_steps, profile.c_str());
   // One parseable line (scripts/gpu-check.sh reads it).
   char mfu[32];
   if (r.mfu >= 0) std::snprintf(mfu, sizeof mfu, "%.4f", r.mfu);

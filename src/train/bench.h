@@ -19,6 +19,9 @@ struct BenchOptions {
   int64_t steps = 20;       // timed steps (throughput pass)
   int64_t warmup = 3;       // untimed steps first (cuBLASLt heuristics, scratch growth, caches)
   int64_t phase_steps = 5;  // steps of the phase pass (0 = skip it)
+  // 3. profile: `profile_steps` steps through ProfilingOps (backend/profiling_ops.h), every op
+  //    timed between two synchronisations → a table per phase, op and GEMM shape (0 = skip it).
+  int64_t profile_steps = 0;
   // Token source: "synthetic" (seeded uniform random tokens, no data files needed),
   // "config" (the config's data.train shards), "auto" (the shards if they exist, else synthetic).
   std::string data = "auto";
