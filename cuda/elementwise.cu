@@ -33,23 +33,21 @@ __global__ void convert_kernel(Td* dst, const Ts* src, int64_t n) {
   }
 }
 
-// One thread per VEC floats (16-byte loads, 8-byte stores when VEC = 4), then the tail; element
+// One thread per VEC floats (16-byte loads, 8-byte stores when VEC = 4; for_each_vector); element
 // i rounds with hash_u32(seed, i) whatever VEC is (store_stochastic).
 template <int VEC>
 __global__ void stochastic_kernel(bf16* dst, const float* src, int64_t n, uint64_t seed) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
-  if constexpr (VEC > 1) {
-    for (int64_t k = tid; k < nv; k += stride) {
-      float x[VEC];
-      load_vec<VEC>(x, src + k * VEC);
-      store_stochastic<VEC>(dst + k * VEC, x, seed, k * VEC);
-    }
-  }
-  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
-    const float x[1] = {src[i]};
-    store_stochastic<1>(dst + i, x, seed, i);
-  }
+  for_each_vector<VEC>(
+      n,
+      [&](auto i0) {  // generic: instantiated only when VEC > 1
+        float x[VEC];
+        load_vec<VEC>(x, src + i0);
+        store_stochastic<VEC>(dst + i0, x, seed, i0);
+      },
+      [&](int64_t i) {
+        const float x[1] = {src[i]};
+        store_stochastic<1>(dst + i, x, seed, i);
+      });
 }
 
 template <class T>
@@ -86,54 +84,49 @@ __global__ void sum_partials_kernel(double* partials, const T* x, int64_t n) {
   if (threadIdx.x == 0) partials[blockIdx.x] = s;
 }
 
-// relu2: one thread per VEC-element vector (16-byte accesses when VEC = kVec), grid-stride;
-// the n % VEC tail elements are handled one per thread after the vectors.
+// relu2: one thread per VEC-element vector (16-byte accesses when VEC = kVec; for_each_vector).
 template <int VEC, class To, class Ti>
 __global__ void relu2_fwd_kernel(To* out, const Ti* inp, int64_t n) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
-  if constexpr (VEC > 1) {
-    for (int64_t k = tid; k < nv; k += stride) {
-      float x[VEC];
-      load_vec<VEC>(x, inp + k * VEC);
+  for_each_vector<VEC>(
+      n,
+      [&](auto i0) {  // generic: instantiated only when VEC > 1
+        float x[VEC];
+        load_vec<VEC>(x, inp + i0);
 #pragma unroll
-      for (int i = 0; i < VEC; i++) {
-        const float r = x[i] > 0 ? x[i] : 0.f;
-        x[i] = r * r;
-      }
-      store_vec<VEC>(out + k * VEC, x);
-    }
-  }
-  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
-    auto x = ld(inp, i);
-    auto r = x > 0 ? x : decltype(x)(0);
-    st(out, i, r * r);
-  }
+        for (int i = 0; i < VEC; i++) {
+          const float r = x[i] > 0 ? x[i] : 0.f;
+          x[i] = r * r;
+        }
+        store_vec<VEC>(out + i0, x);
+      },
+      [&](int64_t i) {
+        auto x = ld(inp, i);
+        auto r = x > 0 ? x : decltype(x)(0);
+        st(out, i, r * r);
+      });
 }
 
 // dinp = dout * 2 relu(inp) (dinp may alias dout: each element is read before it is written).
 template <int VEC, class Td, class Tg, class Ti>
 __global__ void relu2_bwd_kernel(Td* dinp, const Tg* dout, const Ti* inp, int64_t n) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x, tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
-  if constexpr (VEC > 1) {
-    for (int64_t k = tid; k < nv; k += stride) {
-      float x[VEC], g[VEC];
-      load_vec<VEC>(x, inp + k * VEC);
-      load_vec<VEC>(g, dout + k * VEC);
+  for_each_vector<VEC>(
+      n,
+      [&](auto i0) {  // generic: instantiated only when VEC > 1
+        float x[VEC], g[VEC];
+        load_vec<VEC>(x, inp + i0);
+        load_vec<VEC>(g, dout + i0);
 #pragma unroll
-      for (int i = 0; i < VEC; i++) {
-        const float r = x[i] > 0 ? x[i] : 0.f;
-        g[i] = g[i] * (r + r);
-      }
-      store_vec<VEC>(dinp + k * VEC, g);
-    }
-  }
-  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
-    auto x = ld(inp, i);
-    auto r = x > 0 ? x : decltype(x)(0);
-    st(dinp, i, ld(dout, i) * (r + r));
-  }
+        for (int i = 0; i < VEC; i++) {
+          const float r = x[i] > 0 ? x[i] : 0.f;
+          g[i] = g[i] * (r + r);
+        }
+        store_vec<VEC>(dinp + i0, g);
+      },
+      [&](int64_t i) {
+        auto x = ld(inp, i);
+        auto r = x > 0 ? x : decltype(x)(0);
+        st(dinp, i, ld(dout, i) * (r + r));
+      });
 }
 
 constexpr int kSumThreads = 256;

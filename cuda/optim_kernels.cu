@@ -49,13 +49,20 @@ template <int VEC, int NS, class Tp, class Tg, class F>
 __device__ __forceinline__ void elementwise_update(Tp* p, const Tg* g, Tp* s0, Tp* s1, int64_t n,
                                                    const CopyOut& copy, F update) {
   using A = acc_t<Tp>;
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  const int64_t nv = VEC > 1 ? n / VEC : 0;  // VEC = 1: the "tail" loop does all
-  if constexpr (VEC > 1) {
+  auto scalar = [&](int64_t i) {
+    A pi = ld(p, i), a0 = ld(s0, i), a1 = NS == 2 ? ld(s1, i) : A(0);
+    update(pi, A(ld(g, i)), a0, a1);
+    st(p, i, pi);
+    st(s0, i, a0);
+    if constexpr (NS == 2) st(s1, i, a1);
+    if (copy.dst) {
+      const float x[1] = {float(pi)};
+      store_stochastic<1>(copy.dst + i, x, copy.seed, copy.index + i);
+    }
+  };
+  if constexpr (VEC > 1) {  // f32 state only (the update works on float registers)
     static_assert(std::is_same<Tp, float>::value, "vectorised updates are f32");
-    for (int64_t k = tid; k < nv; k += stride) {
-      const int64_t i0 = k * VEC;
+    auto vector = [&](int64_t i0) {
       float pv[VEC], gv[VEC], a0[VEC], a1[VEC];
       load_vec<VEC>(pv, p + i0);
       load_vec<VEC>(gv, g + i0);
@@ -67,18 +74,10 @@ __device__ __forceinline__ void elementwise_update(Tp* p, const Tg* g, Tp* s0, T
       store_vec<VEC>(s0 + i0, a0);
       if constexpr (NS == 2) store_vec<VEC>(s1 + i0, a1);
       if (copy.dst) store_stochastic<VEC>(copy.dst + i0, pv, copy.seed, copy.index + i0);
-    }
-  }
-  for (int64_t i = nv * VEC + tid; i < n; i += stride) {
-    A pi = ld(p, i), a0 = ld(s0, i), a1 = NS == 2 ? ld(s1, i) : A(0);
-    update(pi, A(ld(g, i)), a0, a1);
-    st(p, i, pi);
-    st(s0, i, a0);
-    if constexpr (NS == 2) st(s1, i, a1);
-    if (copy.dst) {
-      const float x[1] = {float(pi)};
-      store_stochastic<1>(copy.dst + i, x, copy.seed, copy.index + i);
-    }
+    };
+    for_each_vector<VEC>(n, vector, scalar);
+  } else {
+    for_each_vector<1>(n, [](auto) {}, scalar);
   }
 }
 

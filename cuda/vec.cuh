@@ -37,6 +37,20 @@ __device__ __forceinline__ void store_vec(T* p, const float (&v)[N]) {
   *reinterpret_cast<Vec<T, N>*>(p) = r;
 }
 
+// The loop of every elementwise kernel over n elements, grid-stride: vector(i0) for each whole
+// VEC-element vector starting at i0 (one thread per vector), then scalar(i) for the n % VEC
+// elements after them; with VEC = 1, scalar(i) for every element. Pass `vector` as a generic
+// lambda ([&](auto i0) {...}): it is then compiled only for the VEC > 1 instantiations.
+template <int VEC, class Vector, class Scalar>
+__device__ __forceinline__ void for_each_vector(int64_t n, Vector&& vector, Scalar&& scalar) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  const int64_t tid = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t nv = VEC > 1 ? n / VEC : 0;
+  if constexpr (VEC > 1)
+    for (int64_t k = tid; k < nv; k += stride) vector(k * VEC);
+  for (int64_t i = nv * VEC + tid; i < n; i += stride) scalar(i);
+}
+
 // dst[0, N) (=) x rounded stochastically to bf16, element j with the random bits of flat index
 // index + j (hash_u32(seed, index + j)): the rounding copy_stochastic gives that element.
 template <int N>
