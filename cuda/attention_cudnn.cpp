@@ -73,11 +73,33 @@ struct CudnnAttention::Impl {
     if (handle) fe::detail::destroy_handle(handle);
   }
 
-  // The graph for one shape and direction: built on first use; nullptr when unsupported.
+  // The graph for one shape and direction: built on first use; nullptr when unsupported. The
+  // frontend reports some failures by exception (e.g. it cannot load a CUDA runtime of its own):
+  // in the automatic mode those also fall back to Mousse's kernels for this shape.
   fe::graph::Graph* graph(int B, int T, int H, int hd, bool backward, Mode mode) {
     const auto key = std::make_tuple(B, T, H, hd, backward);
     auto it = graphs.find(key);
     if (it != graphs.end()) return it->second.get();
+    const char* dir = backward ? "backward" : "forward";
+    try {
+      return build(key, B, T, H, hd, backward, mode);
+    } catch (const Error&) {
+      throw;  // our own messages (fail) say what to do already
+    } catch (const std::exception& e) {
+      if (mode == Mode::cudnn)
+        fail("cuDNN attention ", dir, " (B ", B, ", T ", T, ", H ", H, ", head dim ", hd,
+             "): ", e.what(), ". Unset MOUSSE_ATTENTION (or set it to native) to use Mousse's "
+             "own kernels.");
+      std::printf("attention: cuDNN failed to build the %s graph for B %d, T %d, H %d, head dim "
+                  "%d (%s); using Mousse's own kernel for this shape\n",
+                  dir, B, T, H, hd, e.what());
+      graphs[key] = nullptr;
+      return nullptr;
+    }
+  }
+
+  fe::graph::Graph* build(const std::tuple<int, int, int, int, bool>& key, int B, int T, int H,
+                          int hd, bool backward, Mode mode) {
     auto g = std::make_shared<fe::graph::Graph>();
     g->set_io_data_type(fe::DataType_t::BFLOAT16)
         .set_intermediate_data_type(fe::DataType_t::FLOAT)
@@ -121,7 +143,7 @@ struct CudnnAttention::Impl {
       dv->set_output(true).set_uid(kDV).set_dim(dims).set_stride(qkv_strides(T, H, hd));
     }
     auto status = g->build(handle, {fe::HeurMode_t::A});
-    const char* dir = backward ? "backward" : "forward";
+    const char* dir = backward ? "backward" : "forward";  // for the messages
     if (!status.is_good()) {
       if (mode == Mode::cudnn)
         fail("cuDNN attention ", dir, " (B ", B, ", T ", T, ", H ", H, ", head dim ", hd,
@@ -151,7 +173,12 @@ struct CudnnAttention::Impl {
                const char* what) {
     const cudnnStatus_t s = fe::detail::set_stream(handle, stream);
     if (s != CUDNN_STATUS_SUCCESS) fail("cuDNN attention: cudnnSetStream failed (status ", int(s), ")");
-    auto status = g->execute(handle, pack, workspace);
+    fe::error_object status;
+    try {
+      status = g->execute(handle, pack, workspace);
+    } catch (const std::exception& e) {
+      fail("cuDNN attention ", what, ": execute threw: ", e.what());
+    }
     if (!status.is_good()) fail("cuDNN attention ", what, ": execute failed: ", status.get_message());
     CUDA_CHECK_LAUNCH();
   }

@@ -1,6 +1,8 @@
 // CudaOps construction, memory, scratch, and the factory functions.
 #include "cuda_ops.h"
 
+#include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -15,15 +17,26 @@ __global__ void probe_kernel(int* p) {
 }
 constexpr size_t kLtWorkspaceBytes = 64ull << 20;
 
-// Dense (no sparsity) bf16 tensor-core peak by product name, in FLOP/s; 0 = unknown.
+// Dense (no sparsity) bf16 tensor-core peak by product name, in FLOP/s; 0 = unknown (MFU is then
+// n/a rather than wrong). Names are matched as whole words ("A100" is not "RTX A1000"), the
+// specific variants (PCIe, NVL) before the family.
 double known_bf16_peak(const std::string& name) {
-  auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
-  if (has("H100")) {
+  auto has = [&](const char* s) {  // s as a word: not followed by a digit or a letter
+    const size_t n = std::strlen(s);
+    for (size_t at = name.find(s); at != std::string::npos; at = name.find(s, at + 1)) {
+      const bool start = at == 0 || !std::isalnum(static_cast<unsigned char>(name[at - 1]));
+      const bool end = at + n == name.size() || !std::isalnum(static_cast<unsigned char>(name[at + n]));
+      if (start && end) return true;
+    }
+    return false;
+  };
+  if (has("H100") || has("H800")) {
     if (has("PCIe")) return 756e12;
     if (has("NVL")) return 835e12;
     return 989e12;  // SXM5
   }
-  if (has("H200") || has("GH200") || has("H800")) return 989e12;
+  if (has("H200")) return has("NVL") ? 835e12 : 989e12;
+  if (has("GH200")) return 989e12;
   if (has("A100") || has("A800")) return 312e12;
   if (has("L40S")) return 362e12;
   if (has("A10G") || has("A10")) return 125e12;
@@ -120,12 +133,11 @@ void CudaOps::from_host(const Tensor& dst, const void* src) {
   // From pageable memory the call returns once src has been staged, so src may be reused.
   // From a registered (page-locked) region it is true DMA: the event lets the owner wait
   // (wait_host_buffer) before overwriting the source.
+  HostRegion* r = find_host_region(src);
+  MOUSSE_CHECK(!r || static_cast<const char*>(src) + dst.bytes() <= r->p + r->bytes,
+               "cuda from_host: the copy runs past the end of a registered host region");
   CUDA_CHECK(cudaMemcpyAsync(dst.data, src, dst.bytes(), cudaMemcpyHostToDevice, stream_));
-  if (HostRegion* r = find_host_region(src)) {
-    MOUSSE_CHECK(static_cast<const char*>(src) + dst.bytes() <= r->p + r->bytes,
-                 "cuda from_host: the copy runs past the end of a registered host region");
-    CUDA_CHECK(cudaEventRecord(r->last_read, stream_));
-  }
+  if (r) CUDA_CHECK(cudaEventRecord(r->last_read, stream_));
 }
 
 void CudaOps::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -144,8 +156,11 @@ void CudaOps::register_host_memory(void* p, size_t bytes) {
   // Page-locking is an optimisation: if it is refused (e.g. the range shares a page with another
   // registered buffer: cudaErrorHostMemoryAlreadyRegistered), the region stays pageable and
   // from_host keeps the plain contract for it.
-  if (cudaHostRegister(p, bytes, cudaHostRegisterDefault) != cudaSuccess) {
+  const cudaError_t err = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
+  if (err != cudaSuccess) {
     cudaGetLastError();
+    std::fprintf(stderr, "cuda: could not page-lock %zu bytes of host memory (%s); uploads from "
+                 "it stay synchronous\n", bytes, cudaGetErrorString(err));
     return;
   }
   CUDA_CHECK(cudaEventCreateWithFlags(&r.last_read, cudaEventDisableTiming));

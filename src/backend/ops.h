@@ -73,8 +73,9 @@ class Ops {
   // ---------------------------------------------------------------- device facts (benchmarks)
   // Dense bf16 tensor-core peak of the device in FLOP/s; 0 when unknown (MFU is then n/a).
   virtual double peak_flops_bf16() const { return 0.0; }
-  // Device memory in use now / at most so far (arena, library workspaces, scratch), in bytes;
-  // 0 when the backend cannot tell (the CPU).
+  // Device memory in use now on the whole device (this process's arena, library workspaces,
+  // scratch and CUDA context, and any other process's), and the device's total, in bytes; 0 when
+  // the backend cannot tell (the CPU).
   virtual size_t device_memory_used() const { return 0; }
   virtual size_t device_memory_total() const { return 0; }
 

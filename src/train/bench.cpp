@@ -10,6 +10,7 @@
 
 #include "backend/profiling_ops.h"
 #include "backend/select.h"
+#include "train/host_batch.h"
 #include "core/arena.h"
 #include "data/data_loader.h"
 #include "model/gpt.h"
@@ -130,23 +131,7 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
   r.peak_flops = ops.peak_flops_bf16();
   r.arena_bytes = double(arena.total_bytes());
 
-  // Page-locked input buffers (see Trainer::upload_next_batch).
-  std::vector<int32_t> inputs(static_cast<size_t>(micro_tokens));
-  std::vector<int32_t> targets(inputs.size());
-  ops.register_host_memory(inputs.data(), inputs.size() * sizeof(int32_t));
-  ops.register_host_memory(targets.data(), targets.size() * sizeof(int32_t));
-  struct Unpin {
-    Ops& ops;
-    void* a;
-    void* b;
-    ~Unpin() {
-      try {
-        ops.unregister_host_memory(a);
-        ops.unregister_host_memory(b);
-      } catch (...) {
-      }
-    }
-  } unpin{ops, inputs.data(), targets.data()};
+  HostBatch host_batch(ops, micro_tokens);  // page-locked inputs/targets, as the Trainer
 
   if (!opt.quiet) {
     const ModelConfig& m = cfg.model;
@@ -187,11 +172,8 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
     o.fill(model.loss_accumulator(), 0.0);
     for (int64_t micro = 0; micro < accum; micro++) {
       in_phase("input");
-      o.wait_host_buffer(inputs.data());
-      o.wait_host_buffer(targets.data());
-      data.next(inputs.data(), targets.data());
-      o.from_host(model.inputs(), inputs.data());
-      o.from_host(model.targets(), targets.data());
+      host_batch.upload([&](int32_t* x, int32_t* y) { data.next(x, y); }, model.inputs(),
+                        model.targets());
       in_phase("forward");
       phase(timed, t_fwd, [&] { model.forward(o, true, grad_scale); });
       in_phase("backward");

@@ -86,27 +86,11 @@ Trainer::Trainer(RunConfig cfg, TrainOptions opt, Communicator& comm)
   setup();
 }
 
-Trainer::~Trainer() {
-  // The page-locked input buffers die before ops_ (declaration order): unpin them first.
-  if (ops_) {
-    try {
-      ops_->unregister_host_memory(host_inputs_.data());
-      ops_->unregister_host_memory(host_targets_.data());
-    } catch (...) {
-    }
-  }
-}
+Trainer::~Trainer() = default;
 
 void Trainer::upload_next_batch(DataLoader& data) {
-  // The input buffers are page-locked (register_host_memory), so from_host is asynchronous DMA
-  // from them: wait until the previous upload has read them before overwriting. That upload
-  // was queued before the previous micro-batch's forward, so the host still runs a whole
-  // micro-batch ahead of the device.
-  ops_->wait_host_buffer(host_inputs_.data());
-  ops_->wait_host_buffer(host_targets_.data());
-  data.next(host_inputs_.data(), host_targets_.data());
-  ops_->from_host(model_->inputs(), host_inputs_.data());
-  ops_->from_host(model_->targets(), host_targets_.data());
+  host_batch_->upload([&](int32_t* x, int32_t* y) { data.next(x, y); }, model_->inputs(),
+                      model_->targets());
 }
 
 void Trainer::setup() {
@@ -186,10 +170,7 @@ void Trainer::setup() {
     d.shuffle = false;
     val_data_ = std::make_unique<DataLoader>(d);
   }
-  host_inputs_.resize(size_t(b.micro_batch * b.seq_len));
-  host_targets_.resize(host_inputs_.size());
-  ops_->register_host_memory(host_inputs_.data(), host_inputs_.size() * sizeof(int32_t));
-  ops_->register_host_memory(host_targets_.data(), host_targets_.size() * sizeof(int32_t));
+  host_batch_ = std::make_unique<HostBatch>(*ops_, b.micro_batch * b.seq_len);
 
   if (rank0()) {
     log_ = std::make_unique<MetricsLog>(cfg_.log.dir, ckpt.empty() ? -1 : start_step_);

@@ -10,6 +10,7 @@
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
 #include "model/gpt.h"
+#include "train/host_batch.h"
 #include "train/metrics.h"
 #include "train/param_groups.h"
 #include "train/run_config.h"
@@ -59,7 +60,7 @@ class Trainer {
   std::unique_ptr<DataParallel> dp_;  // world size > 1: sharded reduction and updates
   std::unique_ptr<DataLoader> train_data_, val_data_;
   std::unique_ptr<MetricsLog> log_;
-  std::vector<int32_t> host_inputs_, host_targets_;
+  std::unique_ptr<HostBatch> host_batch_;  // page-locked inputs/targets (dies before ops_)
   int64_t grad_accum_ = 1;
   int64_t start_step_ = 0;
   double last_grad_norm_ = 0;
