@@ -86,6 +86,14 @@ TEST_CASE("cuda fill, scale, axpby, copy (dtype conversions)", "[gpu]") {
   for (int64_t i = 0; i < n; i++) want[i] = round_bf16(x[i]);
   expect_close(hb, want, 0.0 + 1e-12, "copy f32->bf16 (RNE)");
   expect_close(hback, want, 1e-12, "copy bf16->f64->f32");
+  {  // f32 -> f64 -> f32 is exact for values that are not bf16 numbers (Cholesky QR's path)
+    DevTensor d64 = make_nan(g, DType::f64, {n}), f32 = make_nan(g, DType::f32, {n});
+    g.copy(*d64, *xf);
+    g.copy(*f32, *d64);
+    std::vector<double> exact(x.begin(), x.end());
+    CHECK(download(g, *d64) == exact);
+    CHECK(download(g, *f32) == exact);
+  }
   DevTensor yb = make(g, DType::bf16, {n}, maybe_round(randn(n, 4), DType::bf16));
   auto y0 = download(g, *yb);
   g.axpby(*yb, 2.0, *xf, 0.5);
