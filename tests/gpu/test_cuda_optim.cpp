@@ -215,6 +215,57 @@ TEST_CASE("cuda optimizer step vs cpu: mousse with bf16 NS and bf16 bases (the C
                     k162m_small, 3, 6e-2, 0.02, true);
 }
 
+// Cholesky QR on the device (cuSOLVER potrf, cuBLAS trsm, batched f64 GEMMs) with a stack in
+// which one slice is rank deficient (a zero column) and one not finite: exactly those two are
+// redone with Householder QR (cuSOLVER geqrf/orgqr), the good slice matches the CPU's Q, the
+// rank-deficient one still comes out orthonormal, the non-finite one visibly not finite.
+TEST_CASE("cuda orthonormalize: Cholesky QR with per-slice Householder fallbacks", "[gpu][optim]") {
+  const int64_t b = 3, d = 64;
+  std::vector<float> e(size_t(b * d * d));
+  std::mt19937_64 rng(77);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (auto& x : e) x = nd(rng);
+  for (int64_t k = 0; k < b; k++)  // well conditioned: Gaussian + 2·sqrt(d)·I
+    for (int64_t i = 0; i < d; i++) e[size_t(k * d * d + i * d + i)] += 2.f * std::sqrt(float(d));
+  for (int64_t i = 0; i < d; i++) e[size_t(d * d + i * d + 5)] = 0.f;  // slice 1: a zero column
+  e[size_t(2 * d * d + 7)] = INFINITY;                                  // slice 2: not finite
+  auto run = [&](Ops& o, int& fallbacks) {
+    Arena arena(o);
+    PowerQrScratch s;
+    s.reserve(arena, "optimizer_scratch", "test", DType::f32, b * d * d, b * d, QrMethod::cholesky);
+    Tensor E, Q;
+    arena.reserve(E, "test", "e", DType::f32, Shape{b, d, d});
+    arena.reserve(Q, "test", "q", DType::f32, Shape{b, d, d});
+    arena.allocate();
+    upload(o, E, e);
+    o.fill(Q, std::nan(""));
+    fallbacks = orthonormalize(o, Q, E, s);
+    return download(o, Q);
+  };
+  int fc = -1, fg = -1;
+  const std::vector<double> qc = run(cpu(), fc), qg = run(gpu(), fg);
+  CHECK(fc == 2);
+  CHECK(fg == 2);
+  auto slice = [&](const std::vector<double>& q, int64_t k) {
+    return std::vector<double>(q.begin() + k * d * d, q.begin() + (k + 1) * d * d);
+  };
+  CHECK(rel_diff(slice(qg, 0), slice(qc, 0)) < 1e-4);
+  for (int64_t k : {0, 1}) {  // QᵀQ = I
+    const std::vector<double> q = slice(qg, k);
+    double worst = 0;
+    for (int64_t i = 0; i < d; i++)
+      for (int64_t j = 0; j < d; j++) {
+        double dot = 0;
+        for (int64_t r = 0; r < d; r++) dot += q[size_t(r * d + i)] * q[size_t(r * d + j)];
+        worst = std::max(worst, std::fabs(dot - (i == j ? 1.0 : 0.0)));
+      }
+    INFO("slice " << k << ": max |QᵀQ - I| " << worst);
+    CHECK(worst < 1e-4);
+  }
+  const std::vector<double> q2 = slice(qg, 2);
+  CHECK(std::any_of(q2.begin(), q2.end(), [](double x) { return !std::isfinite(x); }));
+}
+
 int main(int argc, char* argv[]) {
   if (!cuda_available()) {
     const size_t n = Catch::getRegistryHub().getTestCaseRegistry().getAllTests().size();
