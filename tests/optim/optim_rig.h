@@ -2,6 +2,7 @@
 // An optimizer over a set of (out × in) matrices with gradients, on any backend: the harness of
 // the CPU optimizer tests (otest::Rig, which owns a CPU backend), test_cuda_optim (CUDA vs CPU)
 // and bench-optim-cuda. Weights and gradients go in and out as host doubles.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -84,6 +85,20 @@ struct OptimRig {
     opt->step(ops, ptrs, s);
   }
 };
+
+// max |QᵀQ − I| of slice k of a stack of [d, d] matrices (row-major, host doubles): how far
+// that slice's columns are from orthonormal.
+inline double orthogonality_error(const std::vector<double>& q, int64_t k, int64_t d) {
+  double worst = 0;
+  const double* s = q.data() + k * d * d;
+  for (int64_t i = 0; i < d; i++)
+    for (int64_t j = 0; j < d; j++) {
+      double dot = 0;
+      for (int64_t r = 0; r < d; r++) dot += s[r * d + i] * s[r * d + j];
+      worst = std::max(worst, std::fabs(dot - (i == j ? 1.0 : 0.0)));
+    }
+  return worst;
+}
 
 }  // namespace otest
 }  // namespace mousse
