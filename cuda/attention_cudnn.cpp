@@ -82,7 +82,7 @@ struct CudnnAttention::Impl {
     if (it != graphs.end()) return it->second.get();
     const char* dir = backward ? "backward" : "forward";
     try {
-      return build(key, B, T, H, hd, backward, mode);
+      return build(key, B, T, H, hd, backward, mode, dir);
     } catch (const Error&) {
       throw;  // our own messages (fail) say what to do already
     } catch (const std::exception& e) {
@@ -99,7 +99,7 @@ struct CudnnAttention::Impl {
   }
 
   fe::graph::Graph* build(const std::tuple<int, int, int, int, bool>& key, int B, int T, int H,
-                          int hd, bool backward, Mode mode) {
+                          int hd, bool backward, Mode mode, const char* dir) {
     auto g = std::make_shared<fe::graph::Graph>();
     g->set_io_data_type(fe::DataType_t::BFLOAT16)
         .set_intermediate_data_type(fe::DataType_t::FLOAT)
@@ -143,7 +143,6 @@ struct CudnnAttention::Impl {
       dv->set_output(true).set_uid(kDV).set_dim(dims).set_stride(qkv_strides(T, H, hd));
     }
     auto status = g->build(handle, {fe::HeurMode_t::A});
-    const char* dir = backward ? "backward" : "forward";  // for the messages
     if (!status.is_good()) {
       if (mode == Mode::cudnn)
         fail("cuDNN attention ", dir, " (B ", B, ", T ", T, ", H ", H, ", head dim ", hd,

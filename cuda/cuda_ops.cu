@@ -21,7 +21,7 @@ constexpr size_t kLtWorkspaceBytes = 64ull << 20;
 // n/a rather than wrong). Names are matched as whole words ("A100" is not "RTX A1000"), the
 // specific variants (PCIe, NVL) before the family.
 double known_bf16_peak(const std::string& name) {
-  auto has = [&](const char* s) {  // s as a word: not followed by a digit or a letter
+  auto has = [&](const char* s) {  // s as a word: no letter or digit right before or after it
     const size_t n = std::strlen(s);
     for (size_t at = name.find(s); at != std::string::npos; at = name.find(s, at + 1)) {
       const bool start = at == 0 || !std::isalnum(static_cast<unsigned char>(name[at - 1]));

@@ -277,10 +277,6 @@ template <class F> void dispatch_all(DType dt, const char* op, F&& f) {
   else dispatch_fdb(dt, op, f);
 }
 
-}  // namespace
-
-namespace {
-
 // The device side of a ComputeCopy for the update of p: a bf16 dst of p's numel (p f32) is
 // written by the kernel; a dst of p's own dtype is copied after it (`after`); none: nothing.
 CopyOut device_copy(const ComputeCopy& c, const Tensor& p, const char* op, bool& after) {

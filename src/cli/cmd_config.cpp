@@ -81,7 +81,8 @@ CommandRunner add_config_command(CLI::App& app) {
     for (ParamGroup& g : setup.groups)
       std::printf("optimizer %-9s lr %.3g × %.3g: %s (%zu tensors)\n", g.name.c_str(), g.lr,
                   g.lr_scale, g.optimizer->describe().c_str(), g.params.size());
-    if (!a->memory.empty()) print_memory_plan(cfg, a->memory == "cuda" ? Device::cuda : Device::cpu, a->np);
+    if (!a->memory.empty())
+      print_memory_plan(cfg, a->memory == "cuda" ? Device::cuda : Device::cpu, a->np);
     return 0;
   };
 }

@@ -10,10 +10,10 @@
 
 #include "backend/profiling_ops.h"
 #include "backend/select.h"
-#include "train/host_batch.h"
 #include "core/arena.h"
 #include "data/data_loader.h"
 #include "model/gpt.h"
+#include "train/host_batch.h"
 #include "train/metrics.h"
 #include "train/param_groups.h"
 #include "train/trainer.h"
@@ -161,9 +161,10 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
     ops.synchronize();
     acc += now_seconds() - t0;
   };
-  // One training step on backend `o` (the bench's own, or a ProfilingOps around it: then each
-  // op is booked under its phase).
-  auto step = [&](int64_t s, bool timed, Ops& o, ProfilingOps* prof) {
+  // One training step on the bench's backend, or through `prof` (a ProfilingOps around it) when
+  // given: then each op is booked under its phase.
+  auto step = [&](int64_t s, bool timed, ProfilingOps* prof) {
+    Ops& o = prof ? static_cast<Ops&>(*prof) : ops;
     auto in_phase = [&](const char* name) {
       if (prof) prof->set_phase(name);
     };
@@ -197,13 +198,13 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
 
   int64_t s = 0;
   for (int64_t i = 0; i < opt.warmup; i++, s++) {
-    const double loss = step(s, false, ops, nullptr);
+    const double loss = step(s, false, nullptr);
     if (i == 0) r.loss_first = loss;
   }
   ops.synchronize();
   const double t0 = now_seconds();
   for (int64_t i = 0; i < opt.steps; i++, s++) {
-    r.loss_last = step(s, false, ops, nullptr);
+    r.loss_last = step(s, false, nullptr);
     if (opt.warmup == 0 && i == 0) r.loss_first = r.loss_last;
   }
   ops.synchronize();
@@ -212,7 +213,7 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
   if (r.peak_flops > 0) r.mfu = r.flops_per_token * r.tokens_per_s / r.peak_flops;
 
   if (opt.phase_steps > 0) {
-    for (int64_t i = 0; i < opt.phase_steps; i++, s++) step(s, true, ops, nullptr);
+    for (int64_t i = 0; i < opt.phase_steps; i++, s++) step(s, true, nullptr);
     r.forward_s = t_fwd / double(opt.phase_steps);
     r.backward_s = t_bwd / double(opt.phase_steps);
     r.optimizer_s = t_opt / double(opt.phase_steps);
@@ -220,7 +221,7 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
   std::string profile;
   if (opt.profile_steps > 0) {
     ProfilingOps prof(ops);
-    for (int64_t i = 0; i < opt.profile_steps; i++, s++) step(s, false, prof, &prof);
+    for (int64_t i = 0; i < opt.profile_steps; i++, s++) step(s, false, &prof);
     profile = prof.report(opt.profile_steps, 1e3 * r.step_s);
   }
   ops.synchronize();

@@ -216,34 +216,15 @@ TEST_CASE("cuda optimizer step vs cpu: mousse with bf16 NS and bf16 bases (the C
 }
 
 // Cholesky QR on the device (cuSOLVER potrf, cuBLAS trsm, batched f64 GEMMs) with a stack in
-// which one slice is rank deficient (a zero column) and one not finite: exactly those two are
-// redone with Householder QR (cuSOLVER geqrf/orgqr), the good slice matches the CPU's Q, the
-// rank-deficient one still comes out orthonormal, the non-finite one visibly not finite.
+// which one slice is rank deficient (a zero column) and one not finite
+// (orthonormalize_fallback_case): exactly those two are redone with Householder QR (cuSOLVER
+// geqrf/orgqr), the good slice matches the CPU's Q, the rank-deficient one still comes out
+// orthonormal, the non-finite one visibly not finite.
 TEST_CASE("cuda orthonormalize: Cholesky QR with per-slice Householder fallbacks", "[gpu][optim]") {
-  const int64_t b = 3, d = 64;
-  std::vector<float> e(size_t(b * d * d));
-  std::mt19937_64 rng(77);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  for (auto& x : e) x = nd(rng);
-  for (int64_t k = 0; k < b; k++)  // well conditioned: Gaussian + 2·sqrt(d)·I
-    for (int64_t i = 0; i < d; i++) e[size_t(k * d * d + i * d + i)] += 2.f * std::sqrt(float(d));
-  for (int64_t i = 0; i < d; i++) e[size_t(d * d + i * d + 5)] = 0.f;  // slice 1: a zero column
-  e[size_t(2 * d * d + 7)] = INFINITY;                                  // slice 2: not finite
-  auto run = [&](Ops& o, int& fallbacks) {
-    Arena arena(o);
-    PowerQrScratch s;
-    s.reserve(arena, "optimizer_scratch", "test", DType::f32, b * d * d, b * d, QrMethod::cholesky);
-    Tensor E, Q;
-    arena.reserve(E, "test", "e", DType::f32, Shape{b, d, d});
-    arena.reserve(Q, "test", "q", DType::f32, Shape{b, d, d});
-    arena.allocate();
-    upload(o, E, e);
-    o.fill(Q, std::nan(""));
-    fallbacks = orthonormalize(o, Q, E, s);
-    return download(o, Q);
-  };
+  const int64_t d = 64;
   int fc = -1, fg = -1;
-  const std::vector<double> qc = run(cpu(), fc), qg = run(gpu(), fg);
+  const std::vector<double> qc = orthonormalize_fallback_case(cpu(), d, 77, fc);
+  const std::vector<double> qg = orthonormalize_fallback_case(gpu(), d, 77, fg);
   CHECK(fc == 2);
   CHECK(fg == 2);
   auto slice = [&](const std::vector<double>& q, int64_t k) {

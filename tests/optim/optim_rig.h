@@ -4,7 +4,9 @@
 // and bench-optim-cuda. Weights and gradients go in and out as host doubles.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,6 +87,35 @@ struct OptimRig {
     opt->step(ops, ptrs, s);
   }
 };
+
+// Cholesky QR's per-slice fallback as the GPU runs it (test_power_refresh on the CPU,
+// test_cuda_optim CUDA vs CPU): a [3, d, d] f32 stack, slice 0 Gaussian + 2·sqrt(d)·I (well
+// conditioned), slice 1 the same with a zero column (rank deficient), slice 2 with an inf,
+// orthonormalised with its scratch planned through an arena on `ops`. Returns Q (host doubles)
+// and, in `fallbacks`, how many slices were redone with Householder QR.
+inline std::vector<double> orthonormalize_fallback_case(Ops& ops, int64_t d, uint64_t seed,
+                                                        int& fallbacks) {
+  const int64_t b = 3;
+  std::vector<double> e(size_t(b * d * d));
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> nd(0.0, 1.0);
+  for (auto& x : e) x = double(float(nd(rng)));
+  for (int64_t k = 0; k < b; k++)
+    for (int64_t i = 0; i < d; i++) e[size_t(k * d * d + i * d + i)] += 2.0 * std::sqrt(double(d));
+  for (int64_t i = 0; i < d; i++) e[size_t(d * d + i * d + 5)] = 0.0;
+  e[size_t(2 * d * d + 7)] = std::numeric_limits<double>::infinity();
+  Arena arena(ops);
+  PowerQrScratch s;
+  s.reserve(arena, "optimizer_scratch", "test", DType::f32, b * d * d, b * d, QrMethod::cholesky);
+  Tensor E, Q;
+  arena.reserve(E, "test", "e", DType::f32, Shape{b, d, d});
+  arena.reserve(Q, "test", "q", DType::f32, Shape{b, d, d});
+  arena.allocate();
+  write_vector(ops, E, e);
+  ops.fill(Q, std::nan(""));
+  fallbacks = orthonormalize(ops, Q, E, s);
+  return read_vector(ops, Q);
+}
 
 // max |QᵀQ − I| of slice k of a stack of [d, d] matrices (row-major, host doubles): how far
 // that slice's columns are from orthonormal.

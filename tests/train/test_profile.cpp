@@ -30,8 +30,10 @@ struct Run {
     model.bind();
     model.init_weights(*ops, 5);
   }
-  // forward, backward and one optimizer step through `o` (this run's backend or a wrapper)
-  double step(Ops& o, ProfilingOps* prof, const std::vector<int32_t>& x, const std::vector<int32_t>& y) {
+  // forward, backward and one optimizer step on this run's backend, or through `prof` (a
+  // ProfilingOps around it) when given
+  double step(ProfilingOps* prof, const std::vector<int32_t>& x, const std::vector<int32_t>& y) {
+    Ops& o = prof ? static_cast<Ops&>(*prof) : *ops;
     if (prof) prof->set_phase("forward");
     model.zero_grads(o);
     o.fill(model.loss_accumulator(), 0.0);
@@ -65,8 +67,8 @@ TEST_CASE("profiling ops: the same step, bit for bit, and every op booked under 
 
   Run plain(cfg, opt), profiled(cfg, opt);
   ProfilingOps prof(*profiled.ops);
-  const double a = plain.step(*plain.ops, nullptr, x, y);
-  const double b = profiled.step(prof, &prof, x, y);
+  const double a = plain.step(nullptr, x, y);
+  const double b = profiled.step(&prof, x, y);
   CHECK(a == b);
   CHECK(read_vector(*plain.ops, plain.model.params().flat_weights()) ==
         read_vector(*profiled.ops, profiled.model.params().flat_weights()));

@@ -100,8 +100,7 @@ class CpuOps final : public Ops {
   void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
 
  private:
-  void write_compute_copy(const char* op, const Tensor& p, const ComputeCopy& copy,
-                          bool check_only);
+  bool compute_copy_due(const char* op, const Tensor& p, const ComputeCopy& copy);
 };
 
 }  // namespace mousse

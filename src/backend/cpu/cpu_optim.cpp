@@ -61,13 +61,12 @@ void dispatch_state_grad(const char* op, const Tensor& state, const Tensor& g, F
 }  // namespace
 
 // The CPU has no separate working copy (every tensor of an op shares one dtype), so a requested
-// one is a plain copy of the updated weights: checked before the update, written after it.
-void CpuOps::write_compute_copy(const char* op, const Tensor& p, const ComputeCopy& copy,
-                                bool check_only) {
-  if (!copy.dst.defined() || copy.dst.data == p.data) return;
+// one is a plain copy of the updated weights. Checked before the update; true when it is due.
+bool CpuOps::compute_copy_due(const char* op, const Tensor& p, const ComputeCopy& copy) {
+  if (!copy.dst.defined() || copy.dst.data == p.data) return false;
   check_dtype(op, "copy.dst", copy.dst, "p", p);
   check_same_numel(op, "copy.dst", copy.dst, "p", p);
-  if (!check_only) this->copy(copy.dst, p);
+  return true;
 }
 
 void CpuOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
@@ -82,13 +81,13 @@ void CpuOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, con
   if (!(args.bias_correction1 > 0.f) || !(args.bias_correction2 > 0.f))
     fail(op, ": bias corrections (", args.bias_correction1, ", ", args.bias_correction2,
          ") must be > 0 (1 - beta^t with t >= 1)");
-  write_compute_copy(op, p, copy, /*check_only=*/true);
+  const bool copy_due = compute_copy_due(op, p, copy);
   dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
     using T = decltype(t_tag);
     using G = decltype(g_tag);
     adamw_kernel(p.ptr<T>(), g.ptr<G>(), m.ptr<T>(), v.ptr<T>(), p.numel(), args);
   });
-  write_compute_copy(op, p, copy, /*check_only=*/false);
+  if (copy_due) this->copy(copy.dst, p);
 }
 
 void CpuOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args,
@@ -98,13 +97,13 @@ void CpuOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, cons
   check_dtype(op, "m", m, "p", p);
   check_same_numel(op, "g", g, "p", p);
   check_same_numel(op, "m", m, "p", p);
-  write_compute_copy(op, p, copy, /*check_only=*/true);
+  const bool copy_due = compute_copy_due(op, p, copy);
   dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
     using T = decltype(t_tag);
     using G = decltype(g_tag);
     lion_kernel(p.ptr<T>(), g.ptr<G>(), m.ptr<T>(), p.numel(), args);
   });
-  write_compute_copy(op, p, copy, /*check_only=*/false);
+  if (copy_due) this->copy(copy.dst, p);
 }
 
 void CpuOps::ema_square(const Tensor& v, const Tensor& x, double beta) {
