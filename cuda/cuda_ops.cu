@@ -88,6 +88,7 @@ CudaOps::~CudaOps() {
   // Destructors must not throw: best effort.
   if (stream_) cudaStreamSynchronize(stream_);
   cudnn_attention_.reset();
+  gemm_plans_.clear();
   for (HostRegion& r : host_regions_) {
     cudaEventDestroy(r.last_read);
     cudaHostUnregister(r.p);

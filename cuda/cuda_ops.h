@@ -10,7 +10,7 @@
 // Methods are implemented in one file per area:
 //   cuda_ops.cu            construction, memory, make_cuda_ops(), cuda_available()
 //   elementwise.cu         fill, copy, copy_stochastic, scale, axpby, sum, sum_squares, relu2
-//   gemm_cublaslt.cu       matmul, matmul_batched
+//   gemm_cublaslt.cu       matmul, matmul_batched, matmul_tf32
 //   norms.cu               rmsnorm (fwd/bwd), add_rmsnorm, qknorm_rope (fwd/bwd)
 //   attention_forward.cu   flash-style causal attention forward
 //   attention_backward.cu  flash-style causal attention backward
@@ -39,6 +39,7 @@ namespace mousse {
 namespace cuda {
 class CudnnAttention;
 }
+struct GemmPlan;  // one GEMM problem's cuBLASLt descriptors and algorithm (gemm_cublaslt.cu)
 
 class CudaOps final : public Ops {
  public:
@@ -74,6 +75,8 @@ class CudaOps final : public Ops {
               double alpha, double beta) override;
   void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
                       bool trans_b, double alpha, double beta) override;
+  void matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                   double alpha, double beta) override;
 
   void embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) override;
   void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) override;
@@ -138,8 +141,9 @@ class CudaOps final : public Ops {
   // Sums `n` per-block double partials sitting in device memory: copies them to the host in one
   // transfer, synchronises, adds them in order (deterministic).
   double finish_partials(const double* d_partials, int n);
+  // The one GEMM behind matmul, matmul_batched (batch > 0) and matmul_tf32 (tf32).
   void gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-            double alpha, double beta, int64_t batch, const char* op);
+            double alpha, double beta, int64_t batch, bool tf32, const char* op);
   // Returns a device [T, hd/2] float2 table of (cos, sin) for RoPE, recomputed (in double) only
   // when (T, hd, base) change.
   const void* rope_table(int64_t T, int hd, float base);
@@ -177,8 +181,8 @@ class CudaOps final : public Ops {
   void* rope_ = nullptr;
   size_t rope_bytes_ = 0;
   std::tuple<int64_t, int, float> rope_key_{-1, 0, 0.f};
-  // cuBLASLt heuristic cache: a key describing the problem -> the chosen algorithm.
-  std::map<std::string, cublasLtMatmulAlgo_t> algo_cache_;
+  // A key describing a GEMM problem -> its cuBLASLt descriptors and algorithm (gemm_cublaslt.cu).
+  std::map<std::string, std::shared_ptr<GemmPlan>> gemm_plans_;
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention_;
 };
 

@@ -118,13 +118,13 @@ __global__ void adam_direction_kernel(To* out, const Tm* m, const Tm* v, int64_t
 
 template <class T, class Ts>
 __global__ void scale_rows_cols_kernel(T* out, const T* inp, const Ts* rs, const Ts* cs,
-                                       int64_t rows, int64_t cols) {
+                                       int64_t rows, int64_t cols, int64_t rows_per_matrix) {
   using A = acc_t<T>;
   GRID_STRIDE(i, rows * cols) {
     const int64_t r = i / cols, c = i - r * cols;
     A v = ld(inp, i);
     if (rs) v *= A(ld(rs, r));
-    if (cs) v *= A(ld(cs, c));
+    if (cs) v *= A(ld(cs, (r / rows_per_matrix) * cols + c));  // matrix r / m's column scales
     st(out, i, v);
   }
 }
@@ -417,13 +417,15 @@ void CudaOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor
   require_same_numel(out, inp, op);
   if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
   const int64_t rows = inp.rows(), cols = inp.cols();
+  // a 3-D inp: a stack of matrices of m rows, each with its own column scales
+  const int64_t m = inp.shape.ndim == 3 ? inp.shape[1] : rows, b = m > 0 ? rows / m : 1;
   if (row_scale.defined()) {
     require_cuda(row_scale, op, "row_scale");
     if (row_scale.numel() != rows) fail("cuda ", op, ": row_scale has ", row_scale.numel(), " elements, expected ", rows);
   }
   if (col_scale.defined()) {
     require_cuda(col_scale, op, "col_scale");
-    if (col_scale.numel() != cols) fail("cuda ", op, ": col_scale has ", col_scale.numel(), " elements, expected ", cols);
+    if (col_scale.numel() != b * cols) fail("cuda ", op, ": col_scale has ", col_scale.numel(), " elements, expected ", b * cols);
   }
   if (row_scale.defined() && col_scale.defined() && row_scale.dtype != col_scale.dtype)
     fail("cuda ", op, ": row_scale and col_scale must share a dtype");
@@ -435,7 +437,8 @@ void CudaOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor
       using Ts = decltype(ts);
       scale_rows_cols_kernel<T, Ts><<<grid_for(rows * cols), 256, 0, stream_>>>(
           static_cast<T*>(out.data), static_cast<const T*>(inp.data),
-          static_cast<const Ts*>(row_scale.data), static_cast<const Ts*>(col_scale.data), rows, cols);
+          static_cast<const Ts*>(row_scale.data), static_cast<const Ts*>(col_scale.data), rows, cols,
+          m);
       CUDA_CHECK_LAUNCH();
     });
   });

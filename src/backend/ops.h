@@ -101,6 +101,13 @@ class Ops {
   // The same for a batch of equally shaped matrices: a, b, out are 3-D [batch, rows, cols].
   virtual void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
                               bool trans_b, double alpha = 1.0, double beta = 0.0) = 0;
+  // matmul of f32 operands read at TF32 precision (mantissas cut to 10 bits; f32 range), f32
+  // accumulation and output: CUDA's TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32), several
+  // times the f32 GEMM rate. The CPU rounds copies of a and b to nearest TF32, then multiplies in
+  // f32; tensor cores may truncate instead, so the two differ by up to one TF32 unit (2^-10
+  // relative) per operand. For the optimizers' curvature statistics (stats_dtype "tf32").
+  virtual void matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                           bool trans_b, double alpha = 1.0, double beta = 0.0) = 0;
 
   // ---------------------------------------------------------------- model: forward
   // out[N, C] (=) wte[tokens[n], :]; tokens i32 [N] (ids < wte rows, checked by the data loader)
@@ -167,7 +174,8 @@ class Ops {
   // gives a non-finite q, not an error (the callers check their results).
   virtual void qr_orthonormal(const Tensor& q, const Tensor& a) = 0;
   // out[i, j] (=) inp[i, j] * row_scale[i] * col_scale[j]; an undefined scale tensor means 1.
-  // out may alias inp.
+  // A 3-D inp [b, m, n] is a stack of matrices, each with its own scales: row_scale [b·m] and
+  // col_scale [b·n] (the scalings of b matrices stacked). out may alias inp.
   virtual void scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
                                const Tensor& col_scale) = 0;
   // out[i] (=) max(inp[i], floor)^exponent

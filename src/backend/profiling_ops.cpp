@@ -120,6 +120,12 @@ void ProfilingOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans
       gemm_key("matmul_batched", out, a, trans_a, a.shape.ndim == 3 ? a.shape[0] : 1, flops);
   timed(key, [&] { inner_.matmul_batched(out, a, trans_a, b, trans_b, alpha, beta); }, flops);
 }
+void ProfilingOps::matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                               bool trans_b, double alpha, double beta) {
+  double flops = 0;
+  const std::string key = gemm_key("matmul_tf32", out, a, trans_a, 0, flops);
+  timed(key, [&] { inner_.matmul_tf32(out, a, trans_a, b, trans_b, alpha, beta); }, flops);
+}
 void ProfilingOps::embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) {
   timed("embedding_forward", [&] { inner_.embedding_forward(out, wte, tokens); });
 }

@@ -51,6 +51,8 @@ class ProfilingOps : public Ops {
               double alpha = 1.0, double beta = 0.0) override;
   void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
                       bool trans_b, double alpha = 1.0, double beta = 0.0) override;
+  void matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                   double alpha = 1.0, double beta = 0.0) override;
   void embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) override;
   void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) override;
   void add_rmsnorm_forward(const Tensor& res_out, const Tensor& norm_out, const Tensor& rstd,

@@ -32,6 +32,16 @@ void Arena::reserve(Tensor& t, const std::string& category, const std::string& n
   entries_.push_back({category, name, &t, 0, bytes});
 }
 
+void Arena::reserve_stack(const std::vector<Tensor*>& ts, const std::string& category,
+                          const std::vector<std::string>& names, DType dt, Shape s) {
+  MOUSSE_CHECK(ts.size() == names.size(), "reserve_stack: ", ts.size(), " tensors but ",
+               names.size(), " names");
+  for (size_t i = 0; i < ts.size(); i++) {
+    reserve(*ts[i], category, names[i], dt, s);
+    entries_.back().packed = i + 1 < ts.size();
+  }
+}
+
 std::string Arena::root(const std::string& category) const {
   std::string c = category;
   for (auto it = host_.find(c); it != host_.end(); it = host_.find(c)) c = it->second;
@@ -90,7 +100,8 @@ void Arena::allocate() {
       for (Entry& e : entries_)
         if (e.category == c) {
           e.offset = offset;
-          offset += align_up(e.bytes);
+          offset += e.bytes;  // a stack's slices follow each other; its end is padded
+          if (!e.packed) offset = align_up(offset);
         }
     }
     total_ += r.bytes;
@@ -110,8 +121,29 @@ void Arena::allocate() {
 size_t Arena::category_bytes(const std::string& category) const {
   size_t n = 0;
   for (auto& e : entries_)
-    if (e.category == category) n += align_up(e.bytes);
+    if (e.category == category) {
+      n += e.bytes;
+      if (!e.packed) n = align_up(n);
+    }
   return n;
+}
+
+Tensor stack_view(const std::vector<const Tensor*>& ts) {
+  MOUSSE_CHECK(!ts.empty(), "stack_view: no tensors");
+  const Tensor& first = *ts[0];
+  MOUSSE_CHECK(first.shape.ndim < 4, "stack_view: ", first.shape.str(), " has no room for a batch");
+  for (size_t k = 0; k < ts.size(); k++) {
+    const Tensor& t = *ts[k];
+    MOUSSE_CHECK(t.dtype == first.dtype && t.shape == first.shape && t.device == first.device &&
+                     t.data == static_cast<const char*>(first.data) + k * first.bytes(),
+                 "stack_view: tensor ", k, " ", t.shape.str(), " is not the next slice after ",
+                 first.shape.str(), " (plan them with one Arena::reserve_stack)");
+  }
+  Tensor v = first;
+  v.shape.ndim = first.shape.ndim + 1;
+  v.shape.dims[0] = int64_t(ts.size());
+  for (int i = 0; i < first.shape.ndim; i++) v.shape.dims[size_t(i + 1)] = first.shape.dims[size_t(i)];
+  return v;
 }
 
 std::string format_bytes(double b) {

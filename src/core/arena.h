@@ -28,6 +28,7 @@ class Arena {
     Tensor* target;        // patched by allocate(); must not move before then
     size_t offset;         // from the allocation's start; set by allocate()
     size_t bytes;
+    bool packed = false;   // the next entry follows with no padding (reserve_stack)
   };
   // Categories that share memory: one region of the allocation (see overlay()).
   struct Region {
@@ -46,6 +47,11 @@ class Arena {
 
   // Plans a tensor of the given dtype and shape. `t` gets its data pointer at allocate().
   void reserve(Tensor& t, const std::string& category, const std::string& name, DType dt, Shape s);
+  // Plans tensors of one dtype and shape back to back, with no padding between them (the first
+  // 256-byte aligned): after allocate() they are the slices of one contiguous stack
+  // [ts.size(), s...] (stack_view), for batched ops, while each keeps its own name.
+  void reserve_stack(const std::vector<Tensor*>& ts, const std::string& category,
+                     const std::vector<std::string>& names, DType dt, Shape s);
   // `category` shares the memory of `host`'s region: its tensors are laid out from the start of
   // that region too, overwriting each other. Before allocate(), before or after the reservations.
   // A category joins one host; joining a category that itself joined another joins that region.
@@ -76,6 +82,10 @@ class Arena {
   size_t total_ = 0;                         // set by allocate()
   void* base_ = nullptr;
 };
+
+// The [ts.size(), shape...] view of tensors planned by one Arena::reserve_stack, in order (fails
+// unless they share dtype and shape and lie back to back).
+Tensor stack_view(const std::vector<const Tensor*>& ts);
 
 std::string format_bytes(double bytes);  // "1.50 GiB"
 

@@ -118,6 +118,56 @@ const char* qr_method_name(QrMethod m) {
   return "?";
 }
 
+StatsPrecision parse_stats_precision(const ConfigNode& node) {
+  const std::string s = node.choice("stats_dtype", "auto", {"auto", "param", "tf32", "bf16"});
+  return s == "param" ? StatsPrecision::param
+       : s == "tf32"  ? StatsPrecision::tf32
+       : s == "bf16"  ? StatsPrecision::bf16 : StatsPrecision::automatic;
+}
+
+const char* stats_precision_name(StatsPrecision p) {
+  switch (p) {
+    case StatsPrecision::automatic: return "auto";
+    case StatsPrecision::param: return "param";
+    case StatsPrecision::tf32: return "tf32";
+    case StatsPrecision::bf16: return "bf16";
+  }
+  return "?";
+}
+
+StatsPrecision resolve_stats_precision(StatsPrecision p, Device device, DType param_dtype,
+                                       const char* who) {
+  if (p == StatsPrecision::automatic)
+    return device == Device::cuda && param_dtype == DType::f32 ? StatsPrecision::tf32
+                                                                : StatsPrecision::param;
+  MOUSSE_CHECK(p != StatsPrecision::bf16 || device == Device::cuda, who,
+               ": stats_dtype 'bf16' needs the CUDA backend (the CPU computes in f32/f64); use "
+               "'tf32' or 'param'");
+  MOUSSE_CHECK(p != StatsPrecision::tf32 || param_dtype == DType::f32, who,
+               ": stats_dtype 'tf32' needs f32 parameters, these are ", dtype_name(param_dtype),
+               "; use 'param'");
+  return p;
+}
+
+void update_statistics(Ops& ops, const Tensor& out_stat, const Tensor& in_stat, const Tensor& g,
+                       double w, double beta, StatsPrecision p, const Tensor& bf16_scratch) {
+  MOUSSE_CHECK(p != StatsPrecision::automatic, "update_statistics: precision not resolved");
+  Tensor x = g;
+  if (p == StatsPrecision::bf16) {
+    x = bf16_scratch.slice(0, g.shape);
+    ops.copy(x, g);
+  }
+  auto gram = [&](const Tensor& stat, bool gram_of_columns) {  // G Gᵀ, or Gᵀ G
+    if (!stat.defined()) return;
+    if (p == StatsPrecision::tf32)
+      ops.matmul_tf32(stat, x, gram_of_columns, x, !gram_of_columns, w, beta);
+    else
+      ops.matmul(stat, x, gram_of_columns, x, !gram_of_columns, w, beta);
+  };
+  gram(out_stat, false);
+  gram(in_stat, true);
+}
+
 void PowerQrScratch::reserve(Arena& arena, const std::string& category,
                              const std::string& prefix, DType dt, int64_t matrix_elems,
                              int64_t vector_elems, QrMethod method) {

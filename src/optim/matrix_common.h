@@ -87,6 +87,31 @@ RefreshStackSize refresh_stack_size(const std::vector<std::pair<int64_t, T>>& fa
   return s;
 }
 
+// Precision of the curvature statistics' GEMMs G Gᵀ, Gᵀ G (Mousse and SOAP, key "stats_dtype";
+// the EMA itself stays in the parameter dtype):
+//   "param": exact in the parameter dtype;
+//   "tf32":  f32 operands read at TF32 precision, f32 accumulation (Ops::matmul_tf32; the CPU
+//            emulates it). The statistics are a running average of noisy gradients' Gram
+//            matrices, used through an ε-damped eigenbasis that Mousse then stores in bf16:
+//            TF32's 2^-11 input rounding is far below both. On an H100 it runs the statistics
+//            on tensor cores instead of f32 CUDA cores (~0.6 TFLOP per 162m step, both sides);
+//   "bf16":  G copied to bf16 first, bf16 tensor-core GEMMs (CUDA only);
+//   "auto":  "tf32" on CUDA with f32 parameters, "param" otherwise (the default).
+enum class StatsPrecision { automatic, param, tf32, bf16 };
+StatsPrecision parse_stats_precision(const ConfigNode& node);
+const char* stats_precision_name(StatsPrecision p);
+// "auto" resolved for a device and the parameters' dtype; "bf16" off CUDA and "tf32" with
+// non-f32 parameters are errors naming `who` and the key.
+StatsPrecision resolve_stats_precision(StatsPrecision p, Device device, DType param_dtype,
+                                       const char* who);
+
+// One gradient's statistics, the EMA being the GEMM's own accumulation:
+//   out_stat ← w · G Gᵀ + β · out_stat,   in_stat ← w · Gᵀ G + β · in_stat
+// (an empty tensor skips that side), at precision p (resolved). With "bf16", G is copied once
+// into bf16_scratch (at least G's size) for both products.
+void update_statistics(Ops& ops, const Tensor& out_stat, const Tensor& in_stat, const Tensor& g,
+                       double w, double beta, StatsPrecision p, const Tensor& bf16_scratch);
+
 // How power_qr_step orthonormalises (config key "qr"): "householder" (qr_orthonormal, one
 // matrix at a time) or "cholesky" (orthonormalize below: batched, GEMM-shaped). "auto":
 // Cholesky QR on CUDA, where Householder QR's panel factorisations ran at 0.4–4 TFLOP/s

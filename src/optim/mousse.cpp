@@ -35,8 +35,7 @@ Mousse::Mousse(const ConfigNode& node) {
   const std::string wd = node.choice("whiten_dtype", "auto", {"auto", "param", "bf16"});
   whiten_dtype = wd == "bf16" ? OrthoDtype::bf16 : wd == "param" ? OrthoDtype::param
                : OrthoDtype::automatic;
-  const std::string sd = node.choice("stats_dtype", "param", {"param", "bf16"});
-  stats_dtype = sd == "bf16" ? OrthoDtype::bf16 : OrthoDtype::param;
+  stats_dtype = parse_stats_precision(node);
   const std::string rm = node.choice("refresh", "eigh", {"eigh", "power_qr"});
   refresh_method = rm == "power_qr" ? Refresh::power_qr : Refresh::eigh;
   eigh_every = node.integer("eigh_every", eigh_every);
@@ -71,7 +70,7 @@ std::string Mousse::describe() const {
                 (long long)update_interval, refresh, side_name(whiten),
                 whiten_dtype == OrthoDtype::bf16 ? "bf16"
                 : whiten_dtype == OrthoDtype::param ? "param" : "auto",
-                stats_dtype == OrthoDtype::bf16 ? "bf16" : "param",
+                stats_precision_name(stats_dtype),
                 trace_normalize ? "true" : "false",
                 pc_bias_correction ? "true" : "false", grafting ? "true" : "false",
                 ortho_.options().describe().c_str(), update_scale_name(scale), weight_decay);
@@ -86,62 +85,75 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
                    (whiten_dtype == OrthoDtype::automatic && arena.device() == Device::cuda);
   MOUSSE_CHECK(!q16 || arena.device() == Device::cuda,
                "mousse: whiten_dtype 'bf16' needs the CUDA backend (the CPU computes in f32/f64)");
-  const bool g16 = stats_dtype == OrthoDtype::bf16;
-  MOUSSE_CHECK(!g16 || arena.device() == Device::cuda,
-               "mousse: stats_dtype 'bf16' needs the CUDA backend (the CPU computes in f32/f64)");
-  const DType qdt = q16 ? DType::bf16 : (params.empty() ? DType::f32 : params[0]->weight.dtype);
-  int64_t max_mn = 0, max_d = 0;
-  DType dt = DType::f32;
+  const DType dt = params.empty() ? DType::f32 : params[0]->weight.dtype;
+  stats_ = resolve_stats_precision(stats_dtype, arena.device(), dt, "mousse");
+  const bool g16 = stats_ == StatsPrecision::bf16;
+  const DType qdt = q16 ? DType::bf16 : dt;
   for (size_t i = 0; i < params.size(); i++) {
     const Param& p = *params[i];
     MOUSSE_CHECK(p.weight.shape.ndim == 2, "mousse: ", p.name, " is not a matrix");
-    State& s = st_[i];
-    s.name = p.name;
-    dt = p.weight.dtype;
-    arena.reserve(s.m, "optimizer", "mousse.m." + p.name, dt, p.weight.shape);
-    const int64_t m = p.rows, n = p.cols;
+    MOUSSE_CHECK(p.weight.dtype == dt, "mousse: ", p.name, " is ", dtype_name(p.weight.dtype),
+                 ", the other matrices ", dtype_name(dt));
+    st_[i].name = p.name;
+    auto g = std::find_if(groups_.begin(), groups_.end(),
+                          [&](const Group& x) { return x.rows == p.rows && x.cols == p.cols; });
+    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{p.rows, p.cols, {}});
+    g->index.push_back(i);
+  }
+  // The state of one shape group is planned as stacks (momenta, bases, scalings: one
+  // contiguous [batch, ...] tensor each, every matrix's slice keeping its own name), so that the
+  // whitening GEMMs and the scalings run once per group, not once per matrix.
+  int64_t max_mn = 0, max_d = 0, max_stack = 0, max_batch = 0;
+  for (const Group& grp : groups_) {
+    const int64_t m = grp.rows, n = grp.cols, b = int64_t(grp.index.size());
     bool use_out = whiten == Side::both || whiten == Side::output,
          use_in = whiten == Side::both || whiten == Side::input;
     if (whiten == Side::smaller) {
       use_out = m <= n;
       use_in = !use_out;
     }
-    auto plan = [&](Factor& f, bool on, int64_t d, const char* tag) {
-      f.on = on;
-      f.dim = d;
+    auto stack = [&](auto member, const std::string& prefix, DType type, Shape shape) {
+      std::vector<Tensor*> ts;
+      std::vector<std::string> names;
+      for (size_t i : grp.index) {
+        ts.push_back(&member(st_[i]));
+        names.push_back(prefix + st_[i].name);
+      }
+      arena.reserve_stack(ts, "optimizer", names, type, shape);
+    };
+    stack([](State& s) -> Tensor& { return s.m; }, "mousse.m.", dt, Shape{m, n});
+    auto plan = [&](Factor State::*side, bool on, int64_t d, const char* tag) {
+      for (size_t i : grp.index) {
+        Factor& f = st_[i].*side;
+        f.on = on;
+        f.dim = d;
+        if (on)
+          arena.reserve(f.stat, "optimizer", std::string("mousse.") + tag + "." + st_[i].name, dt,
+                        Shape{d, d});
+      }
       if (!on) return;
-      arena.reserve(f.stat, "optimizer", std::string("mousse.") + tag + "." + p.name, dt,
-                    Shape{d, d});
-      arena.reserve(f.basis, "optimizer", std::string("mousse.Q") + tag + "." + p.name, qdt,
-                    Shape{d, d});
-      arena.reserve(f.scaling, "optimizer", std::string("mousse.s") + tag + "." + p.name, dt,
-                    Shape{d});
+      stack([&](State& s) -> Tensor& { return (s.*side).basis; },
+            std::string("mousse.Q") + tag + ".", qdt, Shape{d, d});
+      stack([&](State& s) -> Tensor& { return (s.*side).scaling; },
+            std::string("mousse.s") + tag + ".", dt, Shape{d});
       max_d = std::max(max_d, d);
     };
-    plan(s.out, use_out, m, "L");
-    plan(s.in, use_in, n, "R");
+    plan(&State::out, use_out, m, "L");
+    plan(&State::in, use_in, n, "R");
     max_mn = std::max(max_mn, m * n);
-    auto g = std::find_if(groups_.begin(), groups_.end(),
-                          [&](const Group& x) { return x.rows == m && x.cols == n; });
-    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{m, n, {}});
-    g->index.push_back(i);
-  }
-  if (max_mn == 0) return;
-  int64_t max_stack = 0, max_batch = 0;
-  for (const Group& g : groups_) {
-    const int64_t b = int64_t(g.index.size());
-    ortho_.plan(b, g.rows, g.cols);
-    max_stack = std::max(max_stack, b * g.rows * g.cols);
+    ortho_.plan(b, m, n);
+    max_stack = std::max(max_stack, b * m * n);
     max_batch = std::max(max_batch, b);
   }
+  if (max_mn == 0) return;
   const std::string c = "optimizer_scratch";
   arena.reserve(stack_, c, "mousse.stack", dt, Shape{max_stack});
   arena.reserve(gamma_ssq_, c, "mousse.gamma_sum_squares", dt, Shape{max_batch});
   arena.reserve(u_ssq_, c, "mousse.update_sum_squares", dt, Shape{max_batch});
   arena.reserve(tr_, c, "mousse.trace", dt, Shape{1});
-  if (q16 || g16) arena.reserve(cur16_, c, "mousse.bf16_copy", DType::bf16, Shape{max_mn});
-  arena.reserve(s1_, c, "mousse.scratch1", dt, Shape{max_mn});
-  arena.reserve(s2_, c, "mousse.scratch2", dt, Shape{max_mn});
+  if (q16 || g16) arena.reserve(cur16_, c, "mousse.bf16_copy", DType::bf16, Shape{max_stack});
+  arena.reserve(s1_, c, "mousse.scratch1", dt, Shape{max_stack});
+  arena.reserve(s2_, c, "mousse.scratch2", dt, Shape{max_stack});
   if (max_d > 0) {
     arena.reserve(sq1_, c, "mousse.scratch_sq1", dt, Shape{max_d * max_d});
     arena.reserve(sq2_, c, "mousse.scratch_sq2", dt, Shape{max_d * max_d});
@@ -273,8 +285,9 @@ void Mousse::refresh_power_all(Ops& ops) {
   });
 }
 
-// out (=) op(q) · x (q_left) or x · op(q): q a basis (f32, or bf16 with whiten_dtype bf16), x
-// and out in the parameter dtype. A bf16 basis multiplies a bf16 copy of x (f32 accumulate).
+// out (=) op(q) · x (q_left) or x · op(q), for a stack: q [b, d, d] the bases (f32, or bf16 with
+// whiten_dtype bf16), x and out [b, m, n] in the parameter dtype. A bf16 basis multiplies a bf16
+// copy of x (f32 accumulate).
 void Mousse::basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans_q,
                         const Tensor& x, bool q_left) {
   Tensor xx = x;
@@ -282,8 +295,16 @@ void Mousse::basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans
     xx = cur16_.slice(0, x.shape);
     ops.copy(xx, x);
   }
-  if (q_left) ops.matmul(out, q, trans_q, xx, false);
-  else ops.matmul(out, xx, false, q, trans_q);
+  if (q_left) ops.matmul_batched(out, q, trans_q, xx, false);
+  else ops.matmul_batched(out, xx, false, q, trans_q);
+}
+
+// The [batch, ...] view of one state tensor of a group's matrices (planned as one stack).
+template <class Get>
+Tensor Mousse::group_stack(const Group& grp, Get&& get) const {
+  std::vector<const Tensor*> ts;
+  for (size_t i : grp.index) ts.push_back(&get(st_[i]));
+  return stack_view(ts);
 }
 
 void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
@@ -296,14 +317,8 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   for (size_t i = 0; i < params.size(); i++) {
     const Param& p = *params[i];
     State& st = st_[i];
-    // The EMA is the GEMM's own accumulation: F ← w·G Gᵀ + β_pc·F.
-    Tensor g = p.grad;
-    if (stats_dtype == OrthoDtype::bf16) {
-      g = cur16_.slice(0, p.grad.shape);
-      ops.copy(g, p.grad);
-    }
-    if (st.out.on) ops.matmul(st.out.stat, g, false, g, true, w, beta_pc);
-    if (st.in.on) ops.matmul(st.in.stat, g, true, g, false, w, beta_pc);
+    update_statistics(ops, st.out.on ? st.out.stat : Tensor{}, st.in.on ? st.in.stat : Tensor{},
+                      p.grad, w, beta_pc, stats_, cur16_);
     if (t_ == 0)  // a failed first eigh then leaves the identity basis (plain Muon)
       for (Factor* f : {&st.out, &st.in}) {
         if (!f->on) continue;
@@ -321,71 +336,73 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     else refresh_power_all(ops);
   }
 
+  // Per shape group, on [batch, m, n] stacks: every GEMM and scaling below runs once per group.
   for (const Group& grp : groups_) {
     const int64_t batch = int64_t(grp.index.size()), m = grp.rows, n = grp.cols;
-    const Shape sh{m, n};
-    const Tensor S1 = scratch_view(s1_, sh), S2 = scratch_view(s2_, sh);
-    auto other = [&](const Tensor& t) { return t.data == S1.data ? S2 : S1; };
-    auto slot = [&](int64_t j) { return stack_.slice(j * m * n, sh); };
+    const Shape sh{batch, m, n};
+    const Tensor X1 = s1_.slice(0, sh), X2 = s2_.slice(0, sh), stack = stack_.slice(0, sh);
+    auto other = [&](const Tensor& t) { return t.data == X1.data ? X2 : X1; };
+    const State& first = st_[grp.index[0]];
+    const bool out_on = first.out.on, in_on = first.in.on;
+    const Tensor QL = out_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.out.basis; }) : Tensor{},
+                 SL = out_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.out.scaling; }) : Tensor{},
+                 QR = in_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.in.basis; }) : Tensor{},
+                 SR = in_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.in.scaling; }) : Tensor{};
 
-    // Phase 1, per matrix: momentum and whitening into the stack.
+    // 1. momentum per matrix, into the group's momentum stack (Nesterov: the look-ahead into X1)
     for (int64_t j = 0; j < batch; j++) {
-      Param& p = *params[grp.index[size_t(j)]];
-      State& st = st_[grp.index[size_t(j)]];
-
-      // 1. momentum (Nesterov look-ahead lands in S1)
-      Tensor cur = momentum_update(ops, st.m, p.grad, momentum, nesterov, s.grad_scale, S1);
-
-      // 4. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R), the last product landing in the stack
-      const Tensor dst = slot(j);
-      if (st.out.on) {
-        Tensor d = st.in.on ? other(cur) : dst;
-        basis_gemm(ops, d, st.out.basis, true, cur, true);
-        cur = d;
-      }
-      if (st.in.on) {
-        basis_gemm(ops, dst, st.in.basis, false, cur, false);
-        cur = dst;
-      }
-      if (cur.data != dst.data) ops.copy(dst, cur);
-      ops.scale_rows_cols(dst, dst, st.out.on ? st.out.scaling : Tensor{},
-                          st.in.on ? st.in.scaling : Tensor{});
+      const size_t i = grp.index[size_t(j)];
+      momentum_update(ops, st_[i].m, params[i]->grad, momentum, nesterov, s.grad_scale,
+                      X1.slice(j * m * n, Shape{m, n}));
     }
+    Tensor cur = nesterov ? X1 : group_stack(grp, [](const State& x) -> const Tensor& { return x.m; });
 
-    // Phase 2: orthogonalise the whole shape group in the whitened frame; γ_j = ‖M̄_j‖_F².
-    const Tensor stack = stack_.slice(0, Shape{batch, m, n});
+    // 4. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R), the last product landing in the stack
+    if (out_on) {
+      const Tensor d = in_on ? other(cur) : stack;
+      basis_gemm(ops, d, QL, true, cur, true);
+      cur = d;
+    }
+    if (in_on) {
+      basis_gemm(ops, stack, QR, false, cur, false);
+      cur = stack;
+    }
+    if (cur.data != stack.data) ops.copy(stack, cur);
+    ops.scale_rows_cols(stack, stack, SL, SR);
+
+    // 5. orthogonalise the whole group in the whitened frame; γ_j = ‖M̄_j‖_F²
     ortho_.run(ops, stack, stack);
     const Tensor gssq = gamma_ssq_.slice(0, Shape{batch});
     if (grafting) ops.sum_squares_batched(gssq, stack);
 
-    // Phase 3, per matrix: un-whiten, graft, update.
+    // 6. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
+    cur = stack;
+    ops.scale_rows_cols(cur, cur, SL, SR);
+    if (out_on) {
+      basis_gemm(ops, X1, QL, false, cur, true);
+      cur = X1;
+    }
+    if (in_on) {
+      const Tensor d = other(cur);
+      basis_gemm(ops, d, QR, true, cur, false);
+      cur = d;
+    }
+    // 7. grafting: Muon's magnitude γ_j in the original frame (U_j kept when ‖U_j‖ = 0 / not
+    //    finite)
+    if (grafting) {
+      const Tensor ussq = u_ssq_.slice(0, Shape{batch});
+      ops.sum_squares_batched(ussq, cur);
+      ops.scale_by_ratio(cur, gssq, ussq, 0.5, 1.0, 1.0, 0.0);
+    }
+
+    // 8. per matrix: W ← W(1 − lr·wd) − lr·scale·U
     const double sc = update_scale(scale, m, n);
     for (int64_t j = 0; j < batch; j++) {
       Param& p = *params[grp.index[size_t(j)]];
-      State& st = st_[grp.index[size_t(j)]];
-      const Tensor sl = st.out.on ? st.out.scaling : Tensor{};
-      const Tensor sr = st.in.on ? st.in.scaling : Tensor{};
-      // 6. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
-      Tensor cur = slot(j);
-      ops.scale_rows_cols(cur, cur, sl, sr);
-      if (st.out.on) {
-        basis_gemm(ops, S1, st.out.basis, false, cur, true);
-        cur = S1;
-      }
-      if (st.in.on) {
-        Tensor d = other(cur);
-        basis_gemm(ops, d, st.in.basis, true, cur, false);
-        cur = d;
-      }
-      // 7. grafting: Muon's magnitude γ in the original frame (U kept when ‖U‖ = 0 / not finite)
-      if (grafting) {
-        const Tensor ussq = u_ssq_.slice(j, Shape{1});
-        ops.sum_squares_batched(ussq, cur);
-        ops.scale_by_ratio(cur, gssq.slice(j, Shape{1}), ussq, 0.5, 1.0, 1.0, 0.0);
-      }
-      // 8. W ← W(1 − lr·wd) − lr·scale·U
+      const State& st = st_[grp.index[size_t(j)]];
+      const Tensor u = cur.slice(j * m * n, Shape{m, n});
       if (s.diagnostics) {  // host values on logging steps only
-        rms.add(sc * sc * ops.sum_squares(cur), cur.numel());
+        rms.add(sc * sc * ops.sum_squares(u), u.numel());
         json e = json::object();
         if (st.out.on) {
           e["L_cond"] = st.out.cond;
@@ -397,7 +414,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
         }
         precond[st.name] = e;
       }
-      apply_matrix_update(ops, p.weight, cur, s.lr, weight_decay, sc);
+      apply_matrix_update(ops, p.weight, u, s.lr, weight_decay, sc);
     }
   }
   t_++;

@@ -21,8 +21,11 @@ namespace mousse {
 //   W ← W(1 − lr·wd) − lr·scale(m, n)·U
 // Whitening side: "both", "output" (L only, m×m), "input" (R only, n×n), "smaller" (the side
 // with the smaller dimension; "output" on square matrices). See docs/optimizers.md.
-// Matrices of one shape share one batched Newton–Schulz: their whitened momenta are stacked
-// into a [batch, m, n] buffer. Norms (trace normalisation, γ, ‖U‖) stay on the device.
+// Matrices of one shape form a group whose momenta, bases and scalings are planned as
+// contiguous stacks (Arena::reserve_stack): the whitening GEMMs, the scalings, the batched
+// Newton–Schulz and the grafting norms run once per group on [batch, m, n] tensors; only the
+// statistics, the momentum and the weight update (whose gradients and weights live in the
+// model's layout) run per matrix. Norms (trace normalisation, γ, ‖U‖) stay on the device.
 class Mousse : public Optimizer {
  public:
   enum class Side { both, output, input, smaller };
@@ -47,9 +50,9 @@ class Mousse : public Optimizer {
   Refresh refresh_method = Refresh::eigh;
   int64_t eigh_every = 0;
   QrMethod qr = QrMethod::automatic;  // how power_qr orthonormalises (matrix_common.h)
-  // Precision of the statistics' GEMMs G Gᵀ, Gᵀ G (the EMA itself stays in the parameter
-  // dtype): "param", or "bf16" (CUDA only: bf16 tensor-core inputs, f32 accumulation).
-  OrthoDtype stats_dtype = OrthoDtype::param;
+  // Precision of the statistics' GEMMs G Gᵀ, Gᵀ G: "auto" (TF32 on CUDA), "param", "tf32",
+  // "bf16" (matrix_common.h).
+  StatsPrecision stats_dtype = StatsPrecision::automatic;
   UpdateScale scale = UpdateScale::sqrt_out_in;
   // Precision of the bases Q_L, Q_R and of the whitening / un-whitening GEMMs: "auto" (bf16 on
   // CUDA: bf16 tensor-core GEMMs with f32 accumulation, bases stored in bf16; the parameter
@@ -88,6 +91,8 @@ class Mousse : public Optimizer {
   template <class F> void timed(Ops& ops, F&& f);
   void basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans_q, const Tensor& x,
                   bool q_left);
+  // The [batch, ...] stack of one state tensor (get(State)) of a group's matrices.
+  template <class Get> Tensor group_stack(const Group& grp, Get&& get) const;
 
   Orthogonalizer ortho_;
   std::vector<State> st_;
@@ -99,6 +104,7 @@ class Mousse : public Optimizer {
   PowerQrScratch power_;              // refresh "power_qr" only
   int64_t cholesky_qr_failures_ = 0;  // power_qr steps whose Cholesky QR fell back
   Tensor cur16_;  // bf16 copy of the matrix a bf16 basis multiplies (and of G for bf16 stats)
+  StatsPrecision stats_ = StatsPrecision::param;  // stats_dtype resolved by reserve_state
   int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)
   int64_t failures_ = 0;
   double refresh_seconds_total_ = 0.0, refresh_seconds_window_ = 0.0;

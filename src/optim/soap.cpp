@@ -16,6 +16,7 @@ Soap::Soap(const ConfigNode& node) {
   normalize_grads = node.boolean("normalize_grads", normalize_grads);
   correct_bias = node.boolean("correct_bias", correct_bias);
   qr = parse_qr_method(node);
+  stats_dtype = parse_stats_precision(node);
   if (!(eps > 0)) node.error("eps", "must be > 0");
   if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
   if (update_interval < 1) node.error("update_interval", "must be >= 1");
@@ -24,13 +25,14 @@ Soap::Soap(const ConfigNode& node) {
 }
 
 std::string Soap::describe() const {
-  char buf[352];
+  char buf[384];
   std::snprintf(buf, sizeof buf,
                 "soap betas=(%g, %g) eps=%g weight_decay=%g update_interval=%lld beta_pc=%g "
-                "max_precond_dim=%lld normalize_grads=%s correct_bias=%s qr=%s",
+                "max_precond_dim=%lld normalize_grads=%s correct_bias=%s qr=%s stats_dtype=%s",
                 beta1, beta2, eps, weight_decay, (long long)update_interval, beta_pc,
                 (long long)max_precond_dim, normalize_grads ? "true" : "false",
-                correct_bias ? "true" : "false", qr_method_name(qr));
+                correct_bias ? "true" : "false", qr_method_name(qr),
+                stats_precision_name(stats_dtype));
   return buf;
 }
 
@@ -60,8 +62,11 @@ void Soap::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     plan(s.in, p.cols, "R");
     max_mn = std::max(max_mn, p.weight.numel());
   }
+  stats_ = resolve_stats_precision(stats_dtype, arena.device(), dt, "soap");
   if (max_mn == 0) return;
   const std::string c = "optimizer_scratch";
+  if (stats_ == StatsPrecision::bf16)
+    arena.reserve(g16_, c, "soap.bf16_gradient", DType::bf16, Shape{max_mn});
   arena.reserve(s1_, c, "soap.scratch1", dt, Shape{max_mn});
   arena.reserve(s2_, c, "soap.scratch2", dt, Shape{max_mn});
   arena.reserve(ssq_, c, "soap.sum_squares", dt, Shape{1});
@@ -185,10 +190,9 @@ void Soap::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s)
     }
     // update the preconditioner: exp_avg leaves the old basis first when the basis changes
     if (refresh) rotate(ops, st.m, st.m, st, true);
-    // The EMA is the GEMM's own accumulation (as in Mousse): L ← w·G Gᵀ + β_pc·L.
-    const double w = (1.0 - beta_pc) * gs * gs;
-    if (st.out.on) ops.matmul(st.out.gg, p.grad, false, p.grad, true, w, beta_pc);
-    if (st.in.on) ops.matmul(st.in.gg, p.grad, true, p.grad, false, w, beta_pc);
+    // L ← w·G Gᵀ + β_pc·L, R likewise (update_statistics, shared with Mousse)
+    update_statistics(ops, st.out.on ? st.out.gg : Tensor{}, st.in.on ? st.in.gg : Tensor{},
+                      p.grad, (1.0 - beta_pc) * gs * gs, beta_pc, stats_, g16_);
     if (first) {
       if (st.out.on) init_basis(ops, st.out);
       if (st.in.on) init_basis(ops, st.in);

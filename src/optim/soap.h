@@ -35,6 +35,9 @@ class Soap : public Optimizer {
   int64_t update_interval = 10, max_precond_dim = 10000;
   bool normalize_grads = false, correct_bias = true;
   QrMethod qr = QrMethod::automatic;  // how the refresh orthonormalises (matrix_common.h)
+  // Precision of the statistics' GEMMs G Gᵀ, Gᵀ G: "auto" (TF32 on CUDA), "param", "tf32",
+  // "bf16" (matrix_common.h); the same key and default as Mousse's, so the two compare fairly.
+  StatsPrecision stats_dtype = StatsPrecision::automatic;
 
  private:
   struct Side {
@@ -61,6 +64,8 @@ class Soap : public Optimizer {
   std::vector<State> st_;
   Tensor s1_, s2_, sq1_, sq2_, vec_, idx_;  // scratch
   Tensor ssq_;                               // device scalar (normalize_grads)
+  Tensor g16_;                               // bf16 copy of G (stats_dtype "bf16")
+  StatsPrecision stats_ = StatsPrecision::param;  // stats_dtype resolved by reserve_state
   PowerQrScratch power_;                     // the refresh's (power_qr_step)
   Tensor stack_gg_, stack_q_;                // stacked factors and bases (refresh)
   int64_t cholesky_qr_failures_ = 0;         // refreshes redone with Householder QR

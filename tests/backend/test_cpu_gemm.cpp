@@ -138,3 +138,73 @@ TEST_CASE("cpu matmul: shape and dtype errors name the op and the shapes", "[bac
                     Contains("matmul_batched") && Contains("batch"));
   CHECK_THROWS_WITH(ops->matmul_batched(out, a, false, b2, false), Contains("3-D"));
 }
+
+namespace {
+// x rounded to 11 significant bits (TF32's 10 stored + the implicit one), ties to even, by
+// arithmetic (frexp / nearbyint / ldexp) rather than the backend's bit manipulation.
+double tf32_by_arithmetic(double x) {
+  int e = 0;
+  const double m = std::frexp(x, &e);  // x = m · 2^e, 0.5 <= |m| < 1
+  return std::ldexp(std::nearbyint(std::ldexp(m, 11)), e - 11);
+}
+}  // namespace
+
+TEST_CASE("cpu matmul_tf32: operands rounded to TF32 (ties to even), f32 accumulation",
+          "[backend][cpu]") {
+  auto ops = make_cpu_ops();
+  SECTION("closed form on 1x1 products") {
+    // 1 + 2^-12 rounds down to 1; 1 + 2^-11 is a tie between 1 and 1 + 2^-10 (odd last bit):
+    // to 1; 1 + 3·2^-11 is a tie between 1 + 2^-10 and 1 + 2^-9 (even): up to 1 + 2^-9.
+    const std::vector<std::pair<float, float>> cases = {
+        {1.0f + 0x1p-12f, 1.0f}, {1.0f + 0x1p-11f, 1.0f}, {1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-9f},
+        {-(1.0f + 3 * 0x1p-11f), -(1.0f + 0x1p-9f)}, {3.0f, 3.0f}};
+    for (const auto& [x, want] : cases) {
+      Buf<float> a(Shape{1, 1}), b(Shape{1, 1}), out(Shape{1, 1});
+      a[0] = x;
+      b[0] = 1.0f;
+      ops->matmul_tf32(out, a, false, b, false);
+      CHECK(out[0] == want);
+      ops->matmul(out, a, false, b, false);  // the f32 product keeps every bit
+      CHECK(out[0] == x);
+    }
+  }
+  SECTION("random operands, four transpose combos, alpha and beta, a Gram matrix") {
+    std::mt19937_64 rng(22);
+    const int64_t M = 33, N = 17, K = 65;
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        auto a = randn(stored(ta, M, K), rng), b = randn(stored(tb, K, N), rng);
+        auto out = randn(Shape{M, N}, rng);
+        auto af = cast<float>(a), bf = cast<float>(b);
+        auto outf = cast<float>(out);
+        const auto out0 = out.v;
+        for (auto& x : a.v) x = tf32_by_arithmetic(double(float(x)));
+        for (auto& x : b.v) x = tf32_by_arithmetic(double(float(x)));
+        const auto want = naive_gemm(a, ta, b, tb, 0.25, 0.95, cast<double>(outf).v, M, N, K);
+        ops->matmul_tf32(outf, af, ta, bf, tb, 0.25, 0.95);
+        INFO("trans_a " << ta << " trans_b " << tb);
+        CHECK(rel_err(outf.v, want) < kF32Tol);
+        // and it is not the f32 product: TF32 rounding moved it by ~2^-11 relative
+        Buf<float> exact = cast<float>(out);
+        ops->matmul(exact, af, ta, bf, tb, 0.25, 0.95);
+        const double moved = rel_err(exact.v, want);
+        CHECK(moved > 1e-5);
+        CHECK(moved < 2e-3);
+      }
+    // a Gram matrix G Gᵀ (a and b the same buffer), as the optimizers' statistics use it
+    auto g = randn<float>(Shape{M, K}, rng);
+    Buf<float> gram(Shape{M, M});
+    ops->matmul_tf32(gram, g, false, g, true);
+    Buf<double> gr = cast<double>(g);
+    for (auto& x : gr.v) x = tf32_by_arithmetic(x);
+    CHECK(rel_err(gram.v, naive_gemm(gr, false, gr, true, 1.0, 0.0,
+                                     std::vector<double>(size_t(M * M)), M, M, K)) < kF32Tol);
+  }
+  SECTION("f64 operands are rejected with the op's name") {
+    std::mt19937_64 rng(3);
+    auto a = randn(Shape{2, 2}, rng);
+    Buf<double> out(Shape{2, 2});
+    CHECK_THROWS_WITH(ops->matmul_tf32(out, a, false, a, false),
+                      Contains("matmul_tf32") && Contains("f32"));
+  }
+}

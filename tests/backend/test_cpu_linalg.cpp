@@ -189,6 +189,20 @@ TEST_CASE("cpu scale_rows_cols, pow_clamped, add_to_diagonal, trace", "[backend]
   Buf<double> cs_bad(Shape{C + 1});
   CHECK_THROWS_WITH(ops->scale_rows_cols(y, x, rs, cs_bad),
                     Contains("scale_rows_cols") && Contains("col_scale"));
+  {  // a stack of 3 matrices [3, R, C], each with its own row and column scales
+    auto xs = randn(Shape{3, R, C}, rng), rss = randn(Shape{3, R}, rng),
+         css = randn(Shape{3, C}, rng);
+    Buf<double> ys(Shape{3, R, C});
+    ops->scale_rows_cols(ys, xs, rss, css);
+    for (int64_t k = 0; k < 3; k++)
+      for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0; j < C; j++)
+          CHECK(ys[size_t((k * R + i) * C + j)] ==
+                Approx(xs[size_t((k * R + i) * C + j)] * rss[size_t(k * R + i)] *
+                       css[size_t(k * C + j)]).epsilon(1e-15));
+    CHECK_THROWS_WITH(ops->scale_rows_cols(ys, xs, rss, cs),  // one matrix's column scales
+                      Contains("col_scale") && Contains("each matrix"));
+  }
 
   auto lam = randn(Shape{R * C}, rng);  // some below the floor, some negative
   Buf<double> p(Shape{R * C});

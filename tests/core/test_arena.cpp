@@ -66,6 +66,38 @@ struct SmallPlan {
 
 }  // namespace
 
+TEST_CASE("arena reserve_stack: slices back to back, their own names, one [n, ...] view") {
+  // 3 × 5×7 f32 = 140 B each: not a multiple of 256, so plain reservations would be padded
+  auto ops = make_ops("cpu");
+  Arena arena(*ops);
+  Tensor before, a, b, c, after;
+  arena.reserve(before, "optimizer", "before", DType::f32, Shape{3});
+  arena.reserve_stack({&a, &b, &c}, "optimizer", {"s.a", "s.b", "s.c"}, DType::f32, Shape{5, 7});
+  arena.reserve(after, "optimizer", "after", DType::f32, Shape{3});
+  CHECK_THROWS_WITH(arena.reserve_stack({&a}, "optimizer", {"x", "y"}, DType::f32, Shape{1}),
+                    Catch::Contains("1 tensors but 2 names"));
+  // the stack: 420 B, then aligned; each other tensor 256
+  CHECK(arena.category_bytes("optimizer") == 256 + 512 + 256);
+  arena.allocate();
+  CHECK(offset_of(arena, "s.a") % 256 == 0);
+  CHECK(offset_of(arena, "s.b") == offset_of(arena, "s.a") + 140);
+  CHECK(offset_of(arena, "s.c") == offset_of(arena, "s.a") + 280);
+  CHECK(offset_of(arena, "after") == offset_of(arena, "s.a") + 512);
+  const Tensor v = stack_view({&a, &b, &c});
+  CHECK(v.shape == Shape{3, 5, 7});
+  CHECK(v.data == a.data);
+  // writing through the view writes the slices
+  std::vector<float> x(3 * 35);
+  for (size_t i = 0; i < x.size(); i++) x[i] = float(i) + 0.5f;
+  ops->from_host(v, x.data());
+  float got = 0;
+  ops->to_host(&got, c.slice(34, Shape{1}));
+  CHECK(got == x[2 * 35 + 34]);
+  // tensors that are not one stack in order are refused
+  CHECK_THROWS_WITH(stack_view({&a, &c}), Catch::Contains("not the next slice"));
+  CHECK_THROWS_WITH(stack_view({&before, &after}), Catch::Contains("reserve_stack"));
+}
+
 TEST_CASE("arena overlay: the shared categories start at one offset, the region is the larger") {
   SmallPlan plan;
   Arena& arena = plan.arena;

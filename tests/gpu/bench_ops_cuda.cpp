@@ -152,6 +152,16 @@ int main(int argc, char** argv) {
       report("qr_orthonormal f32", dims({n, n}), time_ms(o, [&] { o.qr_orthonormal(*vec, *g); }),
              4.0 / 3.0 * n * n * n * 2, "TFLOP/s");
     }
+    // Mousse's / SOAP's statistics at the 162m fc shape (G 3072×768): G Gᵀ in f32 (CUDA cores)
+    // and in TF32 (tensor cores, stats_dtype "auto" on CUDA)
+    DevTensor gs = rnd(f32, {4 * C, C}, 18, 1e-3f), ls(o, f32, {4 * C, 4 * C});
+    o.fill(*ls, 0.0);
+    report("stats G Gᵀ f32", dims({4 * C, 4 * C, C}),
+           time_ms(o, [&] { o.matmul(*ls, *gs, false, *gs, true, 0.05, 0.95); }),
+           2.0 * 4 * C * 4 * C * C, "TFLOP/s");
+    report("stats G Gᵀ tf32", dims({4 * C, 4 * C, C}),
+           time_ms(o, [&] { o.matmul_tf32(*ls, *gs, false, *gs, true, 0.05, 0.95); }),
+           2.0 * 4 * C * 4 * C * C, "TFLOP/s");
     DevTensor x = rnd(bf, {C, 4 * C}, 16, 0.01f), aa(o, bf, {C, C});
     report("NS5 step X Xᵀ (bf16)", dims({C, 4 * C, C}), time_ms(o, [&] { o.matmul(*aa, *x, false, *x, true); }),
            2.0 * C * C * 4 * C, "TFLOP/s");

@@ -126,13 +126,19 @@ int main(int argc, char** argv) {
       {"muon", {{"type", "muon"}}},
       {"muon-f32ns", {{"type", "muon"}, {"ns_dtype", "param"}}},
       {"soap", {{"type", "soap"}, {"update_interval", 10}}},
+      {"soap-f32stats", {{"type", "soap"}, {"update_interval", 10}, {"stats_dtype", "param"}}},
       {"mousse-both", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"}}},
+      // the statistics' GEMMs in f32 on CUDA cores (the default is TF32 on tensor cores)
+      {"mousse-both-f32stats", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
+                                {"stats_dtype", "param"}}},
       {"mousse-both-f32", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
-                           {"ns_dtype", "param"}, {"whiten_dtype", "param"}}},
+                           {"ns_dtype", "param"}, {"whiten_dtype", "param"},
+                           {"stats_dtype", "param"}}},
       {"mousse-output", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "output"}}},
       {"mousse-input", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "input"}}},
-      // the refresh as one warm-started subspace-iteration step (paper §6.2) and the
-      // statistics' GEMMs in bf16: the refresh column of these rows is a power_qr refresh
+      // the refresh as one warm-started subspace-iteration step (paper §6.2), and the
+      // statistics' GEMMs in bf16 ("-fast"): the refresh column of these rows is a power_qr
+      // refresh
       {"mousse-both-pqr", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
                            {"refresh", "power_qr"}}},
       {"mousse-both-pqr-hh", {{"type", "mousse"}, {"update_interval", 10}, {"whiten", "both"},
@@ -231,10 +237,10 @@ int main(int argc, char** argv) {
       }
   }
 
-  std::printf("\n%-9s %-19s %10s %10s %12s %14s %11s %11s\n", "model", "optimizer", "init ms",
+  std::printf("\n%-9s %-21s %10s %10s %12s %14s %11s %11s\n", "model", "optimizer", "init ms",
               "plain ms", "refresh ms", "amortised ms", "state MiB", "scratch MiB");
   for (const Row& r : rows)
-    std::printf("%-9s %-19s %10.2f %10.3f %12.2f %14.3f %11.1f %11.1f\n", r.preset.c_str(),
+    std::printf("%-9s %-21s %10.2f %10.3f %12.2f %14.3f %11.1f %11.1f\n", r.preset.c_str(),
                 r.name.c_str(), r.init_ms, r.plain_ms, r.refresh_ms, r.amortised_ms,
                 double(r.state_bytes) / 1048576.0, double(r.scratch_bytes) / 1048576.0);
   // Mousse's amortised overhead over Muon (bf16 NS both)
@@ -243,7 +249,7 @@ int main(int argc, char** argv) {
     for (const Row& u : rows)
       if (u.preset == m.preset && u.name == "muon") {
         const double d = m.amortised_ms - u.amortised_ms;
-        std::printf("%-9s %-19s amortised overhead over muon: %.3f ms", m.preset.c_str(),
+        std::printf("%-9s %-21s amortised overhead over muon: %.3f ms", m.preset.c_str(),
                     m.name.c_str(), d);
         if (full_step_ms > 0) std::printf(" = %.2f%% of a %.1f ms step", 100.0 * d / full_step_ms,
                                           full_step_ms);

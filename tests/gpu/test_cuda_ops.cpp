@@ -233,6 +233,40 @@ TEST_CASE("cuda matmul at model shapes (bf16 -> f32 weight gradient accumulation
   });
 }
 
+TEST_CASE("cuda matmul_tf32 vs the CPU's TF32 emulation (the statistics' GEMMs)", "[gpu]") {
+  // Tensor cores may truncate the operands to TF32 where the CPU rounds to nearest: up to one
+  // TF32 unit (2^-10) per operand apart, so 2e-3 against the emulation. And it must not be the
+  // f32 product: that would mean the TF32 compute type was ignored (or the CPU did not round).
+  const int64_t M = 96, N = 80, K = 257;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      auto a = randn(M * K, 36 + ta), b = randn(K * N, 38 + tb), c = randn(M * N, 39);
+      const Shape sa = ta ? Shape{K, M} : Shape{M, K}, sb = tb ? Shape{N, K} : Shape{K, N};
+      auto run = [&](Ops& o, bool tf32) {
+        DevTensor A = make(o, DType::f32, sa, a), B = make(o, DType::f32, sb, b),
+                  C = make(o, DType::f32, {M, N}, c);
+        if (tf32) o.matmul_tf32(*C, *A, ta, *B, tb, 0.05, 0.95);
+        else o.matmul(*C, *A, ta, *B, tb, 0.05, 0.95);
+        return download(o, *C);
+      };
+      const std::string what = std::string("matmul_tf32 ta=") + char('0' + ta) + " tb=" + char('0' + tb);
+      const std::vector<double> got = run(gpu(), true);
+      expect_close(got, run(cpu(), true), 2e-3, what);
+      const CloseResult vs_f32 = closeness(got, run(cpu(), false), 1e-6);
+      INFO(what << ": against the f32 product, worst ratio " << vs_f32.ratio << " at rtol 1e-6");
+      CHECK(vs_f32.ratio > 1.0);
+    }
+  // the statistics' shape: G Gᵀ with a and b one buffer, accumulated with beta
+  const int64_t m = 384, n = 96;
+  auto g = randn(m * n, 44, 0.01f), s0 = randn(m * m, 45, 1e-4f);
+  auto gram = [&](Ops& o) {
+    DevTensor G = make(o, DType::f32, {m, n}, g), S = make(o, DType::f32, {m, m}, s0);
+    o.matmul_tf32(*S, *G, false, *G, true, 0.05, 0.95);
+    return download(o, *S);
+  };
+  expect_close(gram(gpu()), gram(cpu()), 2e-3, "matmul_tf32 G Gᵀ");
+}
+
 TEST_CASE("cuda matmul_batched", "[gpu]") {
   const int64_t Bn = 3, M = 33, N = 17, K = 29;
   for (DType dt : {DType::f32, DType::bf16, DType::f64})
@@ -527,6 +561,15 @@ TEST_CASE("cuda ema_square, adam_direction, pow_clamped, scale_rows_cols", "[gpu
       o.scale_rows_cols(*S3, *S3, *RS, Tensor{});  // aliased
       return Outs{download(o, *V), download(o, *D), download(o, *Pw), download(o, *S1),
                   download(o, *S2), download(o, *S3)};
+    });
+    // a stack [3, R, C] with per-matrix scales (Mousse's group stacks): rows [3R], cols [3C]
+    auto xs = randn(3 * n, 126), rss = randu(3 * R, 127, 0.5f, 2.f), css = randu(3 * C, 128, 0.5f, 2.f);
+    compare(dt, dt == DType::f64 ? 1e-12 : 1e-5, "scale_rows_cols stack", [&](Ops& o, DType d) {
+      DevTensor X = make(o, d, {3, R, C}, xs), RS = make(o, d, {3 * R}, rss),
+                CS = make(o, d, {3 * C}, css), Y = make_nan(o, d, {3, R, C}), Z = make_nan(o, d, {3, R, C});
+      o.scale_rows_cols(*Y, *X, *RS, *CS);
+      o.scale_rows_cols(*Z, *X, Tensor{}, *CS);
+      return Outs{download(o, *Y), download(o, *Z)};
     });
   }
 }

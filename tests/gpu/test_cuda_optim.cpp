@@ -91,12 +91,16 @@ double rel_diff(const std::vector<double>& got, const std::vector<double>& want)
 //
 // The CPU reference runs the same config with the CUDA-only bf16 choices (stats_dtype,
 // whiten_dtype, ns_dtype "bf16") in the parameter dtype: the comparison then measures what the
-// bf16 choices cost, at the bf16 tolerance.
+// bf16 choices cost, at the bf16 tolerance. Statistics in TF32 (stats_dtype "auto" on CUDA) are
+// emulated on the CPU ("tf32"), which rounds to nearest where tensor cores may truncate.
 void compare_optimizer(const json& cfg, const Shapes& shapes, int steps, double tol,
                        double lr = 0.02, bool well_conditioned = false) {
   json cpu_cfg = cfg;
   for (const char* key : {"stats_dtype", "whiten_dtype", "ns_dtype"})
     if (cpu_cfg.value(key, "") == "bf16") cpu_cfg[key] = "param";
+  const std::string type = cfg.value("type", "");
+  if ((type == "mousse" || type == "soap") && cpu_cfg.value("stats_dtype", "auto") == "auto")
+    cpu_cfg["stats_dtype"] = "tf32";
   OptimRig rc(cpu(), cpu_cfg, shapes), rg(gpu(), cfg, shapes);
   std::vector<std::vector<double>> w0;
   for (size_t i = 0; i < shapes.size(); i++) {
@@ -164,27 +168,41 @@ TEST_CASE("cuda optimizer step vs cpu: muon with bf16 NS (the CUDA default)", "[
 
 TEST_CASE("cuda optimizer step vs cpu: soap with refreshes", "[gpu][optim]") {
   // first call: eigh basis (no update); Adam steps k = 1, 2, 3 with a QR refresh at k = 2
-  compare_optimizer({{"type", "soap"}, {"update_interval", 2}, {"max_precond_dim", 768}}, k162m,
-                    4, 2e-2, 0.02, true);
   compare_optimizer({{"type", "soap"}, {"update_interval", 2}, {"max_precond_dim", 768},
-                     {"normalize_grads", true}},
+                     {"stats_dtype", "param"}},
+                    k162m, 4, 2e-2, 0.02, true);
+  compare_optimizer({{"type", "soap"}, {"update_interval", 2}, {"max_precond_dim", 768},
+                     {"normalize_grads", true}, {"stats_dtype", "param"}},
                     k162m, 3, 2e-2, 0.02, true);
 }
 
-TEST_CASE("cuda optimizer step vs cpu: mousse both sides, with refreshes", "[gpu][optim]") {
-  // update_interval 2: eigendecompositions at steps 1 and 3 (t = 0, 2)
+TEST_CASE("cuda optimizer step vs cpu: soap and mousse with TF32 statistics (the CUDA default)",
+          "[gpu][optim]") {
+  // Against the CPU's TF32 emulation. SOAP's early Adam steps are close to sign(G') in the
+  // eigenbasis, so the RNE-vs-truncation difference in the statistics (~1e-4 relative) can flip
+  // a few near-zero components (tests/optim/test_power_refresh.cpp measured 6% on a 12×12
+  // matrix for exact vs TF32): SOAP gets a loose tolerance; a wrong product would be ~100% off.
+  compare_optimizer({{"type", "soap"}, {"update_interval", 2}, {"max_precond_dim", 768}}, k162m,
+                    3, 1e-1, 0.02, true);
   compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"},
                      {"whiten_dtype", "param"}, {"eps", 1e-3}},
                     k162m_small, 3, 5e-3, 0.02, true);
 }
 
+TEST_CASE("cuda optimizer step vs cpu: mousse both sides, with refreshes", "[gpu][optim]") {
+  // update_interval 2: eigendecompositions at steps 1 and 3 (t = 0, 2)
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"},
+                     {"whiten_dtype", "param"}, {"eps", 1e-3}, {"stats_dtype", "param"}},
+                    k162m_small, 3, 5e-3, 0.02, true);
+}
+
 TEST_CASE("cuda optimizer step vs cpu: mousse output side and input side", "[gpu][optim]") {
   compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"},
-                     {"whiten_dtype", "param"}, {"eps", 1e-3},
+                     {"whiten_dtype", "param"}, {"eps", 1e-3}, {"stats_dtype", "param"},
                      {"whiten", "output"}},
                     k162m_small, 3, 5e-3, 0.02, true);
   compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"},
-                     {"whiten_dtype", "param"}, {"eps", 1e-3},
+                     {"whiten_dtype", "param"}, {"eps", 1e-3}, {"stats_dtype", "param"},
                      {"whiten", "input"}, {"nesterov", true}},
                     k162m_small, 3, 5e-3, 0.02, true);
 }
@@ -195,7 +213,7 @@ TEST_CASE("cuda optimizer step vs cpu: mousse power_qr refresh (f32)", "[gpu][op
   // and cuBLAS's trsm against LAPACK's and OpenBLAS's, with three 768² factors in one stack)
   compare_optimizer({{"type", "mousse"}, {"update_interval", 1}, {"ns_dtype", "param"},
                      {"whiten_dtype", "param"}, {"eps", 1e-3}, {"whiten", "output"},
-                     {"refresh", "power_qr"}},
+                     {"refresh", "power_qr"}, {"stats_dtype", "param"}},
                     k162m_small, 3, 5e-3, 0.02, true);
 }
 

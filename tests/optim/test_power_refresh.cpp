@@ -400,10 +400,77 @@ TEST_CASE("Mousse power_qr: exact first refresh, then converges to the exact whi
   CHECK(mo->eigh_failures() == 0);
 }
 
-TEST_CASE("Mousse: bf16 statistics need the CUDA backend", "[optim][power_qr]") {
-  json c = power_cfg("eigh");
-  c["stats_dtype"] = "bf16";
-  CHECK_THROWS_WITH(Rig(c, {{4, 6}}), Catch::Contains("stats_dtype") && Catch::Contains("CUDA"));
+TEST_CASE("Mousse and SOAP: bf16 statistics need the CUDA backend", "[optim][power_qr]") {
+  for (json c : {power_cfg("eigh"), json{{"type", "soap"}}}) {
+    c["stats_dtype"] = "bf16";
+    CHECK_THROWS_WITH(Rig(c, {{4, 6}}, DType::f32),
+                      Catch::Contains("stats_dtype") && Catch::Contains("CUDA"));
+  }
+}
+
+TEST_CASE("Mousse and SOAP: TF32 statistics (stats_dtype)", "[optim]") {
+  // "auto" is "param" on the CPU (TF32 on CUDA); "tf32" is emulated on the CPU (Ops::matmul_tf32,
+  // whose rounding test_cpu_gemm checks): the same optimizer with statistics whose GEMM inputs
+  // lost their last 13 mantissa bits. So: auto == param bit for bit, and tf32 moves the
+  // statistics by ~2^-11 relative and the update by little, but by something. Square gradients
+  // with a diagonal shift: both factors full rank and well conditioned from the first step
+  // (SOAP's Adam in an eigenbasis is not invariant to rotations inside a degenerate eigenspace,
+  // so a rank-deficient factor would let round-off choose the update).
+  const std::string type = GENERATE(as<std::string>{}, "mousse", "soap");
+  INFO(type);
+  const Shapes shapes = {{12, 12}, {20, 20}};
+  auto cfg = [&](const char* stats) {
+    json c = {{"type", type}, {"update_interval", 2}, {"stats_dtype", stats}};
+    if (type == "mousse") c["eps"] = 1e-3;
+    return c;
+  };
+  CHECK_THROWS_WITH(Rig(cfg("tf32"), shapes, DType::f64),
+                    Catch::Contains("stats_dtype") && Catch::Contains("f32"));
+  Rig exact(cfg("param"), shapes, DType::f32), automatic(cfg("auto"), shapes, DType::f32),
+      tf32(cfg("tf32"), shapes, DType::f32);
+  std::mt19937_64 rng(4242);
+  const Mat w0a = randn(12 * 12, rng, 0.05), w0b = randn(20 * 20, rng, 0.05);
+  for (Rig* r : {&exact, &automatic, &tf32}) {
+    r->set(r->params[0].weight, w0a);
+    r->set(r->params[1].weight, w0b);
+  }
+  for (int t = 0; t < 5; t++) {
+    std::vector<Mat> g = {randn(12 * 12, rng, 1e-2), randn(20 * 20, rng, 1e-2)};
+    for (Mat& x : g) {
+      const int64_t n = int64_t(std::lround(std::sqrt(double(x.size()))));
+      for (int64_t k = 0; k < n; k++) x[size_t(k * n + k)] += 2e-2 * std::sqrt(double(n));
+    }
+    for (Rig* r : {&exact, &automatic, &tf32}) r->step(g, 0.02);
+  }
+  const std::string stat = type + ".L.blocks.0.w";
+  Mat le, lt;
+  for (auto& [name, v] : exact.state())
+    if (name == stat) le = v;
+  for (auto& [name, v] : tf32.state())
+    if (name == stat) lt = v;
+  REQUIRE(le.size() == 12 * 12);
+  REQUIRE(lt.size() == 12 * 12);
+  const double stat_moved = rel_err(lt, le);
+  INFO("statistics moved by " << stat_moved);
+  CHECK(stat_moved > 1e-6);
+  CHECK(stat_moved < 2e-3);
+  for (size_t i = 0; i < shapes.size(); i++) {
+    CHECK(automatic.w(i) == exact.w(i));
+    Mat de = exact.w(i), dt = tf32.w(i);
+    const Mat& w0 = i == 0 ? w0a : w0b;
+    for (size_t k = 0; k < de.size(); k++) {
+      de[k] -= w0[k];
+      dt[k] -= w0[k];
+    }
+    const double update_moved = rel_err(dt, de);
+    INFO("matrix " << i << ": update moved by " << update_moved);
+    CHECK(update_moved > 0.0);
+    // SOAP's first Adam steps are close to sign(G') in the eigenbasis: a component of G' near 0
+    // may flip sign under any perturbation of the basis, so its update moves by more (measured:
+    // 6% for the 12×12 matrix). A wrong statistic (say, a transposed product) would move it by
+    // ~100%.
+    CHECK(update_moved < (type == "soap" ? 0.2 : 1e-2));
+  }
 }
 
 TEST_CASE("Mousse and SOAP: factors refreshed in stacks equal factors refreshed alone",

@@ -1,4 +1,8 @@
 // GEMM through OpenBLAS: out[M, N] = alpha * op(a) @ op(b) + beta * out (row-major).
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
 #include "backend/cpu/cpu_blas.h"
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
@@ -55,6 +59,41 @@ void CpuOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tens
     parallel_gemm(trans_a, trans_b, s.M, s.N, s.K, double(alpha), a.ptr<T>(), s.lda, b.ptr<T>(),
                   s.ldb, double(beta), out.ptr<T>(), s.N);
   });
+}
+
+namespace {
+// f32 -> the nearest TF32 value (10 mantissa bits, ties to even), kept in an f32. Inf and NaN
+// pass unchanged; a value that rounds past the f32 range becomes inf, as rounding should.
+float round_to_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  u += 0x0fffu + ((u >> 13) & 1u);
+  u &= ~0x1fffu;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+}  // namespace
+
+void CpuOps::matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                         bool trans_b, double alpha, double beta) {
+  const char* op = "matmul_tf32";
+  check_gemm_dtypes(op, out, a, b);
+  if (out.dtype != DType::f32)
+    fail(op, ": f32 tensors only (TF32 is a way to multiply f32), got ", dtype_name(out.dtype));
+  const GemmShape s = gemm_shape(op, out.rows(), out.cols(), a.rows(), a.cols(), trans_a,
+                                 b.rows(), b.cols(), trans_b, out, a, b);
+  auto rounded = [](std::vector<float>& buf, const Tensor& t) {
+    buf.resize(size_t(t.numel()));
+    const float* src = t.ptr<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < t.numel(); i++) buf[size_t(i)] = round_to_tf32(src[i]);
+    return buf.data();
+  };
+  const float* ra = rounded(tf32_a_, a);
+  const float* rb = a.data == b.data ? ra : rounded(tf32_b_, b);
+  parallel_gemm(trans_a, trans_b, s.M, s.N, s.K, alpha, ra, s.lda, rb, s.ldb, beta,
+                out.ptr<float>(), s.N);
 }
 
 void CpuOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,

@@ -135,13 +135,15 @@ void CpuOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor&
   check_dtype(op, "out", out, "inp", inp);
   check_same_shape(op, "out", out, "inp", inp);
   const int64_t R = inp.rows(), C = inp.cols();
+  // a 3-D inp: b matrices of m rows, matrix k's column scales at col_scale[k·C]
+  const int64_t m = inp.shape.ndim == 3 ? inp.shape[1] : R, b = m > 0 ? R / m : 1;
   if (row_scale.defined()) {
     check_dtype(op, "row_scale", row_scale, "inp", inp);
     check_numel(op, "row_scale", row_scale, R, "one per row of inp");
   }
   if (col_scale.defined()) {
     check_dtype(op, "col_scale", col_scale, "inp", inp);
-    check_numel(op, "col_scale", col_scale, C, "one per column of inp");
+    check_numel(op, "col_scale", col_scale, b * C, "one per column of each matrix of inp");
   }
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -152,7 +154,8 @@ void CpuOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor&
 #pragma omp parallel for schedule(static) if (R * C >= kParallelMin)
     for (int64_t i = 0; i < R; i++) {
       const T r = rs ? rs[i] : T(1);
-      for (int64_t j = 0; j < C; j++) y[i * C + j] = x[i * C + j] * r * (cs ? cs[j] : T(1));
+      const T* c = cs ? cs + (i / m) * C : nullptr;
+      for (int64_t j = 0; j < C; j++) y[i * C + j] = x[i * C + j] * r * (c ? c[j] : T(1));
     }
   });
 }

@@ -10,7 +10,7 @@
 //   cpu_ops.cpp          make_cpu_ops(), name(), device()
 //   cpu_memory.cpp       alloc / free / to_host / from_host / synchronize
 //   cpu_elementwise.cpp  fill, copy, scale, axpby, sum, sum_squares, relu2
-//   cpu_gemm.cpp         matmul, matmul_batched (cblas_?gemm; wrappers in cpu_blas.h)
+//   cpu_gemm.cpp         matmul, matmul_batched, matmul_tf32 (cblas_?gemm; cpu_blas.h)
 //   cpu_common.h         argument checks with messages naming the op, dtype dispatch, scratch
 //   cpu_norms.cpp        rmsnorm, add_rmsnorm, qknorm_rope
 //   cpu_attention.cpp    causal softmax attention per (b, h) as T×T blocks (forward saves lse,
@@ -22,6 +22,8 @@
 //   cpu_linalg.cpp       eigh, qr_orthonormal, scale_rows_cols, pow_clamped, diagonal, trace,
 //                        transpose, gather_rows / gather_columns, column_dots,
 //                        cholesky_batched, solve_upper_right_batched
+#include <vector>
+
 #include "backend/ops.h"
 
 namespace mousse {
@@ -49,6 +51,8 @@ class CpuOps final : public Ops {
               double alpha, double beta) override;
   void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
                       bool trans_b, double alpha, double beta) override;
+  void matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
+                   double alpha, double beta) override;
 
   void embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) override;
   void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) override;
@@ -100,6 +104,8 @@ class CpuOps final : public Ops {
   void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
 
  private:
+  // matmul_tf32's rounded copies of its operands (grown on demand, kept between calls)
+  std::vector<float> tf32_a_, tf32_b_;
   bool compute_copy_due(const char* op, const Tensor& p, const ComputeCopy& copy);
 };
 
