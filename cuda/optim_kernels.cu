@@ -418,7 +418,8 @@ void CudaOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor
   if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
   const int64_t rows = inp.rows(), cols = inp.cols();
   // a 3-D inp: a stack of matrices of m rows, each with its own column scales
-  const int64_t m = inp.shape.ndim == 3 ? inp.shape[1] : rows, b = m > 0 ? rows / m : 1;
+  const bool stacked = inp.shape.ndim == 3;
+  const int64_t m = stacked ? inp.shape[1] : rows, b = stacked ? inp.shape[0] : 1;
   if (row_scale.defined()) {
     require_cuda(row_scale, op, "row_scale");
     if (row_scale.numel() != rows) fail("cuda ", op, ": row_scale has ", row_scale.numel(), " elements, expected ", rows);

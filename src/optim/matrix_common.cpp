@@ -135,6 +135,13 @@ const char* stats_precision_name(StatsPrecision p) {
   return "?";
 }
 
+std::string stats_precision_describe(StatsPrecision configured, StatsPrecision resolved) {
+  std::string s = stats_precision_name(configured);
+  if (configured == StatsPrecision::automatic && resolved != StatsPrecision::automatic)
+    s += std::string(" (") + stats_precision_name(resolved) + ")";
+  return s;
+}
+
 StatsPrecision resolve_stats_precision(StatsPrecision p, Device device, DType param_dtype,
                                        const char* who) {
   if (p == StatsPrecision::automatic)
@@ -152,6 +159,7 @@ StatsPrecision resolve_stats_precision(StatsPrecision p, Device device, DType pa
 void update_statistics(Ops& ops, const Tensor& out_stat, const Tensor& in_stat, const Tensor& g,
                        double w, double beta, StatsPrecision p, const Tensor& bf16_scratch) {
   MOUSSE_CHECK(p != StatsPrecision::automatic, "update_statistics: precision not resolved");
+  if (!out_stat.defined() && !in_stat.defined()) return;
   Tensor x = g;
   if (p == StatsPrecision::bf16) {
     x = bf16_scratch.slice(0, g.shape);

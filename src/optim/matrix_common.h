@@ -100,6 +100,8 @@ RefreshStackSize refresh_stack_size(const std::vector<std::pair<int64_t, T>>& fa
 enum class StatsPrecision { automatic, param, tf32, bf16 };
 StatsPrecision parse_stats_precision(const ConfigNode& node);
 const char* stats_precision_name(StatsPrecision p);
+// For describe(): the configured name, with what "auto" resolved to once it has ("auto (tf32)").
+std::string stats_precision_describe(StatsPrecision configured, StatsPrecision resolved);
 // "auto" resolved for a device and the parameters' dtype; "bf16" off CUDA and "tf32" with
 // non-f32 parameters are errors naming `who` and the key.
 StatsPrecision resolve_stats_precision(StatsPrecision p, Device device, DType param_dtype,

@@ -70,7 +70,7 @@ std::string Mousse::describe() const {
                 (long long)update_interval, refresh, side_name(whiten),
                 whiten_dtype == OrthoDtype::bf16 ? "bf16"
                 : whiten_dtype == OrthoDtype::param ? "param" : "auto",
-                stats_precision_name(stats_dtype),
+                stats_precision_describe(stats_dtype, stats_).c_str(),
                 trace_normalize ? "true" : "false",
                 pc_bias_correction ? "true" : "false", grafting ? "true" : "false",
                 ortho_.options().describe().c_str(), update_scale_name(scale), weight_decay);

@@ -104,7 +104,7 @@ class Mousse : public Optimizer {
   PowerQrScratch power_;              // refresh "power_qr" only
   int64_t cholesky_qr_failures_ = 0;  // power_qr steps whose Cholesky QR fell back
   Tensor cur16_;  // bf16 copy of the matrix a bf16 basis multiplies (and of G for bf16 stats)
-  StatsPrecision stats_ = StatsPrecision::param;  // stats_dtype resolved by reserve_state
+  StatsPrecision stats_ = StatsPrecision::automatic;  // stats_dtype, resolved by reserve_state
   int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)
   int64_t failures_ = 0;
   double refresh_seconds_total_ = 0.0, refresh_seconds_window_ = 0.0;

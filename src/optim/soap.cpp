@@ -32,7 +32,7 @@ std::string Soap::describe() const {
                 beta1, beta2, eps, weight_decay, (long long)update_interval, beta_pc,
                 (long long)max_precond_dim, normalize_grads ? "true" : "false",
                 correct_bias ? "true" : "false", qr_method_name(qr),
-                stats_precision_name(stats_dtype));
+                stats_precision_describe(stats_dtype, stats_).c_str());
   return buf;
 }
 

@@ -65,7 +65,7 @@ class Soap : public Optimizer {
   Tensor s1_, s2_, sq1_, sq2_, vec_, idx_;  // scratch
   Tensor ssq_;                               // device scalar (normalize_grads)
   Tensor g16_;                               // bf16 copy of G (stats_dtype "bf16")
-  StatsPrecision stats_ = StatsPrecision::param;  // stats_dtype resolved by reserve_state
+  StatsPrecision stats_ = StatsPrecision::automatic;  // stats_dtype, resolved by reserve_state
   PowerQrScratch power_;                     // the refresh's (power_qr_step)
   Tensor stack_gg_, stack_q_;                // stacked factors and bases (refresh)
   int64_t cholesky_qr_failures_ = 0;         // refreshes redone with Householder QR

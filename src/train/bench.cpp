@@ -96,6 +96,9 @@ json BenchResult::to_json() const {
           {"forward_s", forward_s},
           {"backward_s", backward_s},
           {"optimizer_s", optimizer_s},
+          {"forward_issue_s", forward_issue_s},
+          {"backward_issue_s", backward_issue_s},
+          {"optimizer_issue_s", optimizer_issue_s},
           {"arena_bytes", arena_bytes},
           {"device_bytes_used", device_bytes_used},
           {"device_bytes_total", device_bytes_total},
@@ -152,14 +155,17 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
 
   const double grad_scale = 1.0 / double(micro_tokens * accum);
   // Phase timers: only when `timed`, each phase is bracketed by device synchronisations.
-  double t_fwd = 0, t_bwd = 0, t_opt = 0;
-  auto phase = [&](bool timed, double& acc, auto&& fn) {
+  struct PhaseTime {
+    double device = 0, issue = 0;  // seconds, summed over the timed steps
+  } t_fwd, t_bwd, t_opt;
+  auto phase = [&](bool timed, PhaseTime& acc, auto&& fn) {
     if (!timed) return fn();
     ops.synchronize();
     const double t0 = now_seconds();
     fn();
+    acc.issue += now_seconds() - t0;
     ops.synchronize();
-    acc += now_seconds() - t0;
+    acc.device += now_seconds() - t0;
   };
   // One training step on the bench's backend, or through `prof` (a ProfilingOps around it) when
   // given: then each op is booked under its phase.
@@ -214,9 +220,13 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
 
   if (opt.phase_steps > 0) {
     for (int64_t i = 0; i < opt.phase_steps; i++, s++) step(s, true, nullptr);
-    r.forward_s = t_fwd / double(opt.phase_steps);
-    r.backward_s = t_bwd / double(opt.phase_steps);
-    r.optimizer_s = t_opt / double(opt.phase_steps);
+    const double n = double(opt.phase_steps);
+    r.forward_s = t_fwd.device / n;
+    r.backward_s = t_bwd.device / n;
+    r.optimizer_s = t_opt.device / n;
+    r.forward_issue_s = t_fwd.issue / n;
+    r.backward_issue_s = t_bwd.issue / n;
+    r.optimizer_issue_s = t_opt.issue / n;
   }
   std::string profile;
   if (opt.profile_steps > 0) {
@@ -239,11 +249,17 @@ BenchResult run_bench(const RunConfig& cfg, const BenchOptions& opt) {
       std::printf("MFU: n/a (no known bf16 peak for this device; %.3g GFLOP/token = %.3g "
                   "GFLOP/s achieved)\n",
                   r.flops_per_token / 1e9, r.flops_per_token * r.tokens_per_s / 1e9);
-    if (opt.phase_steps > 0)
+    if (opt.phase_steps > 0) {
       std::printf("phases (synchronised, %lld steps): forward %s, backward %s, optimizer %s "
                   "per step\n",
                   (long long)opt.phase_steps, fmt_ms(r.forward_s).c_str(),
                   fmt_ms(r.backward_s).c_str(), fmt_ms(r.optimizer_s).c_str());
+      if (ops.device() != Device::cpu)  // (the CPU runs each op as it is issued)
+        std::printf("  host time to issue them: forward %s, backward %s, optimizer %s (a phase "
+                    "whose issue time is close to its time is bound by the host's launches)\n",
+                    fmt_ms(r.forward_issue_s).c_str(), fmt_ms(r.backward_issue_s).c_str(),
+                    fmt_ms(r.optimizer_issue_s).c_str());
+    }
     if (r.device_bytes_total > 0)
       std::printf("memory: arena %s, device in use %s of %s (arena + workspaces + context)\n",
                   format_bytes(r.arena_bytes).c_str(), format_bytes(r.device_bytes_used).c_str(),

@@ -35,6 +35,10 @@ struct BenchResult {
   double step_s = 0, tokens_per_s = 0;
   double flops_per_token = 0, peak_flops = 0, mfu = -1;  // mfu < 0: n/a
   double forward_s = 0, backward_s = 0, optimizer_s = 0;  // per step, phase pass
+  // Host time to issue each phase (from its start to the return of its last call, before the
+  // closing synchronisation): close to the phase's time where the host, not the device, is
+  // the bottleneck (many small launches).
+  double forward_issue_s = 0, backward_issue_s = 0, optimizer_issue_s = 0;
   double arena_bytes = 0, device_bytes_used = 0, device_bytes_total = 0;
   double loss_first = 0, loss_last = 0;
   json to_json() const;

@@ -93,8 +93,10 @@ double rel_diff(const std::vector<double>& got, const std::vector<double>& want)
 // whiten_dtype, ns_dtype "bf16") in the parameter dtype: the comparison then measures what the
 // bf16 choices cost, at the bf16 tolerance. Statistics in TF32 (stats_dtype "auto" on CUDA) are
 // emulated on the CPU ("tf32"), which rounds to nearest where tensor cores may truncate.
+// stats_tol > 0: the statistics (state named <type>.L.* and <type>.R.*) are compared after every
+// step too, at that tolerance; tol = 0: only they are (not the updates).
 void compare_optimizer(const json& cfg, const Shapes& shapes, int steps, double tol,
-                       double lr = 0.02, bool well_conditioned = false) {
+                       double lr = 0.02, bool well_conditioned = false, double stats_tol = 0.0) {
   json cpu_cfg = cfg;
   for (const char* key : {"stats_dtype", "whiten_dtype", "ns_dtype"})
     if (cpu_cfg.value(key, "") == "bf16") cpu_cfg[key] = "param";
@@ -123,6 +125,25 @@ void compare_optimizer(const json& cfg, const Shapes& shapes, int steps, double 
     const bool diag = t == steps - 1;  // the diagnostics path too, on the last step
     rc.step(lr, diag, 0.9);
     rg.step(lr, diag, 0.9);
+    if (stats_tol > 0) {
+      int compared = 0;
+      for (size_t k = 0; k < rc.arena->entries().size(); k++) {
+        const auto& ec = rc.arena->entries()[k];
+        if (ec.category != "optimizer" || (ec.name.rfind(type + ".L.", 0) != 0 &&
+                                           ec.name.rfind(type + ".R.", 0) != 0))
+          continue;
+        const auto& eg = rg.arena->entries()[k];
+        REQUIRE(eg.name == ec.name);
+        const CloseResult r = closeness(rg.get(*eg.target), rc.get(*ec.target), stats_tol);
+        INFO(cfg.dump() << ": step " << t + 1 << ", " << ec.name << ": worst ratio " << r.ratio
+                        << " (got " << r.got << ", want " << r.want << ", rtol " << stats_tol << ")");
+        CHECK(!r.nonfinite);
+        CHECK(r.ratio <= 1.0);
+        compared++;
+      }
+      CHECK(compared > 0);
+    }
+    if (tol == 0) continue;  // statistics only
     for (size_t i = 0; i < shapes.size(); i++) {
       std::vector<double> dc = rc.get(rc.params[i].weight), dg = rg.get(rg.params[i].weight);
       for (size_t k = 0; k < dc.size(); k++) {
@@ -137,7 +158,7 @@ void compare_optimizer(const json& cfg, const Shapes& shapes, int steps, double 
       CHECK(e <= tol);
     }
   }
-  if (cfg.value("type", "") != "adamw" && cfg.value("type", "") != "lion") {
+  if (tol > 0 && type != "adamw" && type != "lion") {
     const json dc = rc.opt->diagnostics(), dg = rg.opt->diagnostics();
     INFO("diagnostics cpu " << dc.dump().substr(0, 300) << " gpu " << dg.dump().substr(0, 300));
     REQUIRE(dg.contains("update_rms"));
@@ -178,15 +199,20 @@ TEST_CASE("cuda optimizer step vs cpu: soap with refreshes", "[gpu][optim]") {
 
 TEST_CASE("cuda optimizer step vs cpu: soap and mousse with TF32 statistics (the CUDA default)",
           "[gpu][optim]") {
-  // Against the CPU's TF32 emulation. SOAP's early Adam steps are close to sign(G') in the
-  // eigenbasis, so the RNE-vs-truncation difference in the statistics (~1e-4 relative) can flip
-  // a few near-zero components (tests/optim/test_power_refresh.cpp measured 6% on a 12×12
-  // matrix for exact vs TF32): SOAP gets a loose tolerance; a wrong product would be ~100% off.
+  // Against the CPU's TF32 emulation, which rounds to nearest where tensor cores may truncate:
+  // per operand up to 2^-10 apart, so the statistics themselves are compared at 2e-3 (a wrong
+  // product, transpose or EMA weight would be off by O(1)). What the updates do with that
+  // difference is not a tolerance one can argue from the CPU: SOAP's early Adam steps are close
+  // to sign(G') in the eigenbasis, and at 768 dimensions a 1e-4 perturbation of the statistics
+  // rotates eigenvectors of nearby eigenvalues by a lot (sensitivity ~ λ / gap ~ n), so SOAP is
+  // compared on its statistics only; Mousse's update (whitening with power −1/8, then NS) is
+  // compared at 2e-2. The SOAP and Mousse updates with exact statistics are compared tightly
+  // above, so these two cases only have to show the TF32 statistics are the right ones.
   compare_optimizer({{"type", "soap"}, {"update_interval", 2}, {"max_precond_dim", 768}}, k162m,
-                    3, 1e-1, 0.02, true);
+                    3, 0.0, 0.02, true, 2e-3);
   compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"ns_dtype", "param"},
                      {"whiten_dtype", "param"}, {"eps", 1e-3}},
-                    k162m_small, 3, 5e-3, 0.02, true);
+                    k162m_small, 3, 2e-2, 0.02, true, 2e-3);
 }
 
 TEST_CASE("cuda optimizer step vs cpu: mousse both sides, with refreshes", "[gpu][optim]") {

@@ -136,7 +136,8 @@ void CpuOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor&
   check_same_shape(op, "out", out, "inp", inp);
   const int64_t R = inp.rows(), C = inp.cols();
   // a 3-D inp: b matrices of m rows, matrix k's column scales at col_scale[k·C]
-  const int64_t m = inp.shape.ndim == 3 ? inp.shape[1] : R, b = m > 0 ? R / m : 1;
+  const bool stacked = inp.shape.ndim == 3;
+  const int64_t m = stacked ? inp.shape[1] : R, b = stacked ? inp.shape[0] : 1;
   if (row_scale.defined()) {
     check_dtype(op, "row_scale", row_scale, "inp", inp);
     check_numel(op, "row_scale", row_scale, R, "one per row of inp");
