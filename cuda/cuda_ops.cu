@@ -143,6 +143,13 @@ void CudaOps::from_host(const Tensor& dst, const void* src) {
 
 void CudaOps::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+std::unique_ptr<Ops> CudaOps::make_worker() const {
+  CUDA_CHECK(cudaSetDevice(device_));  // the worker's stream and handles on this device
+  return std::make_unique<CudaOps>();
+}
+
+void CudaOps::bind_thread() { CUDA_CHECK(cudaSetDevice(device_)); }
+
 CudaOps::HostRegion* CudaOps::find_host_region(const void* p) {
   const char* c = static_cast<const char*>(p);
   for (HostRegion& r : host_regions_)

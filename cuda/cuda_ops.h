@@ -50,6 +50,8 @@ class CudaOps final : public Ops {
 
   Device device() const override { return Device::cuda; }
   std::string name() const override { return name_; }
+  std::unique_ptr<Ops> make_worker() const override;
+  void bind_thread() override;
 
   void* alloc(size_t bytes) override;
   void free(void* p) override;

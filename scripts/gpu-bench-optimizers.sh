@@ -18,7 +18,7 @@ LOGS=${LOGS_DIR:-$ROOT/runs/gpu-bench-optimizers}
 mkdir -p "$LOGS"
 rows=()
 for opt in adamw muon soap mousse mousse-output mousse-smaller \
-           mousse-fast mousse-output-fast mousse-smaller-fast; do
+           mousse-fast mousse-output-fast mousse-smaller-fast mousse-overlap mousse-output-overlap; do
   cfg=$ROOT/configs/paper/$SIZE-${opt%%-*}.json
   extra=()
   case "$opt" in  # single-sided Mousse: the output side, or the smaller side of each matrix
@@ -27,6 +27,9 @@ for opt in adamw muon soap mousse mousse-output mousse-smaller \
   esac
   case "$opt" in  # "fast": the power_qr refresh and bf16 statistics GEMMs
     *-fast) extra+=(--set optimizer.matrix.refresh=power_qr --set optimizer.matrix.stats_dtype=bf16) ;;
+    # "overlap": the exact eigh refresh on a worker thread (its own CUDA stream), taking effect
+    # 5 steps after its statistics, overlapping those steps
+    *-overlap) extra+=(--set optimizer.matrix.refresh_overlap=5) ;;
   esac
   log=$LOGS/bench-$SIZE-$opt.log
   echo "=== $opt ($cfg ${extra[*]})"

@@ -54,6 +54,13 @@ class Ops {
   virtual ~Ops() = default;
   virtual Device device() const = 0;
   virtual std::string name() const = 0;  // "cpu (OpenBLAS, 2 threads)", "cuda (NVIDIA H100 ...)"
+  // A second, independent backend on the same device, for work on another host thread (Mousse's
+  // overlapped refresh): on CUDA its own stream, cuBLAS/cuSOLVER handles and workspaces (made
+  // here, on the calling thread, on the current device). It may read and write tensors of this
+  // backend's arena; ordering between the two is the caller's (finish one side's work, with
+  // synchronize(), before the other uses it). Call bind_thread() on the thread that uses it.
+  virtual std::unique_ptr<Ops> make_worker() const = 0;
+  virtual void bind_thread() {}  // CUDA: makes this backend's device current on the caller
 
   // ---------------------------------------------------------------- memory
   virtual void* alloc(size_t bytes) = 0;  // used once, by the Arena

@@ -28,6 +28,8 @@ class ProfilingOps : public Ops {
 
   Device device() const override { return inner_.device(); }
   std::string name() const override { return inner_.name() + " (profiled)"; }
+  // (a worker's ops are not profiled: they run beside the profiled thread)
+  std::unique_ptr<Ops> make_worker() const override { return inner_.make_worker(); }
   void* alloc(size_t bytes) override { return inner_.alloc(bytes); }
   void free(void* p) override { inner_.free(p); }
   void to_host(void* dst, const Tensor& src) override;

@@ -19,6 +19,10 @@ const char* side_name(Mousse::Side s) {
 }
 }  // namespace
 
+Mousse::~Mousse() {
+  if (pending_future_.valid()) pending_future_.wait();  // (its exception, if any, is dropped)
+}
+
 Mousse::Mousse(const ConfigNode& node) {
   momentum = node.number("momentum", momentum);
   nesterov = node.boolean("nesterov", nesterov);
@@ -39,6 +43,7 @@ Mousse::Mousse(const ConfigNode& node) {
   const std::string rm = node.choice("refresh", "eigh", {"eigh", "power_qr"});
   refresh_method = rm == "power_qr" ? Refresh::power_qr : Refresh::eigh;
   eigh_every = node.integer("eigh_every", eigh_every);
+  refresh_overlap = node.integer("refresh_overlap", refresh_overlap);
   qr = parse_qr_method(node);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
   scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
@@ -49,6 +54,11 @@ Mousse::Mousse(const ConfigNode& node) {
   if (!(alpha >= 0 && alpha <= 1)) node.error("alpha", "must be in [0, 1]");
   if (update_interval < 1) node.error("update_interval", "must be >= 1");
   if (eigh_every < 0) node.error("eigh_every", "must be >= 0 (0: only the first refresh)");
+  if (refresh_overlap < 0 || refresh_overlap > update_interval)
+    node.error("refresh_overlap", "must be in [0, update_interval] (0: synchronous refreshes)");
+  if (refresh_overlap > 0 && refresh_method != Refresh::eigh)
+    node.error("refresh_overlap", "only applies with \"refresh\": \"eigh\" (the power_qr "
+                                  "refresh is synchronous)");
   for (const char* key : {"eigh_every", "qr"})
     if (refresh_method == Refresh::eigh && node.has(key))
       node.error(key, "only applies with \"refresh\": \"power_qr\"");
@@ -60,6 +70,9 @@ std::string Mousse::describe() const {
   if (refresh_method == Refresh::power_qr)
     std::snprintf(refresh, sizeof refresh, "power_qr eigh_every=%lld qr=%s",
                   (long long)eigh_every, qr_method_name(qr));
+  else if (refresh_overlap > 0)
+    std::snprintf(refresh, sizeof refresh, "eigh refresh_overlap=%lld",
+                  (long long)refresh_overlap);
   char buf[640];
   std::snprintf(buf, sizeof buf,
                 "mousse momentum=%g nesterov=%s beta_pc=%g eps=%g alpha=%g update_interval=%lld "
@@ -166,6 +179,24 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     arena.reserve(eig_w_, c, "mousse.eigh_batch_values", dt, Shape{stack.vector_elems});
     if (refresh_method == Refresh::power_qr)
       power_.reserve(arena, c, "mousse", dt, stack.matrix_elems, stack.vector_elems, qr);
+  }
+  pending_slots_.clear();
+  pending_stacks_.clear();
+  if (refresh_overlap > 0 && max_d > 0) {  // every factor, in refresh_all's stacks
+    int64_t mat = 0, vec = 0;
+    for_each_refresh_stack(sized_factors(), dtype_size(dt),
+                           [&](int64_t d, const std::vector<Factor*>& fs) {
+                             pending_stacks_.push_back({pending_slots_.size(), fs.size(), d});
+                             for (Factor* f : fs) {
+                               pending_slots_.push_back({f, d, mat, vec});
+                               mat += d * d;
+                               vec += d;
+                             }
+                           });
+    // The worker reads the inputs while the next steps run: memory of its own, not overlaid.
+    arena.reserve(pend_a_, "optimizer_refresh", "mousse.refresh_input", dt, Shape{mat});
+    arena.reserve(pend_v_, "optimizer", "mousse.pending_vectors", dt, Shape{mat});
+    arena.reserve(pend_w_, "optimizer", "mousse.pending_values", dt, Shape{vec});
   }
   ortho_.reserve(arena, "mousse", dt);
 }
@@ -285,6 +316,68 @@ void Mousse::refresh_power_all(Ops& ops) {
   });
 }
 
+// The damped factors of this step into the refresh inputs (on this thread's stream, then
+// synchronised), then the worker decomposes them stack by stack on its own backend while the
+// caller goes on. Only the preparation is booked as refresh time here.
+void Mousse::start_overlapped_refresh(Ops& ops) {
+  MOUSSE_CHECK(pending_apply_at_ < 0, "mousse: an overlapped refresh is still pending");
+  timed(ops, [&] {
+    for (const PendingSlot& s : pending_slots_)
+      damped_factor(ops, pend_a_.slice(s.mat, Shape{s.d, s.d}), *s.f);
+  });  // (timed() synchronises: the inputs are complete before the worker reads them)
+  if (!worker_) worker_ = ops.make_worker();
+  pending_done_.reset();
+  pending_future_ = std::async(std::launch::async, [this] {
+    worker_->bind_thread();
+    const auto t0 = std::chrono::steady_clock::now();
+    PendingResult r;
+    r.status.assign(pending_slots_.size(), -1);
+    for (const PendingStack& st : pending_stacks_) {
+      const PendingSlot& first = pending_slots_[st.first];
+      const int64_t b = int64_t(st.count), d = st.d;
+      const std::vector<int> status =
+          worker_->eigh_batched(pend_v_.slice(first.mat, Shape{b, d, d}),
+                                pend_w_.slice(first.vec, Shape{b, d}),
+                                pend_a_.slice(first.mat, Shape{b, d, d}));
+      std::copy(status.begin(), status.end(), r.status.begin() + long(st.first));
+    }
+    worker_->synchronize();  // its results are complete before the caller's stream reads them
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  });
+  pending_apply_at_ = t_ + refresh_overlap;
+}
+
+// The pending refresh's bases and scalings replace the current ones, factor by factor; a factor
+// whose decomposition failed keeps its basis and counts as a failure (no f64 retry here: its
+// input is gone). The wait for the worker, if it is not done yet, is booked as refresh time.
+void Mousse::apply_pending_refresh(Ops& ops) {
+  timed(ops, [&] {
+    const PendingResult& r = pending_result();
+    const std::vector<double> lam = read_vector(ops, pend_w_);
+    for (size_t i = 0; i < pending_slots_.size(); i++) {
+      const PendingSlot& s = pending_slots_[i];
+      const std::vector<double> l(lam.begin() + s.vec, lam.begin() + s.vec + s.d);
+      if (r.status[i] == 0 && all_finite(l))
+        set_basis(ops, *s.f, pend_v_.slice(s.mat, Shape{s.d, s.d}),
+                  pend_w_.slice(s.vec, Shape{s.d}), l);
+      else
+        failures_++;
+    }
+    overlapped_seconds_total_ += r.seconds;
+  });
+  pending_apply_at_ = -1;
+  pending_done_.reset();
+}
+
+const Mousse::PendingResult& Mousse::pending_result() const {
+  if (!pending_done_) {
+    MOUSSE_CHECK(pending_future_.valid(), "mousse: no overlapped refresh to wait for");
+    pending_done_ = pending_future_.get();  // rethrows the worker's error
+  }
+  return *pending_done_;
+}
+
 // out (=) op(q) · x (q_left) or x · op(q), for a stack: q [b, d, d] the bases (f32, or bf16 with
 // whiten_dtype bf16), x and out [b, m, n] in the parameter dtype. A bf16 basis multiplies a bf16
 // copy of x (f32 accumulate).
@@ -327,12 +420,15 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
         ops.fill(f->scaling, 1.0);
       }
   }
-  // 3. spectral decompositions every T steps (the first included), from this step's statistics
+  // 3. spectral decompositions every T steps (the first included), from this step's statistics;
+  //    overlapped: a refresh started refresh_overlap steps ago takes effect first
+  if (pending_apply_at_ == t_) apply_pending_refresh(ops);
   if (do_refresh) {
     const int64_t k = t_ / update_interval;  // refreshes before this one
     const bool exact = refresh_method == Refresh::eigh || k == 0 ||
                        (eigh_every > 0 && k % eigh_every == 0);
-    if (exact) refresh_all(ops);
+    if (refresh_overlap > 0 && k > 0) start_overlapped_refresh(ops);
+    else if (exact) refresh_all(ops);
     else refresh_power_all(ops);
   }
 
@@ -426,6 +522,9 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     // power_qr steps whose Cholesky QR failed and were redone with Householder QR (slower, not
     // wrong); always 0 with the eigh refresh
     diag_["cholesky_qr_failures"] = cholesky_qr_failures_;
+    // refresh_overlap: the worker's time (beside the steps; refresh_seconds holds what the
+    // steps themselves spent on preparing and applying)
+    if (refresh_overlap > 0) diag_["refresh_overlapped_seconds_total"] = overlapped_seconds_total_;
     diag_["precond"] = precond;
     refresh_seconds_window_ = 0.0;
   }
@@ -434,11 +533,18 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
 json Mousse::save_extra() const {
   json cond = json::object();
   for (auto& s : st_) cond[s.name] = {s.out.cond, s.in.cond};
-  return json{{"t", t_},
-              {"eigh_failures", failures_},
-              {"cholesky_qr_failures", cholesky_qr_failures_},
-              {"refresh_seconds_total", refresh_seconds_total_},
-              {"cond", cond}};
+  json j = {{"t", t_},
+            {"eigh_failures", failures_},
+            {"cholesky_qr_failures", cholesky_qr_failures_},
+            {"refresh_seconds_total", refresh_seconds_total_},
+            {"cond", cond}};
+  if (refresh_overlap > 0) j["refresh_overlapped_seconds_total"] = overlapped_seconds_total_;
+  if (pending_apply_at_ >= 0) {  // its results are state tensors; finish them before they are saved
+    const PendingResult& r = pending_result();
+    j["pending_refresh"] = {{"apply_at", pending_apply_at_}, {"status", r.status},
+                            {"seconds", r.seconds}};
+  }
+  return j;
 }
 
 void Mousse::load_extra(const json& j) {
@@ -448,6 +554,22 @@ void Mousse::load_extra(const json& j) {
   // (checkpoints written before the power_qr refresh existed call it eigh_seconds_total)
   refresh_seconds_total_ = j.value("refresh_seconds_total", j.value("eigh_seconds_total", 0.0));
   refresh_seconds_window_ = 0.0;
+  overlapped_seconds_total_ = j.value("refresh_overlapped_seconds_total", 0.0);
+  if (pending_future_.valid()) pending_future_.wait();
+  pending_done_.reset();
+  pending_apply_at_ = -1;
+  if (j.contains("pending_refresh")) {  // its eigenvectors and eigenvalues came with the state
+    const json& p = j["pending_refresh"];
+    MOUSSE_CHECK(refresh_overlap > 0, "mousse: the checkpoint has a pending overlapped refresh, ",
+                 "but this run's refresh_overlap is 0; resume with the config it was made with");
+    PendingResult r;
+    r.status = p.at("status").get<std::vector<int>>();
+    r.seconds = p.value("seconds", 0.0);
+    MOUSSE_CHECK(r.status.size() == pending_slots_.size(), "mousse: the checkpoint's pending ",
+                 "refresh has ", r.status.size(), " factors, this run ", pending_slots_.size());
+    pending_apply_at_ = p.at("apply_at").get<int64_t>();
+    pending_done_ = std::move(r);
+  }
   if (j.contains("cond"))
     for (auto& s : st_)
       if (j["cond"].contains(s.name)) {

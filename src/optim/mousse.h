@@ -1,4 +1,8 @@
 #pragma once
+#include <future>
+#include <memory>
+#include <optional>
+
 #include "optim/matrix_common.h"
 #include "optim/newton_schulz.h"
 #include "optim/optimizer.h"
@@ -30,6 +34,7 @@ class Mousse : public Optimizer {
  public:
   enum class Side { both, output, input, smaller };
   explicit Mousse(const ConfigNode& node);
+  ~Mousse() override;  // waits for an overlapped refresh still running
   std::string type() const override { return "mousse"; }
   std::string describe() const override;
   void reserve_state(Arena& arena, const std::vector<Param*>& params) override;
@@ -58,6 +63,12 @@ class Mousse : public Optimizer {
   // CUDA: bf16 tensor-core GEMMs with f32 accumulation, bases stored in bf16; the parameter
   // dtype on the CPU), "param", "bf16".
   OrthoDtype whiten_dtype = OrthoDtype::automatic;
+  // Overlapped refresh (refresh "eigh" only): N > 0 computes every refresh after the first on a
+  // worker thread with a backend of its own (on CUDA: its own stream), from the statistics of
+  // its step t, while steps t .. t+N−1 keep whitening with the previous bases; the new bases
+  // take effect at step t + N, before its whitening (1 <= N <= update_interval). 0: synchronous,
+  // as Algorithm 1. See docs/optimizers.md for which statistics a basis then reflects.
+  int64_t refresh_overlap = 0;
 
   int64_t eigh_failures() const { return failures_; }
 
@@ -103,6 +114,32 @@ class Mousse : public Optimizer {
   Tensor eig_a_, eig_v_, eig_w_;      // stacked factors / eigenvectors / eigenvalues (refresh)
   PowerQrScratch power_;              // refresh "power_qr" only
   int64_t cholesky_qr_failures_ = 0;  // power_qr steps whose Cholesky QR fell back
+  // Overlapped refresh: the damped factors of step t (refresh_input, not overlaid with anything),
+  // the eigenvectors and eigenvalues the worker writes (pending_*, state: a checkpoint taken
+  // while a refresh is pending resumes it exactly), laid out stack by stack as refresh_all's.
+  struct PendingSlot {
+    Factor* f;
+    int64_t d, mat, vec;  // offsets of its [d, d] and [d] slices in the buffers
+  };
+  struct PendingStack {
+    size_t first, count;  // pending_slots_[first, first + count), all of size d
+    int64_t d;
+  };
+  struct PendingResult {
+    std::vector<int> status;  // per slot: 0 = decomposed
+    double seconds = 0.0;     // the worker's wall time
+  };
+  void start_overlapped_refresh(Ops& ops);
+  void apply_pending_refresh(Ops& ops);
+  const PendingResult& pending_result() const;  // waits for the worker the first time
+  std::vector<PendingSlot> pending_slots_;
+  std::vector<PendingStack> pending_stacks_;
+  Tensor pend_a_, pend_v_, pend_w_;
+  std::unique_ptr<Ops> worker_;                   // made at the first overlapped refresh
+  mutable std::future<PendingResult> pending_future_;
+  mutable std::optional<PendingResult> pending_done_;
+  int64_t pending_apply_at_ = -1;                 // the step (t_) it takes effect; -1: none
+  double overlapped_seconds_total_ = 0.0;
   Tensor cur16_;  // bf16 copy of the matrix a bf16 basis multiplies (and of G for bf16 stats)
   StatsPrecision stats_ = StatsPrecision::automatic;  // stats_dtype, resolved by reserve_state
   int64_t t_ = 0;                      // steps taken (Algorithm 1's t before this step)

@@ -41,7 +41,9 @@ class Optimizer {
   virtual bool fuses_compute_copy() const { return false; }
   // Diagnostics of the last step run with s.diagnostics (merged into the JSONL log).
   virtual json diagnostics() const { return json::object(); }
-  // Host-side state (counters, ...) for checkpoints; tensors go through the arena.
+  // Host-side state (counters, ...) for checkpoints; tensors go through the arena. A checkpoint
+  // calls it BEFORE reading the state tensors: it also finishes work still writing them (Mousse's
+  // overlapped refresh).
   virtual json save_extra() const { return json::object(); }
   virtual void load_extra(const json&) {}
 };

@@ -46,9 +46,14 @@ os.makedirs(work)
 
 def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None):
     emb = "adamw" if opt == "adamw" else "lion"
+    # "mousse-overlap": Mousse with the refresh of step 2 on a worker thread (effective at step 3)
+    overlap = opt == "mousse-overlap"
+    opt = "mousse" if overlap else opt
     matrix = {"type": opt, "lr": {"adamw": 3e-3, "lion": 3e-4}.get(opt, 0.02)}
     if opt in ("soap", "mousse"):
         matrix["update_interval"] = 2  # exercise the preconditioner refresh within the run
+    if overlap:
+        matrix["refresh_overlap"] = 1
     matrix.update(matrix_extra or {})
     cfg = {
         "run_name": "dist", "device": a.device, "seed": 7, "steps": steps, "precision": precision,

@@ -233,6 +233,16 @@ TEST_CASE("cuda optimizer step vs cpu: mousse output side and input side", "[gpu
                     k162m_small, 3, 5e-3, 0.02, true);
 }
 
+TEST_CASE("cuda optimizer step vs cpu: mousse with the overlapped refresh (f32)", "[gpu][optim]") {
+  // refresh_overlap 1: the refresh of step 2 runs on a worker thread with its own CudaOps (its
+  // own stream and cuSOLVER handle; the CPU's on a worker thread too) and takes effect at step
+  // 3; the refresh of step 4 is still running when the rig is destroyed (its destructor waits).
+  compare_optimizer({{"type", "mousse"}, {"update_interval", 2}, {"refresh_overlap", 1},
+                     {"ns_dtype", "param"}, {"whiten_dtype", "param"}, {"eps", 1e-3},
+                     {"stats_dtype", "param"}},
+                    k162m_small, 5, 5e-3, 0.02, true);
+}
+
 TEST_CASE("cuda optimizer step vs cpu: mousse power_qr refresh (f32)", "[gpu][optim]") {
   // update_interval 1: the exact eigh at step 1, then a subspace-iteration refresh at steps 2, 3
   // (column_dots, the host sort, gather_columns, and the batched Cholesky QR: cuSOLVER's potrf

@@ -48,10 +48,15 @@ memory_plan)
   echo "ok: --np 2 --memory cuda"
   expect_error "--memory" "$MOUSSE" config -c "$HERE/toy.json" -q --memory tpu ;;
 resume)
-  for opt in adamw lion; do
-    train "$WORK/full-$opt" --set optimizer.matrix.type=$opt > /dev/null
-    train "$WORK/part-$opt" --set optimizer.matrix.type=$opt --stop-after 3 > /dev/null
-    train "$WORK/part-$opt" --set optimizer.matrix.type=$opt --resume > /dev/null
+  # mousse-overlap: refreshes at steps 0 (synchronous), 2, 4, 6 on a worker thread, each taking
+  # effect two steps later, so the checkpoint at step 3 holds a pending refresh.
+  for opt in adamw lion mousse-overlap; do
+    args=(--set optimizer.matrix.type=$opt)
+    [ "$opt" = mousse-overlap ] && args=(--set optimizer.matrix.type=mousse
+      --set optimizer.matrix.update_interval=2 --set optimizer.matrix.refresh_overlap=2)
+    train "$WORK/full-$opt" "${args[@]}" > /dev/null
+    train "$WORK/part-$opt" "${args[@]}" --stop-after 3 > /dev/null
+    train "$WORK/part-$opt" "${args[@]}" --resume > /dev/null
     a="$(losses "$WORK/full-$opt")"; b="$(losses "$WORK/part-$opt")"
     [ "$(echo "$a" | wc -l)" -eq 8 ] || { echo "FAIL: expected 8 train records"; echo "$a"; exit 1; }
     if [ "$a" != "$b" ]; then echo "FAIL ($opt): resumed losses differ"; diff <(echo "$a") <(echo "$b"); exit 1; fi

@@ -18,4 +18,6 @@ std::unique_ptr<Ops> make_cpu_ops() {
   return std::make_unique<CpuOps>();
 }
 
+std::unique_ptr<Ops> CpuOps::make_worker() const { return make_cpu_ops(); }
+
 }  // namespace mousse

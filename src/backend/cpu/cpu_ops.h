@@ -32,6 +32,7 @@ class CpuOps final : public Ops {
  public:
   Device device() const override { return Device::cpu; }
   std::string name() const override;
+  std::unique_ptr<Ops> make_worker() const override;
 
   void* alloc(size_t bytes) override;
   void free(void* p) override;
