@@ -11,6 +11,11 @@ namespace mousse {
 namespace {
 constexpr size_t kAlign = 256;  // cuBLASLt and vectorised kernels want aligned operands
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+// Where the entry after `e` (laid out at `offset`) starts: right after it within a stack
+// (reserve_stack), else at the next aligned offset.
+size_t offset_after(size_t offset, const Arena::Entry& e) {
+  return e.packed ? offset + e.bytes : align_up(offset + e.bytes);
+}
 }  // namespace
 
 Arena::Arena(Ops& ops) : ops_(&ops), device_(ops.device()) {}
@@ -100,8 +105,7 @@ void Arena::allocate() {
       for (Entry& e : entries_)
         if (e.category == c) {
           e.offset = offset;
-          offset += e.bytes;  // a stack's slices follow each other; its end is padded
-          if (!e.packed) offset = align_up(offset);
+          offset = offset_after(offset, e);
         }
     }
     total_ += r.bytes;
@@ -121,10 +125,7 @@ void Arena::allocate() {
 size_t Arena::category_bytes(const std::string& category) const {
   size_t n = 0;
   for (auto& e : entries_)
-    if (e.category == category) {
-      n += e.bytes;
-      if (!e.packed) n = align_up(n);
-    }
+    if (e.category == category) n = offset_after(n, e);
   return n;
 }
 

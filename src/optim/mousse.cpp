@@ -116,7 +116,7 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   // The state of one shape group is planned as stacks (momenta, bases, scalings: one
   // contiguous [batch, ...] tensor each, every matrix's slice keeping its own name), so that the
   // whitening GEMMs and the scalings run once per group, not once per matrix.
-  int64_t max_mn = 0, max_d = 0, max_stack = 0, max_batch = 0;
+  int64_t max_d = 0, max_stack = 0, max_batch = 0;
   for (const Group& grp : groups_) {
     const int64_t m = grp.rows, n = grp.cols, b = int64_t(grp.index.size());
     bool use_out = whiten == Side::both || whiten == Side::output,
@@ -153,12 +153,11 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     };
     plan(&State::out, use_out, m, "L");
     plan(&State::in, use_in, n, "R");
-    max_mn = std::max(max_mn, m * n);
     ortho_.plan(b, m, n);
     max_stack = std::max(max_stack, b * m * n);
     max_batch = std::max(max_batch, b);
   }
-  if (max_mn == 0) return;
+  if (max_stack == 0) return;
   const std::string c = "optimizer_scratch";
   arena.reserve(stack_, c, "mousse.stack", dt, Shape{max_stack});
   arena.reserve(gamma_ssq_, c, "mousse.gamma_sum_squares", dt, Shape{max_batch});
@@ -440,10 +439,15 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     auto other = [&](const Tensor& t) { return t.data == X1.data ? X2 : X1; };
     const State& first = st_[grp.index[0]];
     const bool out_on = first.out.on, in_on = first.in.on;
-    const Tensor QL = out_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.out.basis; }) : Tensor{},
-                 SL = out_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.out.scaling; }) : Tensor{},
-                 QR = in_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.in.basis; }) : Tensor{},
-                 SR = in_on ? group_stack(grp, [](const State& x) -> const Tensor& { return x.in.scaling; }) : Tensor{};
+    // one side's bases or scalings of the group as a stack (undefined when the side is off)
+    auto factor_stack = [&](Factor State::*side, Tensor Factor::*t) {
+      if (!(first.*side).on) return Tensor{};
+      return group_stack(grp, [&](const State& x) -> const Tensor& { return (x.*side).*t; });
+    };
+    const Tensor QL = factor_stack(&State::out, &Factor::basis),
+                 SL = factor_stack(&State::out, &Factor::scaling),
+                 QR = factor_stack(&State::in, &Factor::basis),
+                 SR = factor_stack(&State::in, &Factor::scaling);
 
     // 1. momentum per matrix, into the group's momentum stack (Nesterov: the look-ahead into X1)
     for (int64_t j = 0; j < batch; j++) {
