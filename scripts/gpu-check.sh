@@ -3,8 +3,10 @@
 # targets, runs the GPU tests (ctest -L gpu: every op vs its CPU twin, a full f32 training step
 # vs the CPU, a bf16 loss curve vs f32), the op micro-benchmark, `mousse bench` on the 162m
 # config (synthetic tokens), the torch.compile reference of the same model at the same B, T
-# (scripts/torch_reference.py), then prints a summary table with both throughputs last. Sized to
-# fit in ten minutes on one H100 with 16 cores.
+# (scripts/torch_reference.py), the matrix optimizers' benchmarks and the NCCL path, then prints
+# a summary table with both throughputs last. It fits in one 10-minute call by a time budget
+# (GPU_CHECK_BUDGET_S below): steps run in priority order and what the budget cuts is listed
+# with the GPU_CHECK_ONLY line that runs it in a second call.
 #
 #   scripts/gpu-check.sh                 # build dir ./build, sm_90, -j16
 #   BUILD_DIR=build-h100 MOUSSE_CUDA_ARCH=90 JOBS=16 PYTHON=python3 scripts/gpu-check.sh
@@ -15,6 +17,12 @@
 #   bench-ops bench-model bench-optim bench-train-optim nccl-1rank nccl-forced nccl-grouped
 #   bench-torch);
 #   FULL_STEP_MS=514 the full 162m step bench-optim judges Mousse's overhead against
+#   GPU_CHECK_BUDGET_S=540 the whole run's time budget (default 540 s, so that it fits in one
+#       10-minute call with room to unpack): each step's time limit is cut to what is left, a
+#       step that cannot start with at least 30 s left is listed as CUT, and the summary says
+#       which GPU_CHECK_ONLY call runs the rest. Steps run in priority order: build, GPU tests,
+#       the 162m step vs torch.compile (issue 5's targets), op and optimizer benchmarks, NCCL.
+#       GPU_CHECK_BUDGET_S=0: no budget (each step keeps its own limit).
 #   PREBUILT_DIR=DIR scripts/gpu-check.sh
 #       no configure/build: run the binaries that scripts/pack-gpu-build.sh gathered in DIR
 #       (for a GPU machine that lacks our build dependencies; LOGS_DIR=... to keep the logs)
@@ -41,6 +49,10 @@ mkdir -p "$LOGS"
 
 names=() results=() secs=() notes=()
 record() { names+=("$1"); results+=("$2"); secs+=("$3"); notes+=("$4"); }
+BUDGET=${GPU_CHECK_BUDGET_S:-540}
+START=$(date +%s)
+SUMMARY_RESERVE=10  # seconds kept for the summary table
+cut=()              # steps the budget did not let run (or finish)
 
 # run_step NAME TIMEOUT_S CMD...: output to the terminal and to $LOGS/NAME.log
 # GPU_CHECK_ONLY="gpu-tests bench-optim ..." runs only the named steps (to split the check over
@@ -51,14 +63,30 @@ run_step() {
     record "$name" SKIP 0 "not in GPU_CHECK_ONLY"
     return 0
   fi
+  case "$name" in
+    configure|build|gpu-tests) ;;  # the GPU tests report a missing GPU themselves (exit 77)
+    *) if [ "$have_gpu" -eq 0 ]; then record "$name" SKIP 0 "no GPU (nvidia-smi -L lists none)"; return 0; fi ;;
+  esac
+  local by_budget=0
+  if [ "$BUDGET" -gt 0 ]; then
+    local left=$(( START + BUDGET - SUMMARY_RESERVE - $(date +%s) ))
+    if [ "$left" -lt 30 ]; then
+      record "$name" CUT 0 "not started: ${left}s left of the ${BUDGET}s budget"
+      cut+=("$name")
+      return 1
+    fi
+    if [ "$left" -lt "$limit" ]; then limit=$left; by_budget=1; fi
+  fi
   echo
-  echo "=== $name: $*"
+  echo "=== $name (limit ${limit}s): $*"
   local t0=$(date +%s)
   timeout --foreground "$limit" "$@" 2>&1 | tee "$LOGS/$name.log"
   local rc=${PIPESTATUS[0]}
   local dt=$(( $(date +%s) - t0 ))
   local res=PASS note=""
-  if [ "$rc" -eq 124 ]; then res=FAIL; note="timed out after ${limit}s";
+  if [ "$rc" -eq 124 ] && [ "$by_budget" -eq 1 ]; then
+    res=CUT; note="stopped at the end of the ${BUDGET}s budget"; cut+=("$name")
+  elif [ "$rc" -eq 124 ]; then res=FAIL; note="timed out after ${limit}s";
   elif [ "$rc" -eq 77 ]; then res=SKIP; note="no usable GPU";
   elif [ "$rc" -ne 0 ]; then res=FAIL; note="exit $rc (log: $LOGS/$name.log)"; fi
   record "$name" "$res" "$dt" "$note"
@@ -85,10 +113,12 @@ if ! ldconfig -p 2>/dev/null | grep -q "libcudnn.so.9 "; then
     echo "cuDNN: libcudnn.so.9 not found; bf16 attention runs on Mousse's own kernels"
   fi
 fi
-if command -v nvidia-smi >/dev/null 2>&1; then
+have_gpu=0
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
+  have_gpu=1
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 else
-  echo "warning: nvidia-smi not found"
+  echo "warning: no GPU found (nvidia-smi -L): the benchmarks will be skipped"
 fi
 
 ok=1
@@ -118,10 +148,9 @@ if [ $ok -eq 1 ]; then
   if [ "${results[-1]}" = PASS ] && grep -q -i "skipped" "$LOGS/gpu-tests.log"; then
     results[-1]=SKIP; notes[-1]="GPU tests skipped (no usable GPU)"
   fi
-  run_step bench-ops 120 "$BIN/bench-ops-cuda"
   if [ -f "$BENCH_CFG" ]; then
     if [ -x "$BIN/mousse" ]; then
-      run_step bench-model 150 "$BIN/mousse" bench -c "$BENCH_CFG" --synthetic \
+      run_step bench-model 150 "$BIN/mousse" bench -c "$BENCH_CFG" --synthetic --set device=cuda \
         --set batch.micro_batch=$BENCH_B --set batch.seq_len=$BENCH_T \
         --set batch.global_tokens=$((BENCH_B * BENCH_T)) --steps 20 --warmup 3 --profile 3 \
         --json "$LOGS/bench-mousse.json"
@@ -131,6 +160,16 @@ if [ $ok -eq 1 ]; then
   else
     record bench-model SKIP 0 "configs/162m-adamw-bench.json not present"
   fi
+  # issue 5's comparison right after mousse's own: the same model, B, T and GPU.
+  if [ "${SKIP_TORCH:-0}" = 1 ]; then
+    record bench-torch SKIP 0 "SKIP_TORCH=1"
+  elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() and hasattr(torch, 'compile') else 1)" 2>/dev/null; then
+    record bench-torch SKIP 0 "$PYTHON has no CUDA-enabled torch >= 2"
+  else
+    run_step bench-torch 300 "$PYTHON" "$ROOT/scripts/torch_reference.py" --preset 162m \
+      --batch "$BENCH_B" --seq "$BENCH_T" --steps 20 --warmup 5
+  fi
+  run_step bench-ops 120 "$BIN/bench-ops-cuda"
   # Matrix optimizers on the GPU (issue 6): step and refresh times at the 162m / 834m shapes.
   # Mousse's overhead is judged against a full 162m step at the paper's per-GPU batch: 2M tokens
   # per step over 8 GPUs = 262,144 tokens per GPU, at the tokens/s bench-model just measured.
@@ -178,24 +217,20 @@ if [ $ok -eq 1 ]; then
       record nccl-forced SKIP 0 "no $DIST_DATA/tiny_shakespeare_train.bin (set DIST_DATA)"
     fi
   fi
-  if [ "${SKIP_TORCH:-0}" = 1 ]; then
-    record bench-torch SKIP 0 "SKIP_TORCH=1"
-  elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() and hasattr(torch, 'compile') else 1)" 2>/dev/null; then
-    record bench-torch SKIP 0 "$PYTHON has no CUDA-enabled torch >= 2"
-  else
-    run_step bench-torch 300 "$PYTHON" "$ROOT/scripts/torch_reference.py" --preset 162m \
-      --batch "$BENCH_B" --seq "$BENCH_T" --steps 20 --warmup 5
-  fi
 fi
 
 echo
 echo "=== summary (logs in $LOGS)"
-printf "%-12s %-6s %8s  %s\n" step result seconds note
+printf "%-17s %-6s %8s  %s\n" step result seconds note
 fail=0
 for i in "${!names[@]}"; do
-  printf "%-12s %-6s %8s  %s\n" "${names[$i]}" "${results[$i]}" "${secs[$i]}" "${notes[$i]}"
+  printf "%-17s %-6s %8s  %s\n" "${names[$i]}" "${results[$i]}" "${secs[$i]}" "${notes[$i]}"
   [ "${results[$i]}" = FAIL ] && fail=1
 done
+if [ ${#cut[@]} -gt 0 ]; then
+  echo "cut by the ${BUDGET}s time budget: ${cut[*]}; run them in another call with"
+  echo "  GPU_CHECK_ONLY=\"${cut[*]}\" (plus PREBUILT_DIR / BUILD_DIR as in this one)"
+fi
 if [ -f "$LOGS/gpu-tests.log" ]; then
   grep -E "test cases|assertions|SKIPPED|tests passed|tests failed" "$LOGS/gpu-tests.log" | tail -4
 fi
