@@ -15,7 +15,6 @@ namespace {
 __global__ void probe_kernel(int* p) {
   if (p) *p = 1;
 }
-constexpr size_t kLtWorkspaceBytes = 64ull << 20;
 
 // Dense (no sparsity) bf16 tensor-core peak by product name, in FLOP/s; 0 = unknown (MFU is then
 // n/a rather than wrong). Names are matched as whole words ("A100" is not "RTX A1000"), the
@@ -57,7 +56,7 @@ void require_same_numel(const Tensor& a, const Tensor& b, const char* op) {
     fail("cuda ", op, ": element counts differ: ", a.shape.str(), " vs ", b.shape.str());
 }
 
-CudaOps::CudaOps() {
+CudaOps::CudaOps(size_t lt_workspace_bytes, size_t scratch_bytes) {
   CUDA_CHECK(cudaGetDevice(&device_));
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
@@ -72,10 +71,10 @@ CudaOps::CudaOps() {
   CUSOLVER_CHECK(cusolverDnCreate(&solver_));
   CUSOLVER_CHECK(cusolverDnSetStream(solver_, stream_));
   CUSOLVER_CHECK(cusolverDnCreateParams(&solver_params_));
-  lt_workspace_bytes_ = kLtWorkspaceBytes;
-  CUDA_CHECK(cudaMalloc(&lt_workspace_, lt_workspace_bytes_));
-  // Small initial scratch / staging so most ops never grow them.
-  scratch(16ull << 20);
+  lt_workspace_bytes_ = lt_workspace_bytes;
+  if (lt_workspace_bytes_ > 0) CUDA_CHECK(cudaMalloc(&lt_workspace_, lt_workspace_bytes_));
+  // Initial scratch / staging sized so that most ops never grow them.
+  scratch(scratch_bytes);
   host_staging(1ull << 20);
 }
 
@@ -145,7 +144,9 @@ void CudaOps::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 std::unique_ptr<Ops> CudaOps::make_worker() const {
   CUDA_CHECK(cudaSetDevice(device_));  // the worker's stream and handles on this device
-  return std::make_unique<CudaOps>();
+  // The worker decomposes (cuSOLVER, its own workspace, grown by reserve_eigh_batched): it
+  // needs little cuBLASLt workspace or scratch. Still a complete backend if given GEMMs.
+  return std::make_unique<CudaOps>(size_t(4) << 20, size_t(1) << 20);
 }
 
 void CudaOps::bind_thread() { CUDA_CHECK(cudaSetDevice(device_)); }

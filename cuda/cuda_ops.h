@@ -43,7 +43,9 @@ struct GemmPlan;  // one GEMM problem's cuBLASLt descriptors and algorithm (gemm
 
 class CudaOps final : public Ops {
  public:
-  CudaOps();
+  // lt_workspace_bytes: cuBLASLt's workspace (64 MiB for the training stream; a worker that
+  // only decomposes gets a small one); scratch_bytes: the initial scratch (grows on demand).
+  explicit CudaOps(size_t lt_workspace_bytes = 64ull << 20, size_t scratch_bytes = 16ull << 20);
   ~CudaOps() override;
   CudaOps(const CudaOps&) = delete;
   CudaOps& operator=(const CudaOps&) = delete;
@@ -126,6 +128,8 @@ class CudaOps final : public Ops {
                       double c, double alpha, double eps) override;
   std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                 const Tensor& a) override;
+  void reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                            const Tensor& a) override;
   std::vector<int> cholesky_batched(const Tensor& a) override;
   void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
 

@@ -169,11 +169,17 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
     cublasLtMatmulHeuristicResult_t result;
     std::memset(&result, 0, sizeof(result));
     int returned = 0;
-    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(lt_, plan->op, plan->A, plan->B, plan->C, plan->C,
-                                                pref.p, 1, &result, &returned));
-    if (returned == 0)
-      fail("cuda ", opname, ": cuBLASLt found no algorithm for ", key,
-           " (dtypes/shape/alignment unsupported)");
+    // No algorithm for the problem is reported as NOT_SUPPORTED (or as none returned): name the
+    // problem rather than the bare status.
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
+        lt_, plan->op, plan->A, plan->B, plan->C, plan->C, pref.p, 1, &result, &returned);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && returned == 0))
+      fail("cuda ", opname, ": cuBLASLt found no algorithm for out ", out.shape.str(), " ",
+           dtype_name(out.dtype), " = a ", a.shape.str(), trans_a ? "ᵀ" : "", " x b ",
+           b.shape.str(), trans_b ? "ᵀ" : "", " ", dtype_name(a.dtype), tf32 ? " (TF32)" : "",
+           ", alignments ", al_a, "/", al_b, "/", al_c, " bytes: unsupported dtypes, shape or",
+           " alignment");
+    CUBLAS_CHECK(st);
     plan->algo = result.algo;
     it = gemm_plans_.emplace(key, std::move(plan)).first;
   }

@@ -10,6 +10,7 @@
 // read back once at the end.
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -84,29 +85,88 @@ __global__ void batched_transpose_kernel(T* out, const T* in, int64_t n, int64_t
   }
 }
 
-}  // namespace
+// The checked arguments of eigh_batched: b matrices of n x n in dt.
+struct EighProblem {
+  int64_t b = 0, n = 0;
+  cudaDataType_t dt = CUDA_R_32F;
+  size_t esz = sizeof(float);
+};
 
-std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
-                                       const Tensor& a) {
-  const char* op = "eigh_batched";
+EighProblem check_eigh_batched(const char* op, const Tensor& eigenvectors,
+                               const Tensor& eigenvalues, const Tensor& a) {
   require_cuda(eigenvectors, op, "eigenvectors");
   require_cuda(eigenvalues, op, "eigenvalues");
   require_cuda(a, op, "a");
   if (a.shape.ndim != 3 || a.shape[1] != a.shape[2])
     fail("cuda ", op, ": a ", a.shape.str(), " must be [batch, n, n]");
-  const int64_t b = a.shape[0], n = a.shape[1];
-  if (eigenvectors.numel() != b * n * n || eigenvalues.numel() != b * n)
+  EighProblem p;
+  p.b = a.shape[0];
+  p.n = a.shape[1];
+  if (eigenvectors.numel() != p.b * p.n * p.n || eigenvalues.numel() != p.b * p.n)
     fail("cuda ", op, ": outputs ", eigenvectors.shape.str(), " / ", eigenvalues.shape.str(),
          " do not match a ", a.shape.str());
   if (eigenvectors.dtype != a.dtype || eigenvalues.dtype != a.dtype ||
       (a.dtype != DType::f32 && a.dtype != DType::f64))
     fail("cuda ", op, ": a, eigenvectors, eigenvalues must all be f32 or all f64");
   if (eigenvectors.data == a.data) fail("cuda ", op, ": eigenvectors must not alias a");
+  const bool f64 = a.dtype == DType::f64;
+  p.dt = f64 ? CUDA_R_64F : CUDA_R_32F;
+  p.esz = f64 ? sizeof(double) : sizeof(float);
+  return p;
+}
+
+struct WorkspaceBytes {
+  size_t dev = 0, host = 0;
+};
+
+// The batched driver's workspace for the whole batch; false without the driver or when it
+// refuses the problem.
+bool batched_workspace(cusolverDnHandle_t h, cusolverDnParams_t prm, const EighProblem& p,
+                       const void* a, const void* w, WorkspaceBytes& ws) {
+  const BatchedApi& api = batched_api();
+  return api.size && api.size(h, prm, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, p.n, p.dt,
+                              a, p.n, p.dt, w, p.dt, &ws.dev, &ws.host,
+                              p.b) == CUSOLVER_STATUS_SUCCESS;
+}
+
+// Xsyevd's workspace for one matrix (the loop reuses it).
+WorkspaceBytes syevd_workspace(cusolverDnHandle_t h, cusolverDnParams_t prm, const EighProblem& p,
+                               const void* a, const void* w) {
+  WorkspaceBytes ws;
+  CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(h, prm, CUSOLVER_EIG_MODE_VECTOR,
+                                             CUBLAS_FILL_MODE_UPPER, p.n, p.dt, a, p.n, p.dt, w,
+                                             p.dt, &ws.dev, &ws.host));
+  return ws;
+}
+
+}  // namespace
+
+void CudaOps::reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                   const Tensor& a) {
+  const EighProblem p = check_eigh_batched("reserve_eigh_batched", eigenvectors, eigenvalues, a);
+  if (p.b == 0 || p.n == 0) return;
+  // Enough for either path (the batched driver may still refuse the problem at the call).
+  WorkspaceBytes ws = syevd_workspace(solver_, solver_params_, p, a.data, eigenvalues.data);
+  WorkspaceBytes bw;
+  if (batched_workspace(solver_, solver_params_, p, a.data, eigenvalues.data, bw)) {
+    ws.dev = std::max(ws.dev, bw.dev);
+    ws.host = std::max(ws.host, bw.host);
+  }
+  solver_ws(ws.dev);
+  if (solver_host_ws_.size() < ws.host) solver_host_ws_.resize(ws.host);
+  scratch(sizeof(int) * size_t(2 * p.b));
+  host_staging(sizeof(int) * size_t(2 * p.b));
+}
+
+std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                       const Tensor& a) {
+  const char* op = "eigh_batched";
+  const EighProblem p = check_eigh_batched(op, eigenvectors, eigenvalues, a);
+  const int64_t b = p.b, n = p.n;
   std::vector<int> status(size_t(b), 0);
   if (b == 0 || n == 0) return status;
-  const bool f64 = a.dtype == DType::f64;
-  const cudaDataType_t dt = f64 ? CUDA_R_64F : CUDA_R_32F;
-  const size_t esz = f64 ? sizeof(double) : sizeof(float);
+  const cudaDataType_t dt = p.dt;
+  const size_t esz = p.esz;
 
   // infos [b] then finiteness flags [b], read back together at the end
   int* flags = static_cast<int*>(scratch(sizeof(int) * size_t(2 * b)));
@@ -118,29 +178,23 @@ std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor&
   // then, like without it, one Xsyevd per matrix on the same stream).
   const BatchedApi& api = batched_api();
   bool done = false;
-  if (api.run) {
-    size_t dev_bytes = 0, host_bytes = 0;
-    if (api.size(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n, dt,
-                 a.data, n, dt, eigenvalues.data, dt, &dev_bytes, &host_bytes, b) ==
-        CUSOLVER_STATUS_SUCCESS) {
-      void* dws = solver_ws(dev_bytes);
-      if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
-      const cusolverStatus_t st =
-          api.run(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n,
-                  dt, a.data, n, dt, eigenvalues.data, dt, dws, dev_bytes,
-                  host_bytes ? solver_host_ws_.data() : nullptr, host_bytes, infos, b);
-      // A refusal (checked before any work) falls back to Xsyevd below; any other error may
-      // come after `a` was overwritten, so the fallback would decompose damaged input: fail.
-      if (st != CUSOLVER_STATUS_INVALID_VALUE && st != CUSOLVER_STATUS_NOT_SUPPORTED)
-        CUSOLVER_CHECK(st);
-      done = st == CUSOLVER_STATUS_SUCCESS;
-    }
+  WorkspaceBytes bw;
+  if (api.run && batched_workspace(solver_, solver_params_, p, a.data, eigenvalues.data, bw)) {
+    void* dws = solver_ws(bw.dev);
+    if (solver_host_ws_.size() < bw.host) solver_host_ws_.resize(bw.host);
+    const cusolverStatus_t st =
+        api.run(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n, dt,
+                a.data, n, dt, eigenvalues.data, dt, dws, bw.dev,
+                bw.host ? solver_host_ws_.data() : nullptr, bw.host, infos, b);
+    // A refusal (checked before any work) falls back to Xsyevd below; any other error may
+    // come after `a` was overwritten, so the fallback would decompose damaged input: fail.
+    if (st != CUSOLVER_STATUS_INVALID_VALUE && st != CUSOLVER_STATUS_NOT_SUPPORTED)
+      CUSOLVER_CHECK(st);
+    done = st == CUSOLVER_STATUS_SUCCESS;
   }
   if (!done) {
-    size_t dev_bytes = 0, host_bytes = 0;
-    CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR,
-                                               CUBLAS_FILL_MODE_UPPER, n, dt, a.data, n, dt,
-                                               eigenvalues.data, dt, &dev_bytes, &host_bytes));
+    const WorkspaceBytes ws = syevd_workspace(solver_, solver_params_, p, a.data, eigenvalues.data);
+    const size_t dev_bytes = ws.dev, host_bytes = ws.host;
     void* dws = solver_ws(dev_bytes);
     if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
     for (int64_t i = 0; i < b; i++) {

@@ -226,6 +226,13 @@ class Ops {
   // (that slice's outputs then unspecified; no f64 retry here: redo it with eigh()).
   virtual std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                         const Tensor& a) = 0;
+  // Grows now whatever workspace eigh_batched on these tensors needs, so that the call itself
+  // allocates nothing (on CUDA, freeing a smaller workspace waits for the whole device, which
+  // an overlapped refresh on a worker must not do). The same arguments; nothing is computed.
+  virtual void reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                    const Tensor& a) {
+    (void)eigenvectors, (void)eigenvalues, (void)a;  // the CPU allocates per call
+  }
   // Cholesky factorisations of a batch of symmetric positive definite matrices with ONE
   // synchronisation: a [b, n, n] (or [n, n]; upper triangles read) is overwritten with R, upper
   // triangular with a positive diagonal and zeros below it, such that a = Rᵀ R. Returns b

@@ -98,6 +98,10 @@ class ProfilingOps : public Ops {
                       double c, double alpha, double eps) override;
   std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                 const Tensor& a) override;
+  void reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                            const Tensor& a) override {
+    inner_.reserve_eigh_batched(eigenvectors, eigenvalues, a);
+  }
   std::vector<int> cholesky_batched(const Tensor& a) override;
   void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <tuple>
 
 namespace mousse {
 
@@ -324,20 +325,32 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
     for (const PendingSlot& s : pending_slots_)
       damped_factor(ops, pend_a_.slice(s.mat, Shape{s.d, s.d}), *s.f);
   });  // (timed() synchronises: the inputs are complete before the worker reads them)
-  if (!worker_) worker_ = ops.make_worker();
+  // A stack's eigenvectors, eigenvalues and input, as eigh_batched takes them.
+  auto stack = [this](const PendingStack& st) {
+    const PendingSlot& first = pending_slots_[st.first];
+    const int64_t b = int64_t(st.count), d = st.d;
+    return std::make_tuple(pend_v_.slice(first.mat, Shape{b, d, d}),
+                           pend_w_.slice(first.vec, Shape{b, d}),
+                           pend_a_.slice(first.mat, Shape{b, d, d}));
+  };
+  if (!worker_) {
+    worker_ = ops.make_worker();
+    // Its workspaces grow now, while nothing runs: growing one later frees the old one, which
+    // on CUDA waits for the whole device, in the middle of the steps it should overlap.
+    for (const PendingStack& st : pending_stacks_) {
+      const auto [v, w, a] = stack(st);
+      worker_->reserve_eigh_batched(v, w, a);
+    }
+  }
   pending_done_.reset();
-  pending_future_ = std::async(std::launch::async, [this] {
+  pending_future_ = std::async(std::launch::async, [this, stack] {
     worker_->bind_thread();
     const auto t0 = std::chrono::steady_clock::now();
     PendingResult r;
     r.status.assign(pending_slots_.size(), -1);
     for (const PendingStack& st : pending_stacks_) {
-      const PendingSlot& first = pending_slots_[st.first];
-      const int64_t b = int64_t(st.count), d = st.d;
-      const std::vector<int> status =
-          worker_->eigh_batched(pend_v_.slice(first.mat, Shape{b, d, d}),
-                                pend_w_.slice(first.vec, Shape{b, d}),
-                                pend_a_.slice(first.mat, Shape{b, d, d}));
+      const auto [v, w, a] = stack(st);
+      const std::vector<int> status = worker_->eigh_batched(v, w, a);
       std::copy(status.begin(), status.end(), r.status.begin() + long(st.first));
     }
     worker_->synchronize();  // its results are complete before the caller's stream reads them

@@ -765,6 +765,43 @@ TEST_CASE("cuda device scalars: sum_squares_batched, trace_to, scale_by_ratio", 
   }
 }
 
+TEST_CASE("cuda eigh_batched on a worker backend after reserve_eigh_batched", "[gpu]") {
+  // Mousse's overlapped refresh: a second CudaOps (small cuBLASLt workspace and scratch) whose
+  // cuSOLVER workspace is grown up front, so that the decomposition itself allocates nothing
+  // (device memory in use unchanged), with the main backend's results.
+  Ops& o = gpu();
+  std::unique_ptr<Ops> worker = o.make_worker();
+  worker->bind_thread();
+  for (int64_t n : {96, 768}) {
+    const int64_t B = 3;
+    std::vector<float> a(size_t(B * n * n));
+    for (int64_t b = 0; b < B; b++) {
+      auto g = randn(size_t(n * n), 900 + b + n);
+      for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+          a[size_t(b * n * n + i * n + j)] = g[size_t(i * n + j)] + g[size_t(j * n + i)];
+    }
+    DevTensor A = make(o, DType::f32, {B, n, n}, a), V = make_nan(o, DType::f32, {B, n, n}),
+              W = make_nan(o, DType::f32, {B, n});
+    DevTensor A2 = make(o, DType::f32, {B, n, n}, a), V2 = make_nan(o, DType::f32, {B, n, n}),
+              W2 = make_nan(o, DType::f32, {B, n});
+    worker->reserve_eigh_batched(*V, *W, *A);
+    worker->synchronize();
+    const size_t used_before = o.device_memory_used();
+    const std::vector<int> st = worker->eigh_batched(*V, *W, *A);
+    worker->synchronize();
+    const size_t used_after = o.device_memory_used();
+    INFO("n " << n << ": device memory in use " << used_before << " -> " << used_after);
+    CHECK(used_after == used_before);
+    const std::vector<int> st2 = o.eigh_batched(*V2, *W2, *A2);
+    for (int64_t b = 0; b < B; b++) {
+      CHECK(st[size_t(b)] == 0);
+      CHECK(st2[size_t(b)] == 0);
+    }
+    expect_close(download(o, *W), download(o, *W2), 1e-6, "worker vs main eigenvalues");
+  }
+}
+
 TEST_CASE("cuda eigh_batched (one synchronisation, failures per slice)", "[gpu]") {
   for (DType dt : {DType::f32, DType::f64})
     for (int64_t n : {40, 200}) {
