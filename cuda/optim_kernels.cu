@@ -116,12 +116,15 @@ __global__ void adam_direction_kernel(To* out, const Tm* m, const Tm* v, int64_t
   }
 }
 
-template <class T, class Ts>
+// Index type I: int32_t when rows·cols fits (two integer divisions per element; 64-bit ones
+// cost several times more and would make this memory-bound kernel compute-bound).
+template <class T, class Ts, class I>
 __global__ void scale_rows_cols_kernel(T* out, const T* inp, const Ts* rs, const Ts* cs,
-                                       int64_t rows, int64_t cols, int64_t rows_per_matrix) {
+                                       int64_t rows, int64_t cols_, int64_t rows_per_matrix_) {
   using A = acc_t<T>;
-  GRID_STRIDE(i, rows * cols) {
-    const int64_t r = i / cols, c = i - r * cols;
+  const I cols = I(cols_), rows_per_matrix = I(rows_per_matrix_);
+  GRID_STRIDE(i, rows * cols_) {
+    const I r = I(i) / cols, c = I(i) - r * cols;
     A v = ld(inp, i);
     if (rs) v *= A(ld(rs, r));
     if (cs) v *= A(ld(cs, (r / rows_per_matrix) * cols + c));  // matrix r / m's column scales
@@ -436,10 +439,16 @@ void CudaOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor
     using T = decltype(t);
     dispatch_fdb(sdt, op, [&](auto ts) {
       using Ts = decltype(ts);
-      scale_rows_cols_kernel<T, Ts><<<grid_for(rows * cols), 256, 0, stream_>>>(
-          static_cast<T*>(out.data), static_cast<const T*>(inp.data),
-          static_cast<const Ts*>(row_scale.data), static_cast<const Ts*>(col_scale.data), rows, cols,
-          m);
+      T* o = static_cast<T*>(out.data);
+      const T* x = static_cast<const T*>(inp.data);
+      const Ts* rs = static_cast<const Ts*>(row_scale.data);
+      const Ts* cs = static_cast<const Ts*>(col_scale.data);
+      if (rows * cols <= INT32_MAX)
+        scale_rows_cols_kernel<T, Ts, int32_t><<<grid_for(rows * cols), 256, 0, stream_>>>(
+            o, x, rs, cs, rows, cols, m);
+      else
+        scale_rows_cols_kernel<T, Ts, int64_t><<<grid_for(rows * cols), 256, 0, stream_>>>(
+            o, x, rs, cs, rows, cols, m);
       CUDA_CHECK_LAUNCH();
     });
   });
