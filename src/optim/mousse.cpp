@@ -325,35 +325,27 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
     for (const PendingSlot& s : pending_slots_)
       damped_factor(ops, pend_a_.slice(s.mat, Shape{s.d, s.d}), *s.f);
   });  // (timed() synchronises: the inputs are complete before the worker reads them)
-  // A stack's eigenvectors, eigenvalues and input, as eigh_batched takes them.
-  auto stack = [this](const PendingStack& st) {
-    const PendingSlot& first = pending_slots_[st.first];
-    const int64_t b = int64_t(st.count), d = st.d;
-    return std::make_tuple(pend_v_.slice(first.mat, Shape{b, d, d}),
-                           pend_w_.slice(first.vec, Shape{b, d}),
-                           pend_a_.slice(first.mat, Shape{b, d, d}));
-  };
-  if (!worker_) {
-    worker_ = ops.make_worker();
-    // Its workspaces grow now, while nothing runs: growing one later frees the old one, which
-    // on CUDA waits for the whole device, in the middle of the steps it should overlap.
-    for (const PendingStack& st : pending_stacks_) {
-      const auto [v, w, a] = stack(st);
-      worker_->reserve_eigh_batched(v, w, a);
-    }
-  }
+  if (!worker_) make_refresh_worker(ops);  // (made at the first refresh; here after a resume)
   pending_done_.reset();
-  pending_future_ = std::async(std::launch::async, [this, stack] {
+  pending_future_ = std::async(std::launch::async, [this] {
     worker_->bind_thread();
     const auto t0 = std::chrono::steady_clock::now();
     PendingResult r;
     r.status.assign(pending_slots_.size(), -1);
-    for (const PendingStack& st : pending_stacks_) {
-      const auto [v, w, a] = stack(st);
-      const std::vector<int> status = worker_->eigh_batched(v, w, a);
-      std::copy(status.begin(), status.end(), r.status.begin() + long(st.first));
+    try {
+      for (const PendingStack& st : pending_stacks_) {
+        const auto [v, w, a] = pending_stack(st);
+        const std::vector<int> status = worker_->eigh_batched(v, w, a);
+        std::copy(status.begin(), status.end(), r.status.begin() + long(st.first));
+      }
+      worker_->synchronize();  // its results are complete before the caller's stream reads them
+    } catch (...) {  // nothing of it may still run when the caller sees the error
+      try {
+        worker_->synchronize();
+      } catch (...) {
+      }
+      throw;
     }
-    worker_->synchronize();  // its results are complete before the caller's stream reads them
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
   });
@@ -383,11 +375,36 @@ void Mousse::apply_pending_refresh(Ops& ops) {
 }
 
 const Mousse::PendingResult& Mousse::pending_result() const {
+  if (pending_error_) std::rethrow_exception(pending_error_);  // every later caller sees it too
   if (!pending_done_) {
     MOUSSE_CHECK(pending_future_.valid(), "mousse: no overlapped refresh to wait for");
-    pending_done_ = pending_future_.get();  // rethrows the worker's error
+    try {
+      pending_done_ = pending_future_.get();  // rethrows the worker's error
+    } catch (...) {
+      pending_error_ = std::current_exception();
+      throw;
+    }
   }
   return *pending_done_;
+}
+
+std::tuple<Tensor, Tensor, Tensor> Mousse::pending_stack(const PendingStack& st) const {
+  const PendingSlot& first = pending_slots_[st.first];
+  const int64_t b = int64_t(st.count), d = st.d;
+  return {pend_v_.slice(first.mat, Shape{b, d, d}), pend_w_.slice(first.vec, Shape{b, d}),
+          pend_a_.slice(first.mat, Shape{b, d, d})};
+}
+
+// The worker backend with every workspace its decompositions need, made while nothing runs
+// (at the first, synchronous refresh): growing a workspace later frees the old one, which on
+// CUDA waits for the whole device in the middle of the steps it should overlap, and a lack of
+// memory shows at step 0 rather than at step T.
+void Mousse::make_refresh_worker(Ops& ops) {
+  worker_ = ops.make_worker();
+  for (const PendingStack& st : pending_stacks_) {
+    const auto [v, w, a] = pending_stack(st);
+    worker_->reserve_eigh_batched(v, w, a);
+  }
 }
 
 // out (=) op(q) · x (q_left) or x · op(q), for a stack: q [b, d, d] the bases (f32, or bf16 with
@@ -442,6 +459,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     if (refresh_overlap > 0 && k > 0) start_overlapped_refresh(ops);
     else if (exact) refresh_all(ops);
     else refresh_power_all(ops);
+    if (refresh_overlap > 0 && !worker_) make_refresh_worker(ops);
   }
 
   // Per shape group, on [batch, m, n] stacks: every GEMM and scaling below runs once per group.
@@ -574,6 +592,7 @@ void Mousse::load_extra(const json& j) {
   overlapped_seconds_total_ = j.value("refresh_overlapped_seconds_total", 0.0);
   if (pending_future_.valid()) pending_future_.wait();
   pending_done_.reset();
+  pending_error_ = nullptr;
   pending_apply_at_ = -1;
   if (j.contains("pending_refresh")) {  // its eigenvectors and eigenvalues came with the state
     const json& p = j["pending_refresh"];

@@ -1,7 +1,9 @@
 #pragma once
+#include <exception>
 #include <future>
 #include <memory>
 #include <optional>
+#include <tuple>
 
 #include "optim/matrix_common.h"
 #include "optim/newton_schulz.h"
@@ -132,12 +134,16 @@ class Mousse : public Optimizer {
   void start_overlapped_refresh(Ops& ops);
   void apply_pending_refresh(Ops& ops);
   const PendingResult& pending_result() const;  // waits for the worker the first time
+  // A stack's eigenvectors, eigenvalues and input, as eigh_batched takes them.
+  std::tuple<Tensor, Tensor, Tensor> pending_stack(const PendingStack& st) const;
+  void make_refresh_worker(Ops& ops);
   std::vector<PendingSlot> pending_slots_;
   std::vector<PendingStack> pending_stacks_;
   Tensor pend_a_, pend_v_, pend_w_;
-  std::unique_ptr<Ops> worker_;                   // made at the first overlapped refresh
+  std::unique_ptr<Ops> worker_;                   // made at the first refresh (make_refresh_worker)
   mutable std::future<PendingResult> pending_future_;
   mutable std::optional<PendingResult> pending_done_;
+  mutable std::exception_ptr pending_error_;      // the worker's error, rethrown to every caller
   int64_t pending_apply_at_ = -1;                 // the step (t_) it takes effect; -1: none
   double overlapped_seconds_total_ = 0.0;
   Tensor cur16_;  // bf16 copy of the matrix a bf16 basis multiplies (and of G for bf16 stats)

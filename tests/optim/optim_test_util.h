@@ -65,11 +65,13 @@ struct Rig : OwnedCpuOps, OptimRig {
     step(lr, diagnostics, grad_scale);
   }
 
-  // The optimizer's state tensors (category "optimizer"), by arena name.
-  std::vector<std::pair<std::string, Mat>> state() {
+  // The optimizer's state tensors (category "optimizer"), by arena name; with a prefix, only
+  // the names that start with it (only those are read: others may be a worker's to write).
+  std::vector<std::pair<std::string, Mat>> state(const std::string& prefix = "") {
     std::vector<std::pair<std::string, Mat>> out;
     for (auto& e : arena->entries())
-      if (e.category == "optimizer") out.push_back({e.name, get(*e.target)});
+      if (e.category == "optimizer" && e.name.rfind(prefix, 0) == 0)
+        out.push_back({e.name, get(*e.target)});
     return out;
   }
   void load_state(const std::vector<std::pair<std::string, Mat>>& st) {

@@ -20,8 +20,7 @@ json overlap_cfg(int64_t overlap) {
 // The optimizer state tensors whose name starts with `prefix` (bases "mousse.QL.", ...).
 std::vector<Mat> state_with(Rig& r, const std::string& prefix) {
   std::vector<Mat> out;
-  for (auto& [name, v] : r.state())
-    if (name.rfind(prefix, 0) == 0) out.push_back(v);
+  for (auto& [name, v] : r.state(prefix)) out.push_back(v);
   return out;
 }
 
