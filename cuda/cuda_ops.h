@@ -180,7 +180,9 @@ class CudaOps final : public Ops {
   void* host_ = nullptr;
   size_t host_bytes_ = 0;
   // cuSOLVER workspaces (device and host), grown on first use.
-  void* solver_ws(size_t bytes);
+  // cuSOLVER's device workspace of at least dev_bytes, and its host workspace
+  // (solver_host_ws_) of at least host_bytes: both grow, never shrink.
+  void* solver_ws(size_t dev_bytes, size_t host_bytes = 0);
   void* solver_ws_ = nullptr;
   size_t solver_ws_bytes_ = 0;
   std::vector<char> solver_host_ws_;

@@ -164,8 +164,7 @@ int CudaOps::eigh_impl(const Tensor& eigenvectors, const Tensor& eigenvalues, co
   CUSOLVER_CHECK(cusolverDnXsyevd_bufferSize(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR,
                                              CUBLAS_FILL_MODE_UPPER, n, dt, work, n, dt, w, dt,
                                              &dev_bytes, &host_bytes));
-  void* dws = solver_ws(dev_bytes);
-  if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
+  void* dws = solver_ws(dev_bytes, host_bytes);
   CUSOLVER_CHECK(cusolverDnXsyevd(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR,
                                   CUBLAS_FILL_MODE_UPPER, n, dt, work, n, dt, w, dt, dws, dev_bytes,
                                   host_bytes ? solver_host_ws_.data() : nullptr, host_bytes,
@@ -293,8 +292,7 @@ std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
   size_t dev_bytes = 0, host_bytes = 0;
   CUSOLVER_CHECK(cusolverDnXpotrf_bufferSize(solver_, solver_params_, CUBLAS_FILL_MODE_LOWER, n,
                                              dt, a.data, n, dt, &dev_bytes, &host_bytes));
-  void* dws = solver_ws(dev_bytes);
-  if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
+  void* dws = solver_ws(dev_bytes, host_bytes);
   dispatch_fd(a.dtype, op, [&](auto t) {
     using T = decltype(t);
     T* base = static_cast<T*>(a.data);

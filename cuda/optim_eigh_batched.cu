@@ -152,8 +152,7 @@ void CudaOps::reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eig
     ws.dev = std::max(ws.dev, bw.dev);
     ws.host = std::max(ws.host, bw.host);
   }
-  solver_ws(ws.dev);
-  if (solver_host_ws_.size() < ws.host) solver_host_ws_.resize(ws.host);
+  solver_ws(ws.dev, ws.host);
   scratch(sizeof(int) * size_t(2 * p.b));
   host_staging(sizeof(int) * size_t(2 * p.b));
 }
@@ -180,8 +179,7 @@ std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor&
   bool done = false;
   WorkspaceBytes bw;
   if (api.run && batched_workspace(solver_, solver_params_, p, a.data, eigenvalues.data, bw)) {
-    void* dws = solver_ws(bw.dev);
-    if (solver_host_ws_.size() < bw.host) solver_host_ws_.resize(bw.host);
+    void* dws = solver_ws(bw.dev, bw.host);
     const cusolverStatus_t st =
         api.run(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR, CUBLAS_FILL_MODE_UPPER, n, dt,
                 a.data, n, dt, eigenvalues.data, dt, dws, bw.dev,
@@ -194,16 +192,14 @@ std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor&
   }
   if (!done) {
     const WorkspaceBytes ws = syevd_workspace(solver_, solver_params_, p, a.data, eigenvalues.data);
-    const size_t dev_bytes = ws.dev, host_bytes = ws.host;
-    void* dws = solver_ws(dev_bytes);
-    if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
+    void* dws = solver_ws(ws.dev, ws.host);
     for (int64_t i = 0; i < b; i++) {
       char* ai = static_cast<char*>(a.data) + size_t(i * n * n) * esz;
       char* wi = static_cast<char*>(eigenvalues.data) + size_t(i * n) * esz;
       CUSOLVER_CHECK(cusolverDnXsyevd(solver_, solver_params_, CUSOLVER_EIG_MODE_VECTOR,
                                       CUBLAS_FILL_MODE_UPPER, n, dt, ai, n, dt, wi, dt, dws,
-                                      dev_bytes, host_bytes ? solver_host_ws_.data() : nullptr,
-                                      host_bytes, infos + i));
+                                      ws.dev, ws.host ? solver_host_ws_.data() : nullptr,
+                                      ws.host, infos + i));
     }
   }
   dispatch_fd(a.dtype, op, [&](auto t) {

@@ -325,7 +325,6 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
     for (const PendingSlot& s : pending_slots_)
       damped_factor(ops, pend_a_.slice(s.mat, Shape{s.d, s.d}), *s.f);
   });  // (timed() synchronises: the inputs are complete before the worker reads them)
-  if (!worker_) make_refresh_worker(ops);  // (made at the first refresh; here after a resume)
   pending_done_.reset();
   pending_future_ = std::async(std::launch::async, [this] {
     worker_->bind_thread();
@@ -453,13 +452,13 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   //    overlapped: a refresh started refresh_overlap steps ago takes effect first
   if (pending_apply_at_ == t_) apply_pending_refresh(ops);
   if (do_refresh) {
+    if (refresh_overlap > 0 && !worker_) make_refresh_worker(ops);  // first refresh or resume
     const int64_t k = t_ / update_interval;  // refreshes before this one
     const bool exact = refresh_method == Refresh::eigh || k == 0 ||
                        (eigh_every > 0 && k % eigh_every == 0);
     if (refresh_overlap > 0 && k > 0) start_overlapped_refresh(ops);
     else if (exact) refresh_all(ops);
     else refresh_power_all(ops);
-    if (refresh_overlap > 0 && !worker_) make_refresh_worker(ops);
   }
 
   // Per shape group, on [batch, m, n] stacks: every GEMM and scaling below runs once per group.
