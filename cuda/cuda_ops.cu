@@ -219,7 +219,11 @@ void* CudaOps::scratch(size_t bytes) {
 }
 
 void* CudaOps::solver_ws(size_t bytes, size_t host_bytes) {
-  if (solver_host_ws_.size() < host_bytes) solver_host_ws_.resize(host_bytes);
+  if (solver_host_ws_.size() < host_bytes) {
+    // cuSOLVER may still read the old host workspace from work queued on the stream.
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    solver_host_ws_.resize(host_bytes);
+  }
   if (bytes == 0) bytes = 1;
   if (bytes <= solver_ws_bytes_) return solver_ws_;
   if (solver_ws_) {

@@ -173,12 +173,14 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
     // problem rather than the bare status.
     const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(
         lt_, plan->op, plan->A, plan->B, plan->C, plan->C, pref.p, 1, &result, &returned);
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && returned == 0))
+    // (a returned algorithm carries its own state, which must be SUCCESS too)
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED ||
+        (st == CUBLAS_STATUS_SUCCESS && (returned == 0 || result.state != CUBLAS_STATUS_SUCCESS)))
       fail("cuda ", opname, ": cuBLASLt found no algorithm for out ", out.shape.str(), " ",
            dtype_name(out.dtype), " = a ", a.shape.str(), trans_a ? "ᵀ" : "", " x b ",
            b.shape.str(), trans_b ? "ᵀ" : "", " ", dtype_name(a.dtype), tf32 ? " (TF32)" : "",
-           ", alignments ", al_a, "/", al_b, "/", al_c, " bytes: unsupported dtypes, shape or",
-           " alignment");
+           ", alignments ", al_a, "/", al_b, "/", al_c, " bytes, workspace ",
+           lt_workspace_bytes_, " bytes: unsupported dtypes, shape or alignment");
     CUBLAS_CHECK(st);
     plan->algo = result.algo;
     it = gemm_plans_.emplace(key, std::move(plan)).first;

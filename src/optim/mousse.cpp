@@ -399,11 +399,12 @@ std::tuple<Tensor, Tensor, Tensor> Mousse::pending_stack(const PendingStack& st)
 // CUDA waits for the whole device in the middle of the steps it should overlap, and a lack of
 // memory shows at step 0 rather than at step T.
 void Mousse::make_refresh_worker(Ops& ops) {
-  worker_ = ops.make_worker();
+  std::unique_ptr<Ops> worker = ops.make_worker();
   for (const PendingStack& st : pending_stacks_) {
     const auto [v, w, a] = pending_stack(st);
-    worker_->reserve_eigh_batched(v, w, a);
+    worker->reserve_eigh_batched(v, w, a);
   }
+  worker_ = std::move(worker);  // only once reserved: a failed reservation is retried next time
 }
 
 // out (=) op(q) · x (q_left) or x · op(q), for a stack: q [b, d, d] the bases (f32, or bf16 with
