@@ -1,6 +1,7 @@
 // CudaOps construction, memory, scratch, and the factory functions.
 #include "cuda_ops.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -218,22 +219,21 @@ void* CudaOps::scratch(size_t bytes) {
   return scratch_;
 }
 
-void* CudaOps::solver_ws(size_t bytes, size_t host_bytes) {
-  if (solver_host_ws_.size() < host_bytes) {
-    // cuSOLVER may still read the old host workspace from work queued on the stream.
+void* CudaOps::solver_ws(size_t dev_bytes, size_t host_bytes) {
+  dev_bytes = std::max<size_t>(dev_bytes, 1);
+  const bool grow_dev = dev_bytes > solver_ws_bytes_;
+  const bool grow_host = host_bytes > solver_host_ws_.size();
+  // cuSOLVER work still queued on the stream may use the old workspaces: let it finish first.
+  if ((grow_dev && solver_ws_) || (grow_host && !solver_host_ws_.empty()))
     CUDA_CHECK(cudaStreamSynchronize(stream_));
-    solver_host_ws_.resize(host_bytes);
-  }
-  if (bytes == 0) bytes = 1;
-  if (bytes <= solver_ws_bytes_) return solver_ws_;
-  if (solver_ws_) {
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
-    CUDA_CHECK(cudaFree(solver_ws_));
+  if (grow_host) solver_host_ws_.resize(host_bytes);
+  if (grow_dev) {
+    if (solver_ws_) CUDA_CHECK(cudaFree(solver_ws_));
     solver_ws_ = nullptr;
     solver_ws_bytes_ = 0;
+    CUDA_CHECK(cudaMalloc(&solver_ws_, dev_bytes));
+    solver_ws_bytes_ = dev_bytes;
   }
-  CUDA_CHECK(cudaMalloc(&solver_ws_, bytes));
-  solver_ws_bytes_ = bytes;
   return solver_ws_;
 }
 
