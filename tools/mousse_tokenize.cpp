@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "Input format: auto (from the extension), parquet, jsonl, text")
       ->check(CLI::IsMember({"auto", "parquet", "jsonl", "text"}))->capture_default_str();
   app.add_option("--column", column, "Parquet column / JSON field holding the text")->capture_default_str();
-  app.add_option("--vocab", vocab, "Directory with encoder.json and vocab.bpe (default: $MOUSSE_GPT2_DIR, ../shared/data/gpt2)");
+  app.add_option("--vocab", vocab, Gpt2Tokenizer::kVocabOptionHelp);
   app.add_option("--decode", decode, "Print the text of an llm.c shard and exit");
   app.add_flag("-q,--quiet", quiet, "No progress line");
   CLI11_PARSE(app, argc, argv);

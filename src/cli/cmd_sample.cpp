@@ -33,9 +33,7 @@ CommandRunner add_sample_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--num-samples", a->num_samples, "how many samples")->check(CLI::PositiveNumber);
   cmd->add_flag("--no-stop", a->keep_going, "do not stop at <|endoftext|>");
-  cmd->add_option("--vocab", a->vocab,
-                  "GPT-2 vocabulary dir (encoder.json, vocab.bpe); default $MOUSSE_GPT2_DIR or "
-                  "../shared/data/gpt2");
+  cmd->add_option("--vocab", a->vocab, tok::Gpt2Tokenizer::kVocabOptionHelp);
   cmd->add_option("--device", a->opt.device, "cpu | cuda | auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   return [cmd, a]() {

@@ -49,27 +49,44 @@ Gpt2Tokenizer::Gpt2Tokenizer(const std::string& dir) {
 }
 Gpt2Tokenizer::~Gpt2Tokenizer() = default;
 
-static bool has_vocab(const std::string& d) {
+namespace {
+bool is_file(const std::string& p) {
   struct stat st;
-  return stat((d + "/encoder.json").c_str(), &st) == 0 && stat((d + "/vocab.bpe").c_str(), &st) == 0;
+  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
+bool is_dir(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+// The vocabulary files `dir` lacks ("" when it holds both), e.g. "vocab.bpe".
+std::string missing_vocab_files(const std::string& dir) {
+  std::string missing;
+  for (const char* f : {"encoder.json", "vocab.bpe"})
+    if (!is_file(dir + "/" + f)) missing += std::string(missing.empty() ? "" : " and ") + f;
+  return missing;
+}
+constexpr const char* kHowToGet =
+    "scripts/get-gpt2-vocab.sh downloads encoder.json and vocab.bpe into data/gpt2 (or copy them "
+    "there), or pass --vocab DIR, or set MOUSSE_GPT2_DIR=DIR";
+}  // namespace
 
 std::string Gpt2Tokenizer::find_vocab_dir(const std::string& explicit_dir) {
-  if (!explicit_dir.empty()) {
-    if (!has_vocab(explicit_dir))
-      throw std::runtime_error("GPT-2 vocabulary directory " + explicit_dir + " lacks encoder.json or vocab.bpe");
-    return explicit_dir;
-  }
-  if (const char* env = std::getenv("MOUSSE_GPT2_DIR"); env && *env) {
-    if (!has_vocab(env))
-      throw std::runtime_error(std::string("MOUSSE_GPT2_DIR=") + env + " lacks encoder.json or vocab.bpe");
-    return env;
-  }
+  auto checked = [](const std::string& dir, const std::string& what) {
+    const std::string missing = missing_vocab_files(dir);
+    if (!missing.empty())
+      throw std::runtime_error("GPT-2 vocabulary: " + what + " lacks " + missing + " (" + kHowToGet + ")");
+    return dir;
+  };
+  if (!explicit_dir.empty()) return checked(explicit_dir, "--vocab " + explicit_dir);
+  if (const char* env = std::getenv("MOUSSE_GPT2_DIR"); env && *env)
+    return checked(env, std::string("MOUSSE_GPT2_DIR=") + env);
+  const std::string user_default = "data/gpt2";
+  if (is_dir(user_default)) return checked(user_default, user_default + " (in the working directory)");
+  // The shared test data next to the repository (from its root, or from build/).
   for (const char* d : {"../shared/data/gpt2", "../../shared/data/gpt2"})
-    if (has_vocab(d)) return d;
-  throw std::runtime_error(
-      "GPT-2 vocabulary not found: pass --vocab DIR or set MOUSSE_GPT2_DIR to a directory holding "
-      "encoder.json and vocab.bpe (scripts/get-gpt2-vocab.sh DIR fetches them)");
+    if (missing_vocab_files(d).empty()) return d;
+  throw std::runtime_error(std::string("GPT-2 vocabulary not found: no --vocab, no MOUSSE_GPT2_DIR, "
+                                       "no data/gpt2 in the working directory. ") + kHowToGet);
 }
 
 std::vector<uint32_t> Gpt2Tokenizer::encode_ordinary(std::string_view text) const {

@@ -46,10 +46,17 @@ class Gpt2Tokenizer {
   Gpt2Tokenizer(const Gpt2Tokenizer&) = delete;
   Gpt2Tokenizer& operator=(const Gpt2Tokenizer&) = delete;
 
-  // The vocabulary directory: `explicit_dir` when non-empty, else $MOUSSE_GPT2_DIR, else the first of
-  // ../shared/data/gpt2, ../../shared/data/gpt2 (relative to the working directory) that holds both
-  // files. Throws with a hint to scripts/get-gpt2-vocab.sh when none is found.
+  // The vocabulary directory, for every program that reads one (mousse sample, mousse-tokenize):
+  // `explicit_dir` (--vocab) when non-empty, else $MOUSSE_GPT2_DIR when set, else data/gpt2
+  // (relative to the working directory: where scripts/get-gpt2-vocab.sh puts the files), else,
+  // for the tests, the shared test data ../shared/data/gpt2 or ../../shared/data/gpt2. A location
+  // the user named (--vocab, $MOUSSE_GPT2_DIR) or data/gpt2 that exists but lacks a file is an
+  // error naming it; so is finding none, with how to get the files (scripts/get-gpt2-vocab.sh).
   static std::string find_vocab_dir(const std::string& explicit_dir);
+  // The --vocab option's help text, which states that order.
+  static constexpr const char* kVocabOptionHelp =
+      "GPT-2 vocabulary directory (encoder.json, vocab.bpe); default: $MOUSSE_GPT2_DIR, else "
+      "data/gpt2 (scripts/get-gpt2-vocab.sh downloads it there)";
 
   std::vector<uint32_t> encode_ordinary(std::string_view text) const;
   // Appends the tokens of `text` to `out`; `cache` may be null.
