@@ -3,10 +3,12 @@
 #
 #   scripts/get-gpt2-vocab.sh [DEST]
 #
-# Order: $MOUSSE_GPT2_DIR, then DEST if it already holds both files, then ../shared/data/gpt2 next to
-# the repository; otherwise both files are downloaded from OpenAI's official location into DEST
-# (default: data/gpt2 in the repository). Every file is checked against its known sha256 before the
-# directory is printed; a mismatch is an error. Only the directory goes to stdout.
+# The same order as the programs' own lookup (mousse sample, mousse-tokenize; docs/data.md):
+# $MOUSSE_GPT2_DIR, then DEST if it already holds both files (default: data/gpt2 in the
+# repository), then the shared test data ../shared/data/gpt2 next to the repository; otherwise
+# both files are downloaded from OpenAI's official location into DEST. Every file is checked
+# against its known sha256 before the directory is printed; a mismatch is an error. Only the
+# directory goes to stdout.
 set -euo pipefail
 
 ENCODER_SHA=196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783
@@ -41,7 +43,7 @@ if [[ -n "${MOUSSE_GPT2_DIR:-}" ]]; then
   exit 1
 fi
 check_dir "$dest" "destination"
-check_dir "$repo/../shared/data/gpt2" "shared data"
+check_dir "$repo/../shared/data/gpt2" "shared test data"
 
 mkdir -p "$dest"
 for f in encoder.json vocab.bpe; do

@@ -21,7 +21,7 @@
 #       10-minute call with room to unpack): each step's time limit is cut to what is left, a
 #       step that cannot start with at least 30 s left is listed as CUT, and the summary says
 #       which GPU_CHECK_ONLY call runs the rest. Steps run in priority order: build, GPU tests,
-#       the 162m step vs torch.compile (issue 5's targets), op and optimizer benchmarks, NCCL.
+#       the 162m step vs torch.compile (the targets in docs/cuda.md), op and optimizer benchmarks, NCCL.
 #       GPU_CHECK_BUDGET_S=0: no budget (each step keeps its own limit).
 #   PREBUILT_DIR=DIR scripts/gpu-check.sh
 #       no configure/build: run the binaries that scripts/pack-gpu-build.sh gathered in DIR
@@ -160,7 +160,7 @@ if [ $ok -eq 1 ]; then
   else
     record bench-model SKIP 0 "configs/162m-adamw-bench.json not present"
   fi
-  # issue 5's comparison right after mousse's own: the same model, B, T and GPU.
+  # The torch.compile comparison (docs/cuda.md's throughput target) right after mousse's own: the same model, B, T and GPU.
   if [ "${SKIP_TORCH:-0}" = 1 ]; then
     record bench-torch SKIP 0 "SKIP_TORCH=1"
   elif ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() and hasattr(torch, 'compile') else 1)" 2>/dev/null; then
@@ -170,7 +170,7 @@ if [ $ok -eq 1 ]; then
       --batch "$BENCH_B" --seq "$BENCH_T" --steps 20 --warmup 5
   fi
   run_step bench-ops 120 "$BIN/bench-ops-cuda"
-  # Matrix optimizers on the GPU (issue 6): step and refresh times at the 162m / 834m shapes.
+  # Matrix optimizers on the GPU (docs/cuda.md's optimizer targets): step and refresh times at the 162m / 834m shapes.
   # Mousse's overhead is judged against a full 162m step at the paper's per-GPU batch: 2M tokens
   # per step over 8 GPUs = 262,144 tokens per GPU, at the tokens/s bench-model just measured.
   if [ -x "$BIN/bench-optim-cuda" ]; then
@@ -180,7 +180,7 @@ if [ $ok -eq 1 ]; then
     run_step bench-optim 240 "$BIN/bench-optim-cuda" "${BENCH_OPTIM_PRESET:-162m}" $full_ms
   fi
   # The optimizers inside the training step, at the paper's micro-batch (32 × 1024 per GPU,
-  # configs/paper): issue 6's memory target compares total device memory at that batch.
+  # configs/paper): docs/cuda.md's memory target compares total device memory at that batch.
   if [ "${SKIP_OPTIMIZER_STEPS:-0}" != 1 ] && [ -x "$BIN/mousse" ]; then
     run_step bench-train-optim 360 env LOGS_DIR="$LOGS/optimizers" STEPS=12 \
       "$ROOT/scripts/gpu-bench-optimizers.sh" "$BIN/mousse" 162m "${OPTIM_BENCH_B:-32}"

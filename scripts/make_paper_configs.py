@@ -6,7 +6,7 @@ optimizer, cosine and WSD, plus the Section 5 ablations of Mousse (on 494m, as F
 
 The generated files are committed; edit this script, not the JSON, and re-run it.
 
-Settings (Appendix C; design §3):
+Settings (Appendix C; docs/reproduce.md):
   - 10,000 steps, global batch 2,097,152 tokens (2M) of T = 1024, i.e. 20.97B tokens.
     8 ranks × micro_batch × 1024 × grad_accum = 2,097,152 (micro_batch per size below, for one
     H200 (141 GB) in bf16; halve it and the accumulation doubles if memory is short).

@@ -4,10 +4,11 @@
 # no usable GPU). Extra arguments go to `mousse train`, e.g. --set steps=50.
 #
 # Inputs, all optional:
-#   MOUSSE_GPT2_DIR        folder with OpenAI's encoder.json and vocab.bpe (else ../shared/data/gpt2,
-#                          else downloaded from OpenAI and sha256-checked)
-#   MOUSSE_TINYSHAKESPEARE tinyshakespeare input.txt (else ../shared/data/tinyshakespeare/input.txt,
-#                          else downloaded)
+#   MOUSSE_GPT2_DIR        folder with OpenAI's encoder.json and vocab.bpe (else data/gpt2, else
+#                          the shared test data, else downloaded into data/gpt2 and sha256-checked:
+#                          scripts/get-gpt2-vocab.sh)
+#   MOUSSE_TINYSHAKESPEARE tinyshakespeare input.txt (else the shared test data's copy,
+#                          ../shared/data/tinyshakespeare/input.txt, else downloaded)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Small-scale replication of the paper on one GPU (issue 8): tokenize the shared corpora with our
+# Small-scale replication of the paper on one GPU (docs/reproduce.md): tokenize the corpora with our
 # tokenizer, sweep the peak LR of AdamW, Muon, SOAP and Mousse on a 30.5M-parameter GPT
 # (configs/small/, 400 steps × 16K tokens), then write the result table and the figures to
 # docs/replication/. Finished runs are skipped and interrupted ones resumed, so it can simply be
@@ -9,12 +9,15 @@
 #   OPTIMIZERS="muon mousse" scripts/replicate-small.sh
 #   SET="steps=200" scripts/replicate-small.sh      # extra --set for every run (e.g. a quicker pass)
 #
-# Environment: BUILD (build), SHARED (../shared/data), DATA (data/small), OUT (sweeps/small),
-# DOCS (docs/replication), OPTIMIZERS, SET, PY (/usr/bin/python3), JOBS (runs at once, 1).
+# Environment: BUILD (build), SHARED (the folder holding corpora/*.jsonl; ../shared/data),
+# VOCAB (the GPT-2 vocabulary; default: what scripts/get-gpt2-vocab.sh finds or fetches),
+# DATA (data/small), OUT (sweeps/small), DOCS (docs/replication), OPTIMIZERS, SET,
+# PY (/usr/bin/python3), JOBS (runs at once, 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 SHARED=${SHARED:-../shared/data}
+VOCAB=${VOCAB:-$(bash scripts/get-gpt2-vocab.sh)}
 DATA=${DATA:-data/small}
 OUT=${OUT:-sweeps/small}
 DOCS=${DOCS:-docs/replication}
@@ -31,7 +34,7 @@ SET=${SET:-}
 if ! ls "$DATA"/small_train_*.bin >/dev/null 2>&1; then
   echo "== tokenizing $SHARED/corpora/*.jsonl into $DATA"
   "$BUILD/mousse-tokenize" "$SHARED"/corpora/*.jsonl --out "$DATA" --name small \
-    --val-tokens 131072 --vocab "$SHARED/gpt2"
+    --val-tokens 131072 --vocab "$VOCAB"
 fi
 
 # 2. LR sweeps, one per optimizer (grids in configs/small/lr_grids.json; the embedding LR is tied
@@ -91,7 +94,7 @@ best=$("$PY" -c "
 import csv; rs=[r for r in csv.DictReader(open('$OUT/results.csv')) if r['optimizer']=='mousse' and r['status']=='completed']
 print(min(rs, key=lambda r: float(r['final_val_loss']))['run'] if rs else '')")
 if [ -n "$best" ]; then
-  "$BUILD/mousse" sample --checkpoint "$OUT/runs/$best/checkpoints" --vocab "$SHARED/gpt2" \
+  "$BUILD/mousse" sample --checkpoint "$OUT/runs/$best/checkpoints" --vocab "$VOCAB" \
     -p "The president said" -n 64 --seed 1 | tee "$DOCS/sample.txt"
 fi
 echo "done: $DOCS/results.md"

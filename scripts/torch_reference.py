@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Mousse GPT (design §2) in PyTorch, as a throughput reference for `mousse bench`.
+"""The Mousse GPT (docs/architecture.md, "The model") in PyTorch, as a throughput reference for `mousse bench`.
 
 Same model: no biases, RMSNorm without gain (eps 1e-6) before attention / MLP / lm_head,
 QK-Norm (RMSNorm over the head dim) then RoPE ("rotate half", +angle, inv_freq = base^(-2i/hd)),
@@ -97,7 +97,7 @@ class GPT(nn.Module):
         ang = torch.arange(max_T, dtype=torch.float64)[:, None] * inv_freq[None, :]
         self.register_buffer("cos", torch.cos(ang), persistent=False)  # float64; cast per use
         self.register_buffer("sin", torch.sin(ang), persistent=False)
-        # init (design §2): N(0, σ²), σ = 1/sqrt(fan_in)·min(1, sqrt(fan_out/fan_in)); embeddings N(0, 1)
+        # init (docs/architecture.md): N(0, σ²), σ = 1/sqrt(fan_in)·min(1, sqrt(fan_out/fan_in)); embeddings N(0, 1)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 out_f, in_f = m.weight.shape

@@ -1,7 +1,7 @@
 #pragma once
 // DataLoader: this rank's micro-batches from llm.c token shards, read ahead by a background thread.
 //
-// Data order (design.md §2, llm.c's). With n = B·T tokens per micro-batch, batch j of a shard is
+// Data order (llm.c's; docs/data.md). With n = B·T tokens per micro-batch, batch j of a shard is
 // tokens [j·n, j·n + n + 1): inputs the first n, targets the same shifted by one. A shard gives
 // (ntok − 1) / n batches. One epoch is the "global sequence" of all batches of shard 0, then shard
 // 1, ... (shards in expand_globs order); epochs repeat forever. Rank r of W takes global batches

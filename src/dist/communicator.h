@@ -1,5 +1,5 @@
 #pragma once
-// Communicator: the collectives data parallelism needs (design §4, issue 7).
+// Communicator: the collectives data parallelism needs (docs/distributed.md).
 //
 // Three implementations behind one interface:
 //  - single process (world size 1): every collective is the identity;

@@ -1,5 +1,6 @@
 #pragma once
-// Data parallelism over W ranks (issue 7): which rank updates what, and the collectives of a step.
+// Data parallelism over W ranks: which rank updates what, and the collectives of a step
+// (docs/distributed.md: what each rank does in a step, and the communication volume).
 //
 // Every parameter is split among the ranks by a vector of counts (see communicator.h):
 //  - elementwise optimizers (AdamW, Lion): ZeRO-1. Each parameter is split evenly; rank r keeps

@@ -1,5 +1,5 @@
 #pragma once
-// The GPT of design §2, written once against the Ops interface: the forward and backward
+// The GPT (docs/architecture.md, "The model"), written once against the Ops interface: the forward and backward
 // passes are a plain sequence of layer calls. All activations for one micro-batch of B×T
 // tokens are planned in the arena up front (category "activations").
 #include <cstdint>
@@ -34,7 +34,7 @@ class GPT {
 
   // After arena.allocate().
   void bind();
-  // Spectral init (design §2) from a host RNG: identical weights on every backend and rank.
+  // Spectral init (docs/architecture.md) from a host RNG: identical weights on every backend and rank.
   void init_weights(Ops& ops, uint64_t seed);
 
   // Inputs of the next micro-batch, i32 [B, T] on the device; fill with ops.from_host.

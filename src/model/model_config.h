@@ -1,5 +1,5 @@
 #pragma once
-// The GPT of design §2: dims and presets.
+// The GPT (docs/architecture.md, "The model"): dims and presets.
 #include <string>
 
 #include "core/json_config.h"

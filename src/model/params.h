@@ -1,5 +1,5 @@
 #pragma once
-// The parameter table: every weight of the GPT with its canonical name (design §2), role, and
+// The parameter table: every weight of the GPT with its canonical name (docs/architecture.md), role, and
 // its views into three flat buffers: master weights, gradients, and the working copy the
 // forward/backward reads (bf16 on CUDA; the master itself when dtypes agree).
 // Flat buffers make the global gradient norm, data-parallel reduction and checkpoints one loop.
@@ -23,7 +23,7 @@ struct Param {
   Tensor weight;       // master weights (param dtype)
   Tensor grad;         // gradients (param dtype)
   Tensor compute;      // working copy in the activation dtype (aliases weight when equal)
-  // Init: N(0, std²); spectral init for matrices, N(0, 1) for embeddings (design §2).
+  // Init: N(0, std²); spectral init for matrices, N(0, 1) for embeddings (docs/architecture.md).
   double init_std() const;
 };
 

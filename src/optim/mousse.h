@@ -11,7 +11,7 @@
 
 namespace mousse {
 
-// Mousse (Algorithm 1 of the paper, as pinned in design §3), per matrix W (m × n = out × in):
+// Mousse (Algorithm 1 of the paper, as docs/optimizers.md pins it down), per matrix W (m × n = out × in):
 //   M ← βM + G                                  (Nesterov optional: M_eff = G + βM)
 //   L ← β_pc L + (1−β_pc) G Gᵀ ;  R ← β_pc R + (1−β_pc) Gᵀ G
 //   every T steps, the first included:

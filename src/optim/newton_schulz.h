@@ -18,7 +18,7 @@
 // largest batch × shape planned; run() allocates nothing on the device.
 //
 // Working precision ("ns_dtype"): "auto" (default) runs NS5 / Polar Express in bf16 on a CUDA
-// arena (the design's choice: tensor-core GEMMs) and in the parameter dtype elsewhere;
+// arena (tensor-core GEMMs) and in the parameter dtype elsewhere;
 // "param" always uses the parameter dtype (the f32 GPU-vs-CPU tests); "bf16" forces bf16 (CUDA
 // only: the CPU backend has no bf16). "exact" always uses the parameter dtype.
 // No host synchronisation: the Frobenius pre-normalisation is computed on the device

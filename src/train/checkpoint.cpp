@@ -190,8 +190,8 @@ void load_weights(const std::string& path, Ops& ops, ParamTable& params) {
   SafeTensorsFile f(path);
   for (Param& p : params.params()) {
     if (!f.find(p.name))
-      fail(path, ": no tensor '", p.name, "' (expected the canonical names of design §2: ",
-           "wte, lm_head, blocks.{i}.attn.{q,k,v,o}, blocks.{i}.mlp.{fc,proj})");
+      fail(path, ": no tensor '", p.name, "' (expected the model's canonical names ",
+           "wte, lm_head, blocks.{i}.attn.{q,k,v,o}, blocks.{i}.mlp.{fc,proj}: docs/export.md)");
     read_into(f, p.name, ops, p.weight);
   }
 }

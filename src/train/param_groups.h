@@ -1,5 +1,5 @@
 #pragma once
-// Parameter groups: routing of parameters to optimizers (design §3). Matrices (attention
+// Parameter groups: routing of parameters to optimizers (docs/optimizers.md). Matrices (attention
 // q, k, v, o and MLP fc, proj) take the "matrix" optimizer; wte takes "embedding" and lm_head
 // takes "lm_head" (which defaults to the embedding group's settings). Each group has its own
 // peak LR and lr_scale; the schedule factor multiplies both.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Multi-rank tests of `mousse train` on the CPU backend (MPI, host buffers): issue 7.
+"""Multi-rank tests of `mousse train` on the CPU backend (MPI, host buffers).
 
   equal  OPT   R ranks × A micro-batches == 1 rank × R·A micro-batches (same global batch):
                losses and final weights to fp32 round-off, for matrix optimizer OPT
@@ -33,7 +33,7 @@ ap.add_argument("--ranks", type=int, default=2)
 ap.add_argument("--accum", type=int, default=1)
 ap.add_argument("--precision", choices=["f32", "f64", "auto", "bf16"], default="f32")
 ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                help="cuda: the NCCL path, for a GPU session (forced: 1 GPU; equal: W GPUs)")
+                help="cuda: the NCCL path, on a machine with GPUs (forced: 1 GPU; equal: W GPUs)")
 a = ap.parse_args()
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_MCA_mpi_yield_when_idle="1",
@@ -169,11 +169,12 @@ if a.what == "equal":
     # 3 the order differs ((a + b) + c is not a + (b + c)), a round-off that some optimizers
     # amplify far beyond fp32 round-off of the weights: Lion's sign() makes ±lr steps of
     # lm_head's near-zero gradient entries (thousands, 3e-3 of the weights' rms), and Mousse's
-    # eigendecompositions of rank-deficient factors move s = λ^(−α) by percents (design §3).
+    # eigendecompositions of rank-deficient factors move s = λ^(−α) by percents (docs/optimizers.md,
+    # "Numerics").
     # So the 3-rank runs of those are compared in f64 (--precision f64), where they match to
     # ~1e-15; AdamW also runs in f32 (its eps keeps the update continuous in g).
     # SOAP even in f64 only on full-rank factors: its first eigenbasis inside a null space is
-    # chosen by round-off (design §3), and Adam in that basis then differs at O(1). A 32×128
+    # chosen by round-off (docs/optimizers.md), and Adam in that basis then differs at O(1). A 32×128
     # gradient makes a rank-32 128×128 factor, so with 3 ranks only sides <= 32 are
     # preconditioned (max_precond_dim 32: every factor is 32×32 of full rank).
     extra = {"max_precond_dim": 32} if a.arg == "soap" and a.ranks > 2 else None

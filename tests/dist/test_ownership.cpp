@@ -1,4 +1,4 @@
-// Ownership of whole matrices for Muon/SOAP/Mousse under data parallelism (issue 7): every matrix
+// Ownership of whole matrices for Muon/SOAP/Mousse under data parallelism: every matrix
 // has exactly one owner, the assignment is deterministic and balanced by cost.
 #include <catch2/catch.hpp>
 

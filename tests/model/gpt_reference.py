@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent PyTorch implementation of the Mousse GPT (design §2), used to check the C++
+"""Independent PyTorch implementation of the Mousse GPT (docs/architecture.md), used to check the C++
 model's loss and every parameter gradient.
 
 Usage: gpt_reference.py DUMP.safetensors

@@ -1,4 +1,4 @@
-// Mousse (src/optim/mousse): the identities of design §3 and the paper.
+// Mousse (src/optim/mousse): the identities of docs/optimizers.md and the paper.
 //  - α = 0 equals Muon (whitening becomes a rotation, NS commutes with it), every whitening side;
 //  - with the exact polar factor, the closed form L̃^(−α) polar(L̃^(−α) M R̃^(−α)) R̃^(−α) with
 //    Algorithm 1's grafting (Python reference), both-sided and each single-sided variant;

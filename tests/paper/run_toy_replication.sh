@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU toy version of the small-scale replication kit (issue 8), so the pipeline never breaks:
+# The CPU toy version of the small-scale replication kit, so the pipeline never breaks:
 # scripts/sweep over 2 matrix optimizers × 2 learning rates on a tiny GPT (interrupted with
 # --stop-after, left alone without --resume, then resumed), scripts/plot of every figure, and
 # `mousse sample` from a sweep checkpoint and from exported weights.

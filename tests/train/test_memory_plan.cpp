@@ -1,5 +1,5 @@
 // The memory planner (mousse config --memory): data-parallel ranks partition the optimizer state
-// and share everything else's size; and issue 6's memory target in plan terms (single-sided
+// and share everything else's size; and the memory target of docs/cuda.md in plan terms (single-sided
 // Mousse within 1.05× Muon's memory for 162m at the paper's per-GPU micro-batch on CUDA).
 #include <catch2/catch.hpp>
 

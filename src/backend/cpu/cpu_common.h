@@ -12,7 +12,7 @@
 namespace mousse {
 namespace cpu {
 
-constexpr double kRmsNormEps = 1e-6;  // design §2: rmsnorm(x) = x / sqrt(mean(x²) + 1e-6)
+constexpr double kRmsNormEps = 1e-6;  // rmsnorm(x) = x / sqrt(mean(x²) + 1e-6) everywhere
 constexpr int64_t kParallelMin = 1 << 14;  // below this many elements, OpenMP costs more than it saves
 
 // Defined (or empty) and on the CPU.

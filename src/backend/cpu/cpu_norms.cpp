@@ -1,4 +1,4 @@
-// RMSNorm (no gain), fused residual add + RMSNorm, and QK-Norm + RoPE (design §2).
+// RMSNorm (no gain), fused residual add + RMSNorm, and QK-Norm + RoPE (docs/architecture.md, "The model").
 //
 //   rmsnorm(x) = x * r,  r = 1 / sqrt(mean(x²) + 1e-6)   (sum of squares accumulated in double)
 //   backward:   dx = r dy - (r³ / C) x Σ(dy ∘ x)
