@@ -123,10 +123,15 @@ TEST_CASE("vocabulary lookup: an incomplete location is an error naming it and t
     CHECK(has(e, "lacks " + missing));
     CHECK(has(e, "scripts/get-gpt2-vocab.sh"));
   }
-  SECTION("a directory that does not exist") {
-    const std::string e = error_of("no_such_dir");
-    CHECK(has(e, "--vocab no_such_dir"));
-    CHECK(has(e, "lacks encoder.json and vocab.bpe"));
+  SECTION("a directory that does not exist, or a file") {
+    CHECK(has(error_of("no_such_dir"), "--vocab no_such_dir is not a directory"));
+    std::ofstream("a_file") << "x";
+    ::setenv("MOUSSE_GPT2_DIR", "a_file", 1);
+    CHECK(has(error_of(""), "MOUSSE_GPT2_DIR=a_file is not a directory"));
+  }
+  SECTION("an empty directory") {
+    fs::create_directories("empty");
+    CHECK(has(error_of("empty"), "lacks encoder.json and vocab.bpe"));
   }
 }
 

@@ -66,15 +66,17 @@ std::string missing_vocab_files(const std::string& dir) {
   return missing;
 }
 constexpr const char* kHowToGet =
-    "scripts/get-gpt2-vocab.sh downloads encoder.json and vocab.bpe into data/gpt2 (or copy them "
-    "there), or pass --vocab DIR, or set MOUSSE_GPT2_DIR=DIR";
+    "scripts/get-gpt2-vocab.sh downloads encoder.json and vocab.bpe into data/gpt2; or pass "
+    "--vocab DIR, or set MOUSSE_GPT2_DIR=DIR";
 }  // namespace
 
 std::string Gpt2Tokenizer::find_vocab_dir(const std::string& explicit_dir) {
   auto checked = [](const std::string& dir, const std::string& what) {
+    if (!is_dir(dir))
+      throw std::runtime_error("GPT-2 vocabulary: " + what + " is not a directory. " + kHowToGet);
     const std::string missing = missing_vocab_files(dir);
     if (!missing.empty())
-      throw std::runtime_error("GPT-2 vocabulary: " + what + " lacks " + missing + " (" + kHowToGet + ")");
+      throw std::runtime_error("GPT-2 vocabulary: " + what + " lacks " + missing + ". " + kHowToGet);
     return dir;
   };
   if (!explicit_dir.empty()) return checked(explicit_dir, "--vocab " + explicit_dir);
