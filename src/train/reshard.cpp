@@ -216,11 +216,12 @@ std::string load_optimizer_state(const std::string& main_path, const CheckpointM
           t.shape.ndim > 1 && e->shape != t.shape)
         fail(f.path(), ": optimizer state '", p.name, "' has shape ", e->shape.str(),
              ", this run's ", t.shape.str(), " (a checkpoint of a different model?)");
-      f.read_elements(kOptim + p.name, t.dtype, r.first, r.count, host.data() + size_t(r.dst) * esz);
+      f.read_elements(kOptim + p.name, t.dtype, r.first, r.count,
+                      host.data() + size_t(r.dst) * esz);
       bytes_read += double(r.count) * double(dtype_size(e->dtype));
     }
     ops.from_host(t, host.data());
-    // In place: one piece, saved by this rank index, exactly this part.
+    // In place: all of it from one piece that is exactly this part, saved by this rank index.
     const bool kept = reads.size() == 1 && reads[0].file == rank && reads[0].first == 0 &&
                       reads[0].count == n &&
                       src.files[size_t(rank)]->find(kOptim + p.name)->shape.numel() == n;
