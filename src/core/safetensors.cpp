@@ -173,11 +173,21 @@ void SafeTensorsFile::read(const std::string& name, DType dt, Shape expect, void
   if (e->shape != expect)
     fail(path_, ": tensor '", name, "' has shape ", e->shape.str(), ", expected ", expect.str(),
          " (a checkpoint of a different model?)");
+  read_elements(name, dt, 0, e->shape.numel(), dst);
+}
+
+void SafeTensorsFile::read_elements(const std::string& name, DType dt, int64_t first,
+                                    int64_t count, void* dst) const {
+  const Entry* e = find(name);
+  if (!e) fail(path_, ": no tensor named '", name, "'");
+  if (first < 0 || count < 0 || first + count > e->shape.numel())
+    fail(path_, ": tensor '", name, "' has ", e->shape.numel(), " elements, cannot read [",
+         first, ", ", first + count, ")");
+  const size_t n = size_t(count), esz = dtype_size(e->dtype);
   std::ifstream in(path_, std::ios::binary);
-  in.seekg(std::streamoff(data_start_ + e->begin));
-  const size_t n = size_t(e->shape.numel());
+  in.seekg(std::streamoff(data_start_ + e->begin + uint64_t(first) * esz));
   if (e->dtype == dt) {
-    if (!in.read(static_cast<char*>(dst), std::streamsize(n * dtype_size(dt))))
+    if (!in.read(static_cast<char*>(dst), std::streamsize(n * esz)))
       fail(path_, ": short read of tensor '", name, "'");
     return;
   }
@@ -185,7 +195,7 @@ void SafeTensorsFile::read(const std::string& name, DType dt, Shape expect, void
   if (!is_float(e->dtype) || !is_float(dt))
     fail(path_, ": tensor '", name, "' is ", safetensors_dtype(e->dtype), ", cannot convert to ",
          safetensors_dtype(dt));
-  std::vector<char> raw(n * dtype_size(e->dtype));
+  std::vector<char> raw(n * esz);
   if (!in.read(raw.data(), std::streamsize(raw.size())))
     fail(path_, ": short read of tensor '", name, "'");
   for (size_t i = 0; i < n; i++) {

@@ -43,6 +43,10 @@ class SafeTensorsFile {
   // Reads tensor `name` converted to `dt` (f32/f64/bf16 convert among themselves) into dst,
   // checking that its shape is `expect` (errors name the file, tensor and both shapes).
   void read(const std::string& name, DType dt, Shape expect, void* dst) const;
+  // Reads elements [first, first + count) of tensor `name` (row-major order) converted to `dt`
+  // into dst, reading only those bytes of the file (a rank's part of a sharded state tensor).
+  void read_elements(const std::string& name, DType dt, int64_t first, int64_t count,
+                     void* dst) const;
 
  private:
   std::string path_;

@@ -192,6 +192,20 @@ json DataParallel::plan() const {
   return json{{"world_size", comm_.world_size()}, {"owners", owners}};
 }
 
+bool DataParallel::zero1_range(const std::string& param, int64_t* start, int64_t* count,
+                               int64_t* total) const {
+  const int me = comm_.rank();
+  for (const Bucket& b : buckets_) {
+    if (b.owner >= 0 || b.param->name != param) continue;
+    *start = 0;
+    for (int r = 0; r < me; r++) *start += b.counts[size_t(r)];
+    *count = b.counts[size_t(me)];
+    *total = b.param->weight.numel();
+    return true;
+  }
+  return false;
+}
+
 std::string DataParallel::describe() const {
   std::ostringstream s;
   const int W = comm_.world_size();

@@ -61,8 +61,12 @@ class DataParallel {
   // All-gathers the updated weights so every rank holds the same full model.
   void gather_weights();
 
-  // {"world_size": W, "owners": {matrix name: rank}} — stored with checkpoints and compared.
+  // {"world_size": W, "owners": {matrix name: rank}} — stored with checkpoints.
   json plan() const;
+  // For a parameter split by ZeRO-1: true, and the elements [*start, *start + *count) of its
+  // *total (flat) that this rank updates and keeps optimizer state for. False for whole matrices.
+  bool zero1_range(const std::string& param, int64_t* start, int64_t* count,
+                   int64_t* total) const;
   // Lines for the start-up report: ownership and load balance per rank.
   std::string describe() const;
   // Elements this rank receives/sends per step in the collectives (for docs and reports).

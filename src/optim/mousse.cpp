@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <tuple>
 
 namespace mousse {
@@ -183,20 +184,36 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   pending_slots_.clear();
   pending_stacks_.clear();
   if (refresh_overlap > 0 && max_d > 0) {  // every factor, in refresh_all's stacks
-    int64_t mat = 0, vec = 0;
+    std::map<const Factor*, std::pair<std::string, const char*>> owner;  // matrix, side
+    for (const State& st : st_) {
+      owner[&st.out] = {st.name, "L"};
+      owner[&st.in] = {st.name, "R"};
+    }
+    int64_t mat = 0;
     for_each_refresh_stack(sized_factors(), dtype_size(dt),
                            [&](int64_t d, const std::vector<Factor*>& fs) {
                              pending_stacks_.push_back({pending_slots_.size(), fs.size(), d});
                              for (Factor* f : fs) {
-                               pending_slots_.push_back({f, d, mat, vec});
+                               const auto& [matrix, side] = owner.at(f);
+                               pending_slots_.push_back({f, matrix, side, d, mat, {}, {}});
                                mat += d * d;
-                               vec += d;
                              }
                            });
     // The worker reads the inputs while the next steps run: memory of its own, not overlaid.
     arena.reserve(pend_a_, "optimizer_refresh", "mousse.refresh_input", dt, Shape{mat});
-    arena.reserve(pend_v_, "optimizer", "mousse.pending_vectors", dt, Shape{mat});
-    arena.reserve(pend_w_, "optimizer", "mousse.pending_values", dt, Shape{vec});
+    for (const PendingStack& ps : pending_stacks_) {  // (pending_slots_ no longer grows)
+      std::vector<Tensor*> vs, ws;
+      std::vector<std::string> vnames, wnames;
+      for (size_t i = ps.first; i < ps.first + ps.count; i++) {
+        PendingSlot& slot = pending_slots_[i];
+        vs.push_back(&slot.v);
+        ws.push_back(&slot.w);
+        vnames.push_back(std::string("mousse.pending_Q") + slot.side + "." + slot.matrix);
+        wnames.push_back(std::string("mousse.pending_lambda") + slot.side + "." + slot.matrix);
+      }
+      arena.reserve_stack(vs, "optimizer", vnames, dt, Shape{ps.d, ps.d});
+      arena.reserve_stack(ws, "optimizer", wnames, dt, Shape{ps.d});
+    }
   }
   ortho_.reserve(arena, "mousse", dt);
 }
@@ -357,15 +374,16 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
 void Mousse::apply_pending_refresh(Ops& ops) {
   timed(ops, [&] {
     const PendingResult& r = pending_result();
-    const std::vector<double> lam = read_vector(ops, pend_w_);
-    for (size_t i = 0; i < pending_slots_.size(); i++) {
-      const PendingSlot& s = pending_slots_[i];
-      const std::vector<double> l(lam.begin() + s.vec, lam.begin() + s.vec + s.d);
-      if (r.status[i] == 0 && all_finite(l))
-        set_basis(ops, *s.f, pend_v_.slice(s.mat, Shape{s.d, s.d}),
-                  pend_w_.slice(s.vec, Shape{s.d}), l);
-      else
-        failures_++;
+    for (const PendingStack& st : pending_stacks_) {
+      const std::vector<double> lam = read_vector(ops, std::get<1>(pending_stack(st)));
+      for (size_t k = 0; k < st.count; k++) {
+        const size_t i = st.first + k;
+        const PendingSlot& s = pending_slots_[i];
+        const std::vector<double> l(lam.begin() + int64_t(k) * s.d,
+                                    lam.begin() + int64_t(k + 1) * s.d);
+        if (r.status[i] == 0 && all_finite(l)) set_basis(ops, *s.f, s.v, s.w, l);
+        else failures_++;
+      }
     }
     overlapped_seconds_total_ += r.seconds;
   });
@@ -390,8 +408,12 @@ const Mousse::PendingResult& Mousse::pending_result() const {
 std::tuple<Tensor, Tensor, Tensor> Mousse::pending_stack(const PendingStack& st) const {
   const PendingSlot& first = pending_slots_[st.first];
   const int64_t b = int64_t(st.count), d = st.d;
-  return {pend_v_.slice(first.mat, Shape{b, d, d}), pend_w_.slice(first.vec, Shape{b, d}),
-          pend_a_.slice(first.mat, Shape{b, d, d})};
+  std::vector<const Tensor*> vs, ws;
+  for (size_t i = st.first; i < st.first + st.count; i++) {
+    vs.push_back(&pending_slots_[i].v);
+    ws.push_back(&pending_slots_[i].w);
+  }
+  return {stack_view(vs), stack_view(ws), pend_a_.slice(first.mat, Shape{b, d, d})};
 }
 
 // The worker backend with every workspace its decompositions need, made while nothing runs
@@ -576,7 +598,10 @@ json Mousse::save_extra() const {
   if (refresh_overlap > 0) j["refresh_overlapped_seconds_total"] = overlapped_seconds_total_;
   if (pending_apply_at_ >= 0) {  // its results are state tensors; finish them before they are saved
     const PendingResult& r = pending_result();
-    j["pending_refresh"] = {{"apply_at", pending_apply_at_}, {"status", r.status},
+    json status = json::object();  // per matrix and side, so that any rank can take it over
+    for (size_t i = 0; i < pending_slots_.size(); i++)
+      status[pending_slots_[i].matrix][pending_slots_[i].side] = r.status[i];
+    j["pending_refresh"] = {{"apply_at", pending_apply_at_}, {"status", status},
                             {"seconds", r.seconds}};
   }
   return j;
@@ -598,11 +623,18 @@ void Mousse::load_extra(const json& j) {
     const json& p = j["pending_refresh"];
     MOUSSE_CHECK(refresh_overlap > 0, "mousse: the checkpoint has a pending overlapped refresh, ",
                  "but this run's refresh_overlap is 0; resume with the config it was made with");
+    const json& status = p.at("status");
+    MOUSSE_CHECK(status.is_object(), "mousse: the checkpoint's pending overlapped refresh was ",
+                 "saved by an earlier version (per rank, not per matrix); resume it with that ",
+                 "version");
     PendingResult r;
-    r.status = p.at("status").get<std::vector<int>>();
     r.seconds = p.value("seconds", 0.0);
-    MOUSSE_CHECK(r.status.size() == pending_slots_.size(), "mousse: the checkpoint's pending ",
-                 "refresh has ", r.status.size(), " factors, this run ", pending_slots_.size());
+    for (const PendingSlot& s : pending_slots_) {
+      MOUSSE_CHECK(status.contains(s.matrix) && status[s.matrix].contains(s.side),
+                   "mousse: the checkpoint's pending refresh has no result for side ", s.side,
+                   " of ", s.matrix, "; resume with the config it was made with");
+      r.status.push_back(status[s.matrix][s.side].get<int>());
+    }
     pending_apply_at_ = p.at("apply_at").get<int64_t>();
     pending_done_ = std::move(r);
   }
@@ -612,6 +644,51 @@ void Mousse::load_extra(const json& j) {
         s.out.cond = j["cond"][s.name][0].get<double>();
         s.in.cond = j["cond"][s.name][1].get<double>();
       }
+}
+
+// Every rank steps every step, so the step counter and the pending refresh's effective step are
+// alike on all of them; what is per matrix (condition numbers, pending results' status) is keyed
+// by the matrix's name and merged; counts go to rank 0 alone (the ranks' diagnostics are summed)
+// and times are the slowest rank's (they are merged by max).
+json Mousse::merge_extra(const std::vector<json>& saved, int rank) const {
+  if (saved.empty()) return json::object();
+  json out = saved[0];
+  for (const char* key : {"eigh_failures", "cholesky_qr_failures"}) {
+    int64_t sum = 0;
+    for (const json& s : saved) sum += s.value(key, int64_t(0));
+    out[key] = rank == 0 ? sum : 0;
+  }
+  for (const char* key : {"refresh_seconds_total", "refresh_overlapped_seconds_total"}) {
+    double mx = 0.0;
+    for (const json& s : saved) mx = std::max(mx, s.value(key, 0.0));
+    if (out.contains(key)) out[key] = mx;
+  }
+  json cond = json::object();
+  for (const json& s : saved) {
+    MOUSSE_CHECK(s.value("t", int64_t(-1)) == out.value("t", int64_t(-1)),
+                 "mousse: the ranks of the checkpoint saved different step counts (",
+                 s.value("t", int64_t(-1)), " and ", out.value("t", int64_t(-1)), ")");
+    if (s.contains("cond")) cond.update(s["cond"]);
+  }
+  out["cond"] = cond;
+  const bool pending = std::any_of(saved.begin(), saved.end(),
+                                  [](const json& s) { return s.contains("pending_refresh"); });
+  if (pending) {
+    json& p = out["pending_refresh"];
+    json status = json::object();
+    for (const json& s : saved) {
+      MOUSSE_CHECK(p.is_object() && s.contains("pending_refresh") &&
+                       s["pending_refresh"].value("apply_at", int64_t(-1)) ==
+                           p.value("apply_at", int64_t(-1)),
+                   "mousse: the ranks of the checkpoint disagree on the pending overlapped refresh");
+      const json& st = s["pending_refresh"]["status"];
+      if (st.is_object()) status.update(st);
+      else status = st;  // an earlier version's per-rank list: load_extra names it
+      p["seconds"] = std::max(p.value("seconds", 0.0), s["pending_refresh"].value("seconds", 0.0));
+    }
+    p["status"] = status;
+  }
+  return out;
 }
 
 }  // namespace mousse

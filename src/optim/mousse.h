@@ -44,6 +44,7 @@ class Mousse : public Optimizer {
   json diagnostics() const override { return diag_; }
   json save_extra() const override;
   void load_extra(const json& j) override;
+  json merge_extra(const std::vector<json>& saved, int rank) const override;
 
   double momentum = 0.95, beta_pc = 0.95, eps = 1e-5, alpha = 0.125, weight_decay = 0.01;
   int64_t update_interval = 10;
@@ -116,12 +117,17 @@ class Mousse : public Optimizer {
   Tensor eig_a_, eig_v_, eig_w_;      // stacked factors / eigenvectors / eigenvalues (refresh)
   PowerQrScratch power_;              // refresh "power_qr" only
   int64_t cholesky_qr_failures_ = 0;  // power_qr steps whose Cholesky QR fell back
-  // Overlapped refresh: the damped factors of step t (refresh_input, not overlaid with anything),
-  // the eigenvectors and eigenvalues the worker writes (pending_*, state: a checkpoint taken
-  // while a refresh is pending resumes it exactly), laid out stack by stack as refresh_all's.
+  // Overlapped refresh: the damped factors of step t (refresh_input, not overlaid with anything)
+  // and the eigenvectors and eigenvalues the worker writes, laid out stack by stack as
+  // refresh_all's. The results are state, one tensor per factor named after its matrix
+  // ("mousse.pending_QL.<name>", "mousse.pending_lambdaL.<name>"): a checkpoint taken while a
+  // refresh is pending resumes it exactly, on any number of ranks.
   struct PendingSlot {
     Factor* f;
-    int64_t d, mat, vec;  // offsets of its [d, d] and [d] slices in the buffers
+    std::string matrix;  // the matrix's name
+    const char* side;    // "L" or "R"
+    int64_t d, mat;      // its size, the offset of its [d, d] slice of the refresh input
+    Tensor v, w;         // the worker's eigenvectors [d, d] and eigenvalues [d] (one stack per size)
   };
   struct PendingStack {
     size_t first, count;  // pending_slots_[first, first + count), all of size d
@@ -137,9 +143,9 @@ class Mousse : public Optimizer {
   // A stack's eigenvectors, eigenvalues and input, as eigh_batched takes them.
   std::tuple<Tensor, Tensor, Tensor> pending_stack(const PendingStack& st) const;
   void make_refresh_worker(Ops& ops);
-  std::vector<PendingSlot> pending_slots_;
+  std::vector<PendingSlot> pending_slots_;  // not resized after reserve_state (arena targets)
   std::vector<PendingStack> pending_stacks_;
-  Tensor pend_a_, pend_v_, pend_w_;
+  Tensor pend_a_;
   std::unique_ptr<Ops> worker_;                   // made at the first refresh (make_refresh_worker)
   mutable std::future<PendingResult> pending_future_;
   mutable std::optional<PendingResult> pending_done_;

@@ -5,6 +5,11 @@
 // computes each group's learning rate (peak lr × schedule × multipliers) and calls step().
 // State tensors live in the arena (category "optimizer") under unique names, so checkpoints
 // save and restore them generically; host-side state goes through save_extra/load_extra.
+// A state tensor is named "<optimizer>.<state>.<parameter>" (e.g. "adamw.m.wte",
+// "mousse.QL.blocks.0.attn.q"; <state> has no dot): the name is the same on every rank, and
+// checkpoints find a tensor's parameter by it when they redistribute the state over another
+// number of ranks (train/reshard.h). For a ZeRO-1 slice of a parameter the tensor holds that
+// slice's elements (flat), for anything else the whole state of its parameter.
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +51,15 @@ class Optimizer {
   // overlapped refresh).
   virtual json save_extra() const { return json::object(); }
   virtual void load_extra(const json&) {}
+  // The host-side state for `rank` of a run resumed from a checkpoint whose ranks saved `saved`
+  // (save_extra() of each, in rank order; possibly another number of ranks, another ownership
+  // of the matrices). Its result goes to load_extra(). The default, rank 0's, suits state every
+  // rank keeps alike (step counters); an optimizer with per-matrix host state or per-rank counts
+  // merges them (Mousse, SOAP).
+  virtual json merge_extra(const std::vector<json>& saved, int rank) const {
+    (void)rank;
+    return saved.empty() ? json::object() : saved[0];
+  }
 };
 
 // Builds the optimizer named by node["type"] from its config object (its keys are validated;

@@ -226,4 +226,20 @@ void Soap::load_extra(const json& j) {
   cholesky_qr_failures_ = j.value("cholesky_qr_failures", int64_t(0));
 }
 
+// The step counters are alike on every rank; the failure counts are each rank's own (summed in
+// the diagnostics), so rank 0 takes their total.
+json Soap::merge_extra(const std::vector<json>& saved, int rank) const {
+  if (saved.empty()) return json::object();
+  json out = saved[0];
+  for (const char* key : {"eigh_failures", "cholesky_qr_failures"}) {
+    int64_t sum = 0;
+    for (const json& s : saved) sum += s.value(key, int64_t(0));
+    out[key] = rank == 0 ? sum : 0;
+  }
+  for (const json& s : saved)
+    MOUSSE_CHECK(s.value("calls", int64_t(-1)) == out.value("calls", int64_t(-1)),
+                 "soap: the ranks of the checkpoint saved different step counts");
+  return out;
+}
+
 }  // namespace mousse

@@ -30,6 +30,7 @@ class Soap : public Optimizer {
   json diagnostics() const override { return diag_; }
   json save_extra() const override;
   void load_extra(const json& j) override;
+  json merge_extra(const std::vector<json>& saved, int rank) const override;
 
   double beta1 = 0.95, beta2 = 0.95, eps = 1e-8, weight_decay = 0.01, beta_pc = 0.95;
   int64_t update_interval = 10, max_precond_dim = 10000;

@@ -34,9 +34,6 @@ std::vector<int64_t> checkpoint_steps(const std::string& dir) {
 }
 }  // namespace
 
-static void read_into_tensor(const SafeTensorsFile& f, const std::string& name, Ops& ops,
-                             const Tensor& t);
-
 std::string checkpoint_path(const std::string& dir, int64_t step) {
   char name[64];
   std::snprintf(name, sizeof name, "%s%08lld%s", kPrefix, (long long)step, kSuffix);
@@ -59,6 +56,7 @@ void save_checkpoint(const std::string& dir, int keep, const CheckpointMeta& met
   }
   json m = {{"step", meta.step},
             {"data_position", meta.data_position},
+            {"data_batches", meta.data_batches},
             {"world_size", meta.world_size},
             {"optimizers", meta.optimizers},
             {"config", meta.config}};
@@ -85,7 +83,7 @@ std::string checkpoint_shard_path(const std::string& main_path, int rank, int wo
 }
 
 void save_checkpoint_shard(const std::string& dir, int64_t step, int rank, int world,
-                           const json& plan, const json& optimizers, Ops& ops,
+                           const json& plan, const json& layout, const json& optimizers, Ops& ops,
                            const Arena& arena) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -97,37 +95,10 @@ void save_checkpoint_shard(const std::string& dir, int64_t step, int rank, int w
           [&ops, t = *e.target](void* dst) { ops.to_host(dst, t); });
   }
   json m = {{"step", step}, {"rank", rank}, {"world_size", world}, {"plan", plan},
-            {"optimizers", optimizers}};
+            {"layout", layout}, {"optimizers", optimizers}};
   w.set_metadata("format", "mousse-checkpoint-shard-1");
   w.set_metadata("mousse_shard", m.dump());
   w.write_atomic(checkpoint_shard_path(checkpoint_path(dir, step), rank, world));
-}
-
-json load_checkpoint_shard(const std::string& main_path, int rank, int world, const json& plan,
-                           Ops& ops, const Arena& arena) {
-  const std::string path = checkpoint_shard_path(main_path, rank, world);
-  std::error_code ec;
-  if (!fs::exists(path, ec))
-    fail(main_path, ": the optimizer shard of rank ", rank, " of ", world, " (", path,
-         ") is missing; resume with the number of ranks the checkpoint was written with");
-  SafeTensorsFile f(path);
-  auto it = f.metadata().find("mousse_shard");
-  if (it == f.metadata().end()) fail(path, ": not a mousse checkpoint shard");
-  json m = json::parse(it->second);
-  if (m.value("world_size", -1) != world || m.value("rank", -1) != rank)
-    fail(path, ": written by rank ", m.value("rank", -1), " of ", m.value("world_size", -1),
-         " ranks, this is rank ", rank, " of ", world);
-  if (m.value("plan", json()) != plan)
-    fail(path, ": the matrix ownership it was written with differs from this run's (the ",
-         "optimizer configuration changed); resume with the config it was made with");
-  for (const Arena::Entry& e : arena.entries()) {
-    if (e.category != "optimizer") continue;
-    if (!f.find(kOptim + e.name))
-      fail(path, ": has no optimizer state '", e.name, "': it was written with a different ",
-           "optimizer configuration; resume with the config it was made with");
-    read_into_tensor(f, kOptim + e.name, ops, *e.target);
-  }
-  return m.value("optimizers", json::object());
 }
 
 std::string latest_checkpoint(const std::string& dir) {
@@ -147,6 +118,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
     m.step = j.at("step").get<int64_t>();
     m.data_position = j.at("data_position").get<int64_t>();
     m.world_size = j.at("world_size").get<int>();
+    // (checkpoints written before resharding existed store the position per rank only)
+    m.data_batches = j.value("data_batches", m.data_position * m.world_size);
     m.optimizers = j.at("optimizers");
     m.config = j.at("config");
   } catch (const std::exception& e) {
@@ -160,30 +133,6 @@ static void read_into(const SafeTensorsFile& f, const std::string& name, Ops& op
   std::vector<char> host(t.bytes());
   f.read(name, t.dtype, t.shape, host.data());
   ops.from_host(t, host.data());
-}
-
-static void read_into_tensor(const SafeTensorsFile& f, const std::string& name, Ops& ops,
-                             const Tensor& t) {
-  read_into(f, name, ops, t);
-}
-
-void load_checkpoint(const std::string& path, Ops& ops, ParamTable& params, const Arena& arena) {
-  SafeTensorsFile f(path);
-  for (Param& p : params.params()) read_into(f, p.name, ops, p.weight);
-  size_t n_optim = 0;
-  for (const Arena::Entry& e : arena.entries()) {
-    if (e.category != "optimizer") continue;
-    n_optim++;
-    if (!f.find(kOptim + e.name))
-      fail(path, ": has no optimizer state '", e.name, "': it was written with a different ",
-           "optimizer configuration; resume with the config it was made with");
-    read_into(f, kOptim + e.name, ops, *e.target);
-  }
-  size_t in_file = 0;
-  for (auto& e : f.entries()) in_file += e.name.rfind(kOptim, 0) == 0;
-  if (in_file != n_optim)
-    fail(path, ": holds ", in_file, " optimizer state tensors but this run has ", n_optim,
-         ": it was written with a different optimizer configuration");
 }
 
 void load_weights(const std::string& path, Ops& ops, ParamTable& params) {

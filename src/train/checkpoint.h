@@ -9,8 +9,14 @@
 // rank r writes `ckpt_<step>.rank<r>-of-<W>.safetensors` (its optimizer state tensors under
 // "optimizer/<name>" and its host-side state in the metadata), all ranks synchronise, and rank 0
 // writes the main file last (weights and meta, world_size = W, no optimizer tensors); a main
-// file on disk therefore means a complete checkpoint. Resuming needs the same W (the trainer
-// names both numbers otherwise); `mousse export` and `init_from` read the main file alone.
+// file on disk therefore means a complete checkpoint. `mousse export` and `init_from` read the
+// main file alone.
+//
+// Nothing in a checkpoint depends on W but the split of the optimizer state over the files:
+// state tensors keep their names on every rank ("<optimizer>.<state>.<parameter>"), a shard
+// records the element range of each ZeRO-1 slice it holds ("layout"), and the data position is
+// stored as micro-batches of all ranks together. So a run resumes on any number of ranks
+// (train/reshard.h reads each rank's part of the state from wherever it was saved).
 #include <string>
 
 #include "backend/ops.h"
@@ -22,7 +28,8 @@ namespace mousse {
 
 struct CheckpointMeta {
   int64_t step = 0;           // optimizer steps completed
-  int64_t data_position = 0;  // micro-batches consumed by this rank's train loader
+  int64_t data_position = 0;  // micro-batches consumed by each rank's train loader
+  int64_t data_batches = 0;   // micro-batches consumed by all ranks together (position × W)
   int world_size = 1;
   json optimizers;            // per group: {"type": ..., "extra": save_extra()}
   json config;                // the resolved run config
@@ -36,19 +43,16 @@ void save_checkpoint(const std::string& dir, int keep, const CheckpointMeta& met
                      bool with_optimizer_state = true);
 // The shard file of `rank` of `world` next to the main checkpoint file `main_path`.
 std::string checkpoint_shard_path(const std::string& main_path, int rank, int world);
-// Writes this rank's optimizer state (arena category "optimizer"), its data-parallel plan and
-// its host-side optimizer state (`optimizers`: per group {"type", "extra"}) atomically.
+// Writes this rank's optimizer state (arena category "optimizer"), its data-parallel plan, the
+// global element range of each state tensor (`layout`: {name: [offset, total]}, see
+// state_layout in train/reshard.h) and its host-side optimizer state (`optimizers`: per group
+// {"type", "extra"}) atomically.
 void save_checkpoint_shard(const std::string& dir, int64_t step, int rank, int world,
-                           const json& plan, const json& optimizers, Ops& ops, const Arena& arena);
-// Restores this rank's optimizer state from its shard of `main_path`; checks the world size and
-// the plan (matrix ownership). Returns the host-side optimizer state saved with it.
-json load_checkpoint_shard(const std::string& main_path, int rank, int world, const json& plan,
-                           Ops& ops, const Arena& arena);
+                           const json& plan, const json& layout, const json& optimizers, Ops& ops,
+                           const Arena& arena);
 // The newest complete checkpoint in `dir`, or "" if none.
 std::string latest_checkpoint(const std::string& dir);
 CheckpointMeta read_checkpoint_meta(const std::string& path);
-// Restores weights and optimizer state; errors clearly on any mismatch of names or shapes.
-void load_checkpoint(const std::string& path, Ops& ops, ParamTable& params, const Arena& arena);
 // Loads canonical weights (a checkpoint or an exported .safetensors) into params.
 void load_weights(const std::string& path, Ops& ops, ParamTable& params);
 // Writes the canonical weights of a checkpoint or weights file as f32 safetensors.

@@ -10,6 +10,7 @@
 
 #include "backend/select.h"
 #include "train/checkpoint.h"
+#include "train/reshard.h"
 
 namespace mousse {
 
@@ -120,29 +121,18 @@ void Trainer::setup() {
   // Where to start: the newest checkpoint (--resume), init_from, or a fresh init.
   std::string ckpt = opt_.resume ? latest_checkpoint(cfg_.checkpoint.dir) : "";
   int64_t data_position = 0;
+  std::string resharded;  // the start-up line of a resume on another number of ranks
+  int saved_world = world;
   if (!ckpt.empty()) {
     CheckpointMeta meta = read_checkpoint_meta(ckpt);
-    if (meta.world_size != world)
-      fail(ckpt, ": written by ", meta.world_size, " ranks, this run has ", world,
-           "; resume with the same number of ranks");
     check_resume_compatible(ckpt, meta.config, cfg_.resolved());
-    json extras = meta.optimizers;
-    if (dp_) {  // weights from the main file, optimizer state from this rank's shard file
-      load_weights(ckpt, *ops_, model_->params());
-      extras = load_checkpoint_shard(ckpt, comm_.rank(), world, dp_->plan(), *ops_, *arena_);
-    } else {
-      load_checkpoint(ckpt, *ops_, model_->params(), *arena_);
-    }
-    for (ParamGroup& g : setup_.groups) {
-      if (!meta.optimizers.contains(g.name) ||
-          meta.optimizers[g.name].value("type", "") != g.optimizer->type())
-        fail(ckpt, ": group '", g.name, "' was trained with ",
-             meta.optimizers.contains(g.name) ? meta.optimizers[g.name].value("type", "?") : "?",
-             ", this config uses ", g.optimizer->type());
-      g.optimizer->load_extra(extras[g.name].value("extra", json::object()));
-    }
+    // Weights from the main file; each rank's optimizer state from wherever the ranks that
+    // wrote the checkpoint saved it (any number of them: train/reshard.h).
+    load_weights(ckpt, *ops_, model_->params());
+    resharded = load_optimizer_state(ckpt, meta, comm_, dp_.get(), setup_, *ops_, *arena_);
     start_step_ = meta.step;
-    data_position = meta.data_position;
+    saved_world = meta.world_size;
+    data_position = resume_data_position(ckpt, meta, world);
     model_->sync_compute_weights(*ops_, cfg_.seed + uint64_t(start_step_));
   } else if (!cfg_.init_from.empty()) {
     load_weights(cfg_.init_from, *ops_, model_->params());
@@ -191,6 +181,7 @@ void Trainer::setup() {
     if (dp_) std::printf("%s", dp_->describe().c_str());
     std::printf("%s", arena_->plan_report().c_str());
     if (!ckpt.empty()) std::printf("resumed from %s at step %lld\n", ckpt.c_str(), (long long)start_step_);
+    if (!resharded.empty()) std::printf("%s\n", resharded.c_str());
     std::printf("resolved config: %s/config.json\n", cfg_.log.dir.c_str());
     std::fflush(stdout);
     json run = {{"type", "run"},        {"step", start_step_},
@@ -198,6 +189,7 @@ void Trainer::setup() {
                 {"world_size", world},  {"grad_accum", grad_accum_},
                 {"config", cfg_.resolved()}};
     for (ParamGroup& g : setup_.groups) run["optimizers"][g.name] = g.optimizer->describe();
+    if (saved_world != world) run["resumed_from_world_size"] = saved_world;
     log_->write(run);
   }
 }
@@ -265,13 +257,15 @@ void Trainer::save(int64_t step) {
     // Every rank writes its optimizer shard; then rank 0 writes the main file (weights, meta)
     // last, so a main file on disk means a complete checkpoint.
     save_checkpoint_shard(cfg_.checkpoint.dir, step, comm_.rank(), comm_.world_size(),
-                          dp_->plan(), extras, *ops_, *arena_);
+                          dp_->plan(), state_layout(local_state_parts(*arena_, dp_.get())),
+                          extras, *ops_, *arena_);
     comm_.barrier();
   }
   if (!rank0()) return;
   CheckpointMeta meta;
   meta.step = step;
   meta.data_position = train_data_->position();
+  meta.data_batches = train_data_->position() * comm_.world_size();
   meta.world_size = comm_.world_size();
   meta.config = cfg_.resolved();
   meta.optimizers = extras;

@@ -5,8 +5,12 @@
                losses and final weights to fp32 round-off, for matrix optimizer OPT
                (--ranks R, default 2; --accum A, default 1: gradient accumulation on every rank;
                --precision f64: the model and optimizers in double, tolerances to match)
-  resume       2 ranks: stop after k steps (checkpoint), resume, == the uninterrupted run;
-               resuming with 1 rank fails with a message naming both rank counts
+  resume       2 ranks: stop after k steps (checkpoint), resume, == the uninterrupted run
+  reshard OPT  the checkpoint of a W-rank run at step 3 resumed on W' ranks (2 -> 3, 3 -> 2,
+               2 -> 1, 1 -> 2) == the uninterrupted W'-rank run, in f64 to the tolerance of the
+               3-rank `equal` runs; the start-up line names both rank counts; with adamw also a
+               checkpoint as written before resharding existed (no layout, no data_batches),
+               and a missing rank shard or another optimizer configuration is a clear error
   kill  MODE   rank 1 dies at step 2 (MODE exit | kill | throw): the job exits non-zero in bounded time
   stop         SIGTERM reaches rank 1 only, at step 2: every rank stops after the same step with a
                complete checkpoint (main file + every shard), exit 0, and --resume finishes the run
@@ -23,7 +27,8 @@ import argparse, json, os, shutil, struct, subprocess, sys, time
 import numpy as np
 
 ap = argparse.ArgumentParser()
-ap.add_argument("what", choices=["equal", "resume", "kill", "forced", "mismatch", "stop"])
+ap.add_argument("what", choices=["equal", "resume", "reshard", "kill", "forced", "mismatch",
+                                 "stop"])
 ap.add_argument("arg", nargs="?")
 ap.add_argument("--mousse", required=True)
 ap.add_argument("--mpirun", required=True)
@@ -44,7 +49,8 @@ shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 
 
-def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None):
+def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None, checkpoint_every=0,
+           micro_batch=2):
     emb = "adamw" if opt == "adamw" else "lion"
     # "mousse-overlap": Mousse with the refresh of step 2 on a worker thread (effective at step 3)
     overlap = opt == "mousse-overlap"
@@ -60,12 +66,12 @@ def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None):
         "model": {"preset": "custom", "n_layer": 2, "n_head": 2, "d_model": 32,
                   "vocab_size": 50257, "max_seq_len": 64},
         "data": {"train": os.path.join(a.data, "tiny_shakespeare_train.bin")},
-        "batch": {"global_tokens": global_tokens, "micro_batch": 2, "seq_len": 32},
+        "batch": {"global_tokens": global_tokens, "micro_batch": micro_batch, "seq_len": 32},
         "optimizer": {"grad_clip": 1.0, "matrix": matrix,
                       "embedding": {"type": emb, "lr": 3e-4}},
         "schedule": {"type": "cosine", "warmup": 0.25, "min_ratio": 0.1},
         "eval": {"every": 0, "tokens": 0},
-        "checkpoint": {"every": 0, "keep": 3, "dir": "ckpt"},
+        "checkpoint": {"every": checkpoint_every, "keep": 3, "dir": "ckpt"},
         "log": {"dir": "log", "every": 1, "diagnostics_every": 2},
     }
     path = os.path.join(work, f"{opt}.json")
@@ -98,9 +104,10 @@ def losses(tag):
     return out
 
 
-def run_record(tag):
+def run_record(tag, last=False):
     with open(f"{work}/{tag}/log/metrics.jsonl") as f:
-        return next(r for r in map(json.loads, f) if r.get("type") == "run")
+        runs = [r for r in map(json.loads, f) if r.get("type") == "run"]
+    return runs[-1] if last else runs[0]
 
 
 def diagnostics(tag):
@@ -163,6 +170,46 @@ def compare(tag1, tag2, step, loss_tol=2e-5, w_tol=2e-5):
         sys.exit(f"FAIL: {tag1} and {tag2} differ by more than fp32 round-off")
 
 
+def read_safetensors_header(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n)), f.read()
+
+
+def write_safetensors(path, header, data):
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - (len(h) + 8) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + data)
+
+
+def copy_checkpoint(src, dst, step):
+    """Only the files of step `step` (main and shards) and the metrics log, as a user moving a
+    run to another allocation would."""
+    os.makedirs(f"{work}/{dst}/ckpt")
+    stem = f"ckpt_{step:08d}"
+    for f in os.listdir(f"{work}/{src}/ckpt"):
+        if f.startswith(stem):
+            shutil.copy(f"{work}/{src}/ckpt/{f}", f"{work}/{dst}/ckpt/{f}")
+    shutil.copytree(f"{work}/{src}/log", f"{work}/{dst}/log")
+
+
+def make_legacy(tag, step):
+    """Rewrites a checkpoint as the code before resharding wrote it: shards without "layout",
+    a main file without "data_batches"."""
+    d = f"{work}/{tag}/ckpt"
+    for f in os.listdir(d):
+        header, data = read_safetensors_header(f"{d}/{f}")
+        meta = header["__metadata__"]
+        for key in ("mousse_shard", "mousse"):
+            if key in meta:
+                m = json.loads(meta[key])
+                m.pop("layout", None)
+                m.pop("data_batches", None)
+                meta[key] = json.dumps(m)
+        write_safetensors(f"{d}/{f}", header, data)
+
+
 if a.what == "equal":
     # micro-batch 2 × 32 tokens: R ranks × A micro-steps on the R-rank run, R·A micro-steps on 1
     # 2 ranks sum the gradients exactly as 1 rank accumulates them (a + b = b + a in fp32); with
@@ -199,13 +246,60 @@ elif a.what == "resume":
     shards = sorted(f for f in os.listdir(f"{work}/split/ckpt"))
     print("checkpoint files:", shards)
     assert "ckpt_00000002.rank1-of-2.safetensors" in shards, shards
-    # Resuming with another number of ranks: a clear error naming both.
-    shutil.copytree(f"{work}/split", f"{work}/wrong")
-    p, _ = train(cfg, 1, "wrong", ["--resume"], check=False)
-    print("1-rank resume of a 2-rank checkpoint:", p.returncode, p.stdout.strip().splitlines()[-1])
-    assert p.returncode != 0 and "2 ranks" in p.stdout and "this run has 1" in p.stdout, p.stdout
     train(cfg, 2, "split", ["--resume"])
     compare("full", "split", 4, loss_tol=0.0, w_tol=0.0)  # same ranks: bit-exact
+elif a.what == "reshard":
+    # Every run: 5 steps of 192 tokens (6, 3, 2 micro-batches of 1×32 per rank on 1, 2, 3 ranks),
+    # f64 (3 ranks sum in another order: see "equal"), a checkpoint at step 3. For SOAP, sides
+    # of at most 32 (full-rank factors, as in "equal"). Mousse refreshes at steps 0, 2, 4 (0-based);
+    # with refresh_overlap 1 (mousse-overlap) the one of step 2 is in flight at the checkpoint.
+    extra = {"max_precond_dim": 32} if a.arg == "soap" else None
+    steps, k = 5, 3
+    cfg = config(a.arg, steps=steps, global_tokens=192, precision="f64", matrix_extra=extra,
+                 checkpoint_every=k, micro_batch=1)
+    for w in (1, 2, 3):
+        train(cfg, w, f"ref{w}")
+    if a.arg == "mousse-overlap":
+        header, _ = read_safetensors_header(f"{work}/ref2/ckpt/ckpt_{k:08d}.rank0-of-2.safetensors")
+        assert "pending_refresh" in header["__metadata__"]["mousse_shard"], "no refresh in flight"
+    cases = [(2, 3), (3, 2), (2, 1), (1, 2)]
+    if a.arg == "adamw":
+        cases.append((3, 2, "legacy"))
+    for case in cases:
+        w, w2 = case[:2]
+        tag = f"from{w}to{w2}" + ("_legacy" if len(case) > 2 else "")
+        copy_checkpoint(f"ref{w}", tag, k)
+        if len(case) > 2:
+            make_legacy(tag, k)
+        p, _ = train(cfg, w2, tag, ["--resume"])
+        line = next((l for l in p.stdout.splitlines() if "resharded the optimizer state" in l), "")
+        print(f"{w} -> {w2} ranks: {line}")
+        assert f"from {w} to {w2} rank" in line, p.stdout
+        assert run_record(tag, last=True)["resumed_from_world_size"] == w
+        assert sorted(losses(tag)) == list(range(1, steps + 1)), losses(tag)
+        compare(f"ref{w2}", tag, steps, loss_tol=1e-12, w_tol=1e-6)
+        compare_diagnostics(f"ref{w2}", tag, 1e-9)
+    if a.arg == "adamw":
+        # A missing rank shard: an error naming the file, on every rank count.
+        copy_checkpoint("ref3", "missing", k)
+        gone = f"ckpt_{k:08d}.rank1-of-3.safetensors"
+        os.remove(f"{work}/missing/ckpt/{gone}")
+        p, _ = train(cfg, 2, "missing", ["--resume"], check=False)
+        print("missing shard:", p.returncode, p.stdout.strip().splitlines()[-1][:300])
+        assert p.returncode != 0 and gone in p.stdout and "3 ranks" in p.stdout, p.stdout
+        # Another optimizer configuration (AdamW's state where this run has Lion's): refused.
+        copy_checkpoint("ref2", "otheropt", k)
+        p, _ = train(cfg, 3, "otheropt", ["--resume", "--set", "optimizer.embedding.type=lion"],
+                     check=False)
+        print("other optimizer:", p.returncode, p.stdout.strip().splitlines()[-1][:300])
+        assert p.returncode != 0 and "lion" in p.stdout, p.stdout
+    if a.arg == "mousse-overlap":
+        # Whitening one side only: the checkpoint's input-side state is left over, refused.
+        copy_checkpoint("ref2", "oneside", k)
+        p, _ = train(cfg, 3, "oneside", ["--resume", "--set", "optimizer.matrix.whiten=output"],
+                     check=False)
+        print("another whitening side:", p.returncode, p.stdout.strip().splitlines()[-1][:300])
+        assert p.returncode != 0 and "different optimizer configuration" in p.stdout, p.stdout
 elif a.what == "forced":
     cfg = config(a.arg, precision=a.precision)
     train(cfg, 1, "plain")

@@ -36,14 +36,15 @@ struct OptimRig {
   // it off (it is a pass over the scratch).
   bool poison_scratch = true;
 
+  // The parameters are named "blocks.<i>.w", or `names` when given (one per shape).
   OptimRig(Ops& o, const json& cfg, const Shapes& shapes, DType dt = DType::f32,
-           const std::string& group = "matrix")
+           const std::string& group = "matrix", const std::vector<std::string>& names = {})
       : ops(o) {
     arena = std::make_unique<Arena>(ops);
     params.resize(shapes.size());
     for (size_t i = 0; i < shapes.size(); i++) {
       Param& p = params[i];
-      p.name = "blocks." + std::to_string(i) + ".w";
+      p.name = names.empty() ? "blocks." + std::to_string(i) + ".w" : names[i];
       p.role = ParamRole::matrix;
       p.rows = shapes[i].first;
       p.cols = shapes[i].second;

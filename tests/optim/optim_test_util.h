@@ -52,8 +52,8 @@ struct OwnedCpuOps {
 // Parameters (matrices) + gradients in an arena and one optimizer over them, on the CPU.
 struct Rig : OwnedCpuOps, OptimRig {
   Rig(const json& cfg, const Shapes& shapes, DType dt = DType::f64,
-      const std::string& group = "matrix")
-      : OptimRig(*owned_ops, cfg, shapes, dt, group) {}
+      const std::string& group = "matrix", const std::vector<std::string>& names = {})
+      : OptimRig(*owned_ops, cfg, shapes, dt, group, names) {}
 
   Mat w(size_t i = 0) { return get(params[i].weight); }
 

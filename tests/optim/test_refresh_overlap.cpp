@@ -3,6 +3,8 @@
 // t + N. The statistics depend only on the gradients, so a synchronous rig fed the same
 // gradients computes the very bases the worker must deliver, N steps earlier: on the CPU the two
 // are bit for bit equal (the same LAPACK calls on the same inputs, stack by stack).
+#include <algorithm>
+
 #include "optim/mousse.h"
 #include "optim_test_util.h"
 
@@ -102,6 +104,86 @@ TEST_CASE("Mousse refresh_overlap: a checkpoint taken while a refresh is pending
   // a run without the overlap cannot take that checkpoint
   Rig c(overlap_cfg(0), kOverlapShapes, DType::f32);
   CHECK_THROWS_WITH(c.opt->load_extra(json::parse(extra)), Catch::Contains("refresh_overlap"));
+}
+
+TEST_CASE("Mousse refresh_overlap: a pending refresh moves with its matrices to other ranks "
+          "and back", "[optim][overlap][resume][reshard]") {
+  // One rank's checkpoint, taken while a refresh is in flight, resumed by two ranks that own
+  // the matrices in other stacks (rank 0: a, c, d; rank 1: b); they take one step and save, the
+  // refresh still pending; one rank resumes that and runs on. Each matrix's state, pending
+  // eigenvectors included, goes by name; the host state through merge_extra. The result is the
+  // uninterrupted run's.
+  const int64_t T = 3, N = 2;
+  const Shapes shapes = {{6, 10}, {6, 10}, {10, 4}, {10, 4}};
+  const std::vector<std::string> names = {"a", "b", "c", "d"};
+  const std::vector<std::vector<size_t>> owned = {{0, 2, 3}, {1}};
+  std::mt19937_64 rng(79);
+  std::vector<std::vector<Mat>> grads;
+  for (int t = 0; t < 10; t++) {
+    std::vector<Mat> g;
+    for (auto& sh : shapes) g.push_back(randn(sh.first * sh.second, rng, 0.1));
+    grads.push_back(g);
+  }
+  using State = std::vector<std::pair<std::string, Mat>>;
+  auto matrix_of = [](const std::string& state) {  // "<optimizer>.<state>.<matrix>"
+    return state.substr(state.find('.', state.find('.') + 1) + 1);
+  };
+  auto subset = [&](const State& st, const std::vector<std::string>& mats) {
+    State out;
+    for (auto& kv : st)
+      if (std::find(mats.begin(), mats.end(), matrix_of(kv.first)) != mats.end()) out.push_back(kv);
+    return out;
+  };
+  Rig full(overlap_cfg(N), shapes, DType::f64, "matrix", names);
+  for (size_t i = 0; i < shapes.size(); i++)
+    full.set(full.params[i].weight, randn(shapes[i].first * shapes[i].second, rng));
+  const int stop = int(T) + 1;  // the refresh of step T is pending until T + N
+  for (int t = 0; t < stop; t++) full.step(grads[size_t(t)], 0.02);
+  std::vector<Mat> w;
+  for (size_t i = 0; i < shapes.size(); i++) w.push_back(full.w(i));
+  const json extra = full.opt->save_extra();
+  REQUIRE(extra.contains("pending_refresh"));
+  const State state = full.state();
+  for (int t = stop; t < 10; t++) full.step(grads[size_t(t)], 0.02);
+
+  // two ranks: one step each, then a checkpoint (the refresh takes effect at step T + N)
+  State saved_state;
+  std::vector<json> saved_extra;
+  std::vector<Mat> w2(shapes.size());
+  for (int rank = 0; rank < 2; rank++) {
+    Shapes sh;
+    std::vector<std::string> nm;
+    for (size_t i : owned[size_t(rank)]) sh.push_back(shapes[i]), nm.push_back(names[i]);
+    Rig r(overlap_cfg(N), sh, DType::f64, "matrix", nm);
+    for (size_t j = 0; j < sh.size(); j++) r.set(r.params[j].weight, w[owned[size_t(rank)][j]]);
+    r.load_state(subset(state, nm));
+    r.opt->load_extra(r.opt->merge_extra({extra}, rank));
+    r.steps = stop;
+    std::vector<Mat> g;
+    for (size_t i : owned[size_t(rank)]) g.push_back(grads[size_t(stop)][i]);
+    r.step(g, 0.02);
+    for (size_t j = 0; j < sh.size(); j++) w2[owned[size_t(rank)][j]] = r.w(j);
+    saved_extra.push_back(r.opt->save_extra());
+    REQUIRE(saved_extra.back().contains("pending_refresh"));
+    for (auto& kv : r.state()) saved_state.push_back(kv);
+  }
+  // one rank again
+  Rig one(overlap_cfg(N), shapes, DType::f64, "matrix", names);
+  for (size_t i = 0; i < shapes.size(); i++) one.set(one.params[i].weight, w2[i]);
+  one.load_state(saved_state);
+  one.opt->load_extra(one.opt->merge_extra(saved_extra, 0));
+  one.steps = stop + 1;
+  for (int t = stop + 1; t < 10; t++) one.step(grads[size_t(t)], 0.02);
+  for (size_t i = 0; i < shapes.size(); i++) {
+    INFO(names[i]);
+    CHECK(rel_err(one.w(i), full.w(i)) < 1e-13);
+  }
+  // a rank missing a matrix's pending result (another optimizer configuration) is refused
+  json broken = extra;
+  broken["pending_refresh"]["status"].erase("c");
+  Rig r(overlap_cfg(N), shapes, DType::f64, "matrix", names);
+  CHECK_THROWS_WITH(r.opt->load_extra(r.opt->merge_extra({broken}, 0)),
+                    Catch::Contains("no result for side") && Catch::Contains(" c"));
 }
 
 TEST_CASE("Mousse refresh_overlap: configuration errors", "[optim][overlap][config]") {
