@@ -99,7 +99,9 @@ bool holds_run(const std::string& log_dir, const std::string& ckpt_dir) {
   struct stat st;
   const std::string metrics = (fs::path(log_dir) / "metrics.jsonl").string();
   if (::stat(metrics.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) return true;
-  return !matching_files(ckpt_dir, kCheckpointFile).empty();
+  for (const std::string& n : matching_files(ckpt_dir, kCheckpointFile))
+    if (n.find(".tmp.") == std::string::npos) return true;  // a temporary alone is no run
+  return false;
 }
 
 std::string list(const std::vector<std::string>& names, size_t at_most = 4) {

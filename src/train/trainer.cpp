@@ -218,7 +218,8 @@ void Trainer::setup() {
   const std::string token_check = check_token_ids();
 
   if (rank0()) {
-    log_ = std::make_unique<MetricsLog>(cfg_.log.dir, ckpt.empty() ? -1 : start_step_);
+    // A resumed run keeps its log up to the step it resumes from (0 without a checkpoint).
+    log_ = std::make_unique<MetricsLog>(cfg_.log.dir, opt_.resume ? start_step_ : -1);
     write_file_atomic(cfg_.log.dir + "/config.json", cfg_.resolved().dump(2) + "\n");
     const ModelConfig& m = cfg_.model;
     std::printf("mousse: %s | %s\n", cfg_.run_name.c_str(), ops_->name().c_str());
@@ -277,7 +278,7 @@ void Trainer::diverged(const std::string& what) {
          "raise warmup and start again (--overwrite replaces this run, or use a new log.dir).");
   fail(what, ": the run diverged. The newest checkpoint is ", last, "; its weights and optimizer ",
        "state are finite (no checkpoint is written otherwise). Resume from it with a lower ",
-       "learning rate or more warmup (--resume --set optimizer.matrix.lr=...), or start again ",
+       "learning rate or more warmup (--resume --set optimizer.<group>.lr=...), or start again ",
        "(--overwrite).");
 }
 

@@ -216,6 +216,10 @@ TEST_CASE("run directory: temporaries of killed writes are removed at start, not
     CHECK(fs::exists(ckpt + "/" + n));
     CHECK(fs::exists(log + "/" + n));
   }
+  // A temporary alone is no run: a fresh start goes ahead and removes it.
+  put(ckpt + "/" + stale_ckpt[0], "partial");
+  { RunDirectories fresh(run_config(log, ckpt), quiet()); }
+  CHECK(!fs::exists(ckpt + "/" + stale_ckpt[0]));
 }
 
 TEST_CASE("run directory: one that cannot take a file is an error naming the key") {
