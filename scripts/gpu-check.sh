@@ -200,7 +200,7 @@ if [ $ok -eq 1 ]; then
     run_step nccl-1rank 180 env MOUSSE_DISTRIBUTED=1 mpirun --allow-run-as-root -np 1 \
       -x MOUSSE_DISTRIBUTED -x LD_LIBRARY_PATH -x PATH "$NCCL_BIN" train -c "$ROOT/configs/tiny.json" \
       --set device=cuda --set steps=60 --set eval.every=30 \
-      --set log.dir="$LOGS/nccl-run" ${NCCL_TRAIN_ARGS:-}
+      --set log.dir="$LOGS/nccl-run" --overwrite ${NCCL_TRAIN_ARGS:-}
     rm -rf "$LOGS/nccl-run/checkpoints"  # keep the logs folder small enough to copy back
     # The data-parallel NCCL path (forced with one rank) against the plain single process, f32:
     # in-place reduce-scatter / all-gather, then the grouped per-part path (DIST_DATA: a folder

@@ -16,7 +16,7 @@ declare -A MATRIX=(
 )
 for name in adamw lion muon soap mousse-both mousse-output; do
   OMP_NUM_THREADS=1 build/mousse train -c configs/tiny.json --quiet --set eval.every=100 \
-    --set checkpoint.every=0 --set "log.dir=$OUT/$name" --set "optimizer.matrix=${MATRIX[$name]}"
+    --set checkpoint.every=0 --set "log.dir=$OUT/$name" --set "optimizer.matrix=${MATRIX[$name]}" --overwrite
   build/mousse bench -c configs/tiny.json --set device=cpu --set "optimizer.matrix=${MATRIX[$name]}" \
     --synthetic --warmup 0 --steps 2 --phase-steps 20 --quiet | sed "s/^/$name /"
 done

@@ -20,8 +20,32 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "llm.c shards are littl
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+[[noreturn]] void not_regular(const std::string& path, mode_t mode) {
+  fail("shard ", path, ": is ", file_kind(mode),
+       ", not a regular file: expected an llm.c .bin token shard");
+}
+
+// Opens a shard for reading without ever blocking: a FIFO or device is refused from stat()
+// before open(), and O_NONBLOCK covers a file replaced by one in between (open() of a FIFO
+// would otherwise wait for a writer forever); fstat() then checks what was opened.
 int open_for_read(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT) fail("shard ", path, ": file not found");
+    fail("shard ", path, ": cannot stat (", errno_text(err), ")");
+  }
+  if (!S_ISREG(st.st_mode)) not_regular(path, st.st_mode);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT) fail("shard ", path, ": file not found");
@@ -33,7 +57,7 @@ int open_for_read(const std::string& path) {
 int64_t file_size(int fd, const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0) fail("shard ", path, ": cannot stat (", errno_text(errno), ")");
-  if (!S_ISREG(st.st_mode)) fail("shard ", path, ": not a regular file");
+  if (!S_ISREG(st.st_mode)) not_regular(path, st.st_mode);
   return static_cast<int64_t>(st.st_size);
 }
 
@@ -165,7 +189,13 @@ void write_shard(const std::string& path, const std::vector<uint16_t>& tokens) {
 
 ShardReader::ShardReader(const ShardHeader& header) : header_(header) {
   fd_ = open_for_read(header.path);
-  const int64_t size = file_size(fd_, header.path);
+  int64_t size = 0;
+  try {
+    size = file_size(fd_, header.path);
+  } catch (...) {
+    close();
+    throw;
+  }
   const int64_t expected = kShardHeaderBytes + 2 * header.num_tokens;
   if (size != expected) {
     close();

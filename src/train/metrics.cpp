@@ -1,5 +1,7 @@
 #include "train/metrics.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -8,6 +10,8 @@
 #include <fstream>
 #include <vector>
 
+#include "train/atomic_file.h"
+
 namespace mousse {
 
 MetricsLog::MetricsLog(const std::string& dir, int64_t keep_until_step) {
@@ -15,8 +19,11 @@ MetricsLog::MetricsLog(const std::string& dir, int64_t keep_until_step) {
   std::filesystem::create_directories(dir, ec);
   if (ec) fail("cannot create log directory ", dir, ": ", ec.message());
   path_ = dir + "/metrics.jsonl";
-  std::vector<std::string> kept;
   if (keep_until_step >= 0) {
+    // A resumed run: the records of the interrupted attempt after the checkpoint's step are
+    // dropped. The file is replaced atomically, so a kill in the middle of this leaves the old
+    // log whole.
+    std::string kept;
     std::ifstream in(path_);
     std::string line;
     while (std::getline(in, line)) {
@@ -24,23 +31,61 @@ MetricsLog::MetricsLog(const std::string& dir, int64_t keep_until_step) {
       if (j.is_discarded()) continue;  // a line cut by a crash
       if (j.contains("step") && j["step"].is_number() && j["step"].get<int64_t>() > keep_until_step)
         continue;
-      kept.push_back(line);
+      kept += line + "\n";
     }
+    if (in.bad()) fail("cannot read ", path_, ": ", std::strerror(errno));
+    write_file_atomic(path_, kept);
+    f_ = std::fopen(path_.c_str(), "a");
+  } else {
+    f_ = std::fopen(path_.c_str(), "w");  // a fresh run: train/run_dir.h made sure it was empty
   }
-  f_ = std::fopen(path_.c_str(), "w");
   if (!f_) fail("cannot write ", path_, ": ", std::strerror(errno));
-  for (auto& l : kept) std::fprintf(f_, "%s\n", l.c_str());
-  std::fflush(f_);
 }
 
 MetricsLog::~MetricsLog() {
   if (f_) std::fclose(f_);
 }
 
+void MetricsLog::check(bool ok) {
+  if (ok) return;
+  const int err = errno;
+  std::fclose(f_);
+  f_ = nullptr;
+  fail("cannot write ", path_, ": ", std::strerror(err),
+       err == ENOSPC || err == EDQUOT ? " (the disk is full)" : "",
+       "; the run stops rather than go on without its log");
+}
+
 void MetricsLog::write(const json& record) {
+  MOUSSE_CHECK(f_, "MetricsLog::write after close or a failed write");
   std::string s = record.dump(-1, ' ', false, json::error_handler_t::replace);
-  std::fprintf(f_, "%s\n", s.c_str());
-  std::fflush(f_);
+  s += '\n';
+  errno = 0;
+  check(std::fwrite(s.data(), 1, s.size(), f_) == s.size() && std::fflush(f_) == 0);
+}
+
+namespace {
+// fsync, where the file can be synced at all (not a pipe or a terminal given as the log).
+bool sync_file(FILE* f) { return ::fsync(fileno(f)) == 0 || errno == EINVAL; }
+}  // namespace
+
+void MetricsLog::sync() {
+  MOUSSE_CHECK(f_, "MetricsLog::sync after close or a failed write");
+  errno = 0;
+  check(std::fflush(f_) == 0 && sync_file(f_));
+}
+
+void MetricsLog::close() {
+  if (!f_) return;
+  errno = 0;
+  bool ok = std::fflush(f_) == 0 && sync_file(f_);
+  int err = errno;
+  if (std::fclose(f_) != 0 && ok) {
+    ok = false;
+    err = errno;
+  }
+  f_ = nullptr;
+  if (!ok) fail("cannot write ", path_, ": ", std::strerror(err), "; the end of the run may be missing from it");
 }
 
 std::string format_duration(double seconds) {

@@ -12,13 +12,20 @@ namespace mousse {
 class MetricsLog {
  public:
   // Opens <dir>/metrics.jsonl. With keep_until_step >= 0 (a resumed run) the existing log is
-  // kept up to that step and later records (from the interrupted attempt) are dropped.
+  // kept up to that step and later records (from the interrupted attempt) are dropped; the file
+  // is replaced atomically (train/atomic_file.h).
   MetricsLog(const std::string& dir, int64_t keep_until_step);
   ~MetricsLog();
-  void write(const json& record);  // one line, flushed
+  // One line, flushed. A failed write (disk full, I/O error) throws naming the file: a run
+  // never goes on with a log that silently stopped.
+  void write(const json& record);
+  void sync();   // fsync: the records so far survive a crash (after each checkpoint)
+  void close();  // flush, fsync and close, with errors reported (the destructor ignores them)
   const std::string& path() const { return path_; }
 
  private:
+  void check(bool ok);  // throws with errno's reason unless ok
+
   std::string path_;
   FILE* f_ = nullptr;
 };

@@ -1,22 +1,39 @@
 #include "train/trainer.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "backend/select.h"
+#include "data/token_scan.h"
+#include "train/atomic_file.h"
 #include "train/checkpoint.h"
 #include "train/reshard.h"
+#include "train/state_check.h"
 
 namespace mousse {
 
 namespace {
 std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+std::atomic<bool> g_announce_stop{true};  // rank 0 (or the single process) says it got one
+extern "C" void on_stop_signal(int sig) {
+  int none = 0;
+  if (!g_stop_signal.compare_exchange_strong(none, sig)) return;  // the first one counts
+  if (!g_announce_stop.load()) return;
+  // Said at once (write() is async-signal-safe): the step may take a while to finish.
+  const char* msg =
+      sig == SIGINT    ? "\nmousse: SIGINT received: stopping after this step with a checkpoint\n"
+      : sig == SIGTERM ? "\nmousse: SIGTERM received: stopping after this step with a checkpoint\n"
+                       : "\nmousse: SIGUSR1 received: stopping after this step with a checkpoint\n";
+  ssize_t ignored = ::write(2, msg, std::strlen(msg));
+  (void)ignored;
+}
 
 double now_seconds() {
   using namespace std::chrono;
@@ -77,10 +94,25 @@ void reserve_optimizer_state(Arena& arena, OptimizerSetup& setup) {
 }
 
 void install_stop_handlers() {
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;  // reads and writes in progress go on
+    sigaction(sig, &sa, nullptr);
+  }
 }
 bool stop_requested() { return g_stop_signal.load() != 0; }
+int pending_stop_signal() { return g_stop_signal.load(); }
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGUSR1: return "SIGUSR1";
+    default: return "a signal";
+  }
+}
 
 Trainer::Trainer(RunConfig cfg, TrainOptions opt, Communicator& comm)
     : cfg_(std::move(cfg)), opt_(opt), comm_(comm) {
@@ -102,6 +134,18 @@ void Trainer::setup() {
          " is not a multiple of micro_batch × seq_len × ranks = ",
          b.micro_batch * b.seq_len * world);
   grad_accum_ = b.grad_accum(world);
+
+  // The run's directories before any work (train/run_dir.h): writable, locked, not another
+  // run's. Rank 0 writes the logs and the main checkpoint file; every rank writes its shard.
+  g_announce_stop.store(rank0());
+  if (rank0()) {
+    RunDirOptions dirs;
+    dirs.resume = opt_.resume;
+    dirs.overwrite = opt_.overwrite;
+    run_dirs_ = std::make_unique<RunDirectories>(cfg_, dirs);
+  } else {
+    check_writable_directory(cfg_.checkpoint.dir, "checkpoint.dir");
+  }
 
   ops_ = make_ops(cfg_.device);
   Precision prec = cfg_.precision_on(ops_->device());
@@ -161,10 +205,12 @@ void Trainer::setup() {
     val_data_ = std::make_unique<DataLoader>(d);
   }
   host_batch_ = std::make_unique<HostBatch>(*ops_, b.micro_batch * b.seq_len);
+  const std::string token_check = check_token_ids();
 
   if (rank0()) {
-    log_ = std::make_unique<MetricsLog>(cfg_.log.dir, ckpt.empty() ? -1 : start_step_);
-    std::ofstream(cfg_.log.dir + "/config.json") << cfg_.resolved().dump(2) << "\n";
+    // A resumed run keeps its log up to the step it resumes from (0 without a checkpoint).
+    log_ = std::make_unique<MetricsLog>(cfg_.log.dir, opt_.resume ? start_step_ : -1);
+    write_file_atomic(cfg_.log.dir + "/config.json", cfg_.resolved().dump(2) + "\n");
     const ModelConfig& m = cfg_.model;
     std::printf("mousse: %s | %s\n", cfg_.run_name.c_str(), ops_->name().c_str());
     std::printf("model: %s, %d layers, d_model %d, %d heads, %.2fM parameters, %s activations\n",
@@ -175,6 +221,7 @@ void Trainer::setup() {
                 (long long)b.micro_batch, (long long)b.seq_len);
     std::printf("train data: %s\n", train_data_->describe().c_str());
     if (val_data_) std::printf("val data: %s\n", val_data_->describe().c_str());
+    std::printf("%s", token_check.c_str());
     for (ParamGroup& g : setup_.groups)
       std::printf("optimizer %-9s lr %.3g × %.3g: %s (%zu tensors)\n", g.name.c_str(), g.lr,
                   g.lr_scale, g.optimizer->describe().c_str(), g.params.size());
@@ -192,6 +239,39 @@ void Trainer::setup() {
     if (saved_world != world) run["resumed_from_world_size"] = saved_world;
     log_->write(run);
   }
+}
+
+std::string Trainer::check_token_ids() {
+  std::vector<ShardHeader> shards = train_data_->shards();
+  if (val_data_) shards.insert(shards.end(), val_data_->shards().begin(), val_data_->shards().end());
+  const int world = comm_.world_size();
+  const TokenScan scan = mousse::check_token_ids(shards, cfg_.model.vocab_size, comm_.rank(), world);
+  const int max_id = dp_ ? int(comm_.all_reduce_max(double(scan.max_id))) : scan.max_id;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "token ids: all < vocab_size %lld (largest %d); %s tokens of %zu shard%s scanned "
+                "in %.3fs (%.2f GB/s%s)\n",
+                (long long)cfg_.model.vocab_size, max_id, format_count(double(scan.tokens)).c_str(),
+                shards.size(), shards.size() == 1 ? "" : "s", scan.seconds,
+                2.0 * double(scan.tokens) / std::max(scan.seconds, 1e-9) / 1e9,
+                world > 1 ? ", rank 0's share" : "");
+  return line;
+}
+
+int Trainer::agreed_stop_signal() {
+  const int local = pending_stop_signal();
+  return dp_ ? int(comm_.all_reduce_max(double(local))) : local;
+}
+
+void Trainer::diverged(const std::string& what) {
+  const std::string last = latest_checkpoint(cfg_.checkpoint.dir);
+  if (last.empty())
+    fail(what, ": the run diverged, before its first checkpoint. Lower the learning rate or ",
+         "raise warmup and start again (--overwrite replaces this run, or use a new log.dir).");
+  fail(what, ": the run diverged. The newest checkpoint is ", last, "; its weights and optimizer ",
+       "state are finite (no checkpoint is written otherwise). Resume from it with a lower ",
+       "learning rate or more warmup (--resume --set optimizer.<group>.lr=...), or start again ",
+       "(--overwrite).");
 }
 
 double Trainer::train_step(int64_t step) {
@@ -250,6 +330,15 @@ double Trainer::evaluate() {
 }
 
 void Trainer::save(int64_t step) {
+  // Never a checkpoint of a diverged state: the update after the last finite loss can make the
+  // weights or the optimizer state NaN. Every rank checks its optimizer state (rank 0 the weights
+  // too), and they agree before anyone writes.
+  const std::string bad = first_non_finite(*ops_, model_->params(), *arena_, /*weights=*/rank0());
+  const bool any_bad = dp_ ? comm_.all_reduce_max(bad.empty() ? 0.0 : 1.0) > 0.0 : !bad.empty();
+  if (any_bad)
+    diverged("after step " + std::to_string(step) + " the " +
+             (bad.empty() ? std::string("optimizer state of another rank") : bad) +
+             " holds NaN or Inf, so its checkpoint was not written");
   json extras = json::object();  // each group's optimizer type and host-side state
   for (ParamGroup& g : setup_.groups)
     extras[g.name] = {{"type", g.optimizer->type()}, {"extra", g.optimizer->save_extra()}};
@@ -276,6 +365,7 @@ void Trainer::save(int64_t step) {
   std::printf("checkpoint: %s (%.1fs)\n", path.c_str(), now_seconds() - t0);
   std::fflush(stdout);
   log_->write({{"type", "checkpoint"}, {"step", step}, {"path", path}});
+  log_->sync();  // the log up to a checkpoint survives what the checkpoint survives
 }
 
 double Trainer::run() {
@@ -286,17 +376,16 @@ double Trainer::run() {
   double val_loss = NAN;
   double ema_step_s = 0;
   int64_t step = start_step_;
-  for (; step < end; step++) {
+  stop_signal_ = agreed_stop_signal();  // one during start-up: no step, nothing new to save
+  if (stop_signal_ && rank0())
+    std::printf("stopped by %s before the first step (at step %lld)\n", signal_name(stop_signal_),
+                (long long)step);
+  for (; step < end && !stop_signal_; step++) {
     const double t0 = now_seconds();
     const bool diag = cfg_.log.diagnostics_every > 0 && (step + 1) % cfg_.log.diagnostics_every == 0;
     const double loss = train_step(step);
-    if (!std::isfinite(loss)) {
-      std::string last = latest_checkpoint(cfg_.checkpoint.dir);
-      fail("the training loss is ", loss, " at step ", step + 1,
-           ": the run diverged. Nothing was saved after it; the last checkpoint is ",
-           last.empty() ? std::string("(none)") : last,
-           ". Lower the learning rate or raise warmup, then start again (or --resume).");
-    }
+    if (!std::isfinite(loss))
+      diverged("the training loss is " + std::to_string(loss) + " at step " + std::to_string(step + 1));
     optimizer_step(step, diag);
     // Each rank's optimizers report on the matrices / slices it updates: rank 0 merges them.
     json diag_groups = json::object();
@@ -348,22 +437,27 @@ double Trainer::run() {
       }
     }
     // A signal may reach the ranks in different steps: they agree (one scalar all-reduce per
-    // step) so that all of them save the same step and stop together, never one alone.
-    const bool stop = dp_ ? comm_.all_reduce_max(stop_requested() ? 1.0 : 0.0) > 0.0
-                          : stop_requested();
-    const bool stopping = stop || done == end;
+    // step) so that all of them save the same step and stop together, never one alone. One
+    // during the last step changes nothing: the run has finished.
+    stop_signal_ = done < total ? agreed_stop_signal() : 0;
+    const bool stopping = stop_signal_ || done == end;
     if ((cfg_.checkpoint.every > 0 && done % cfg_.checkpoint.every == 0) || last || stopping)
       save(done);
-    if (stop) {
-      if (rank0()) std::printf("stopped by signal after step %lld; resume with --resume\n", (long long)done);
-      step++;
-      break;
-    }
+    if (stop_signal_ && rank0())
+      std::printf("stopped by %s after step %lld (checkpoint written): exit status %d; continue "
+                  "with --resume\n", signal_name(stop_signal_), (long long)done, kExitStopped);
   }
   if (rank0()) {
-    log_->write({{"type", "end"}, {"step", step}, {"val_loss", std::isfinite(val_loss) ? json(val_loss) : json(nullptr)},
-                 {"elapsed_s", now_seconds() - t_start}, {"completed", step == total}});
+    json rec = {{"type", "end"}, {"step", step}, {"val_loss", std::isfinite(val_loss) ? json(val_loss) : json(nullptr)},
+                {"elapsed_s", now_seconds() - t_start}, {"completed", step == total}};
+    if (stop_signal_) rec["stopped_by"] = signal_name(stop_signal_);
+    log_->write(rec);
+    log_->close();
+    std::fflush(stdout);
   }
+  // No rank leaves before rank 0 has written everything: a rank exiting with kExitStopped makes
+  // mpirun end the others at once.
+  if (dp_) comm_.barrier();
   return val_loss;
 }
 

@@ -256,6 +256,7 @@ TEST_CASE("the overlaid memory is dead at the optimizer step: poisoning it chang
       auto comm = make_single_process_communicator();
       TrainOptions opt;
       opt.quiet = true;
+      opt.overwrite = true;  // the second run replaces the first one's files in the folder
       Trainer t(rc, opt, *comm);
       Arena& arena = t.arena();
       // The Trainer's plan shares: the total is the sum less the smaller of the two.

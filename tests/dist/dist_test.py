@@ -13,7 +13,12 @@
                and a missing rank shard or another optimizer configuration is a clear error
   kill  MODE   rank 1 dies at step 2 (MODE exit | kill | throw): the job exits non-zero in bounded time
   stop         SIGTERM reaches rank 1 only, at step 2: every rank stops after the same step with a
-               complete checkpoint (main file + every shard), exit 0, and --resume finishes the run
+               complete checkpoint (main file + every shard), exit 75, and --resume finishes the run
+  usr1         SIGUSR1 to mpirun itself (which forwards it to every rank; its SIGINT/SIGTERM would
+               kill the ranks a second later) during a run whose step + save take seconds: a
+               complete checkpoint, exit 75 from mpirun, and --resume finishes the run
+  badtoken     a token id >= vocab in the part of a shard that rank 1 scans at start-up: the job
+               fails before its first step with the shard and position
   mismatch     started with PMI_SIZE=2 but no launcher (as under another MPI's mpirun, where
                each process initialises alone): a clear error, not 2 independent runs
   forced OPT   MOUSSE_DISTRIBUTED=1 mpirun -np 1 (the data-parallel path with one rank: reduce-scatter,
@@ -23,12 +28,12 @@ CI runs all of these on the cpu device (MPI). With --device cuda (not in CI) the
 through NCCL: `forced` on one GPU (also with MOUSSE_NCCL_GROUPED=1, the grouped per-part path),
 `equal` on a machine with R GPUs.
 """
-import argparse, json, os, shutil, struct, subprocess, sys, time
+import argparse, json, os, shutil, signal, struct, subprocess, sys, time
 import numpy as np
 
 ap = argparse.ArgumentParser()
 ap.add_argument("what", choices=["equal", "resume", "reshard", "kill", "forced", "mismatch",
-                                 "stop"])
+                                 "stop", "usr1", "badtoken"])
 ap.add_argument("arg", nargs="?")
 ap.add_argument("--mousse", required=True)
 ap.add_argument("--mpirun", required=True)
@@ -50,7 +55,7 @@ os.makedirs(work)
 
 
 def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None, checkpoint_every=0,
-           micro_batch=2):
+           micro_batch=2, model=None):
     emb = "adamw" if opt == "adamw" else "lion"
     # "mousse-overlap": Mousse with the refresh of step 2 on a worker thread (effective at step 3)
     overlap = opt == "mousse-overlap"
@@ -63,8 +68,8 @@ def config(opt, steps=4, global_tokens=128, precision="f32", matrix_extra=None, 
     matrix.update(matrix_extra or {})
     cfg = {
         "run_name": "dist", "device": a.device, "seed": 7, "steps": steps, "precision": precision,
-        "model": {"preset": "custom", "n_layer": 2, "n_head": 2, "d_model": 32,
-                  "vocab_size": 50257, "max_seq_len": 64},
+        "model": model or {"preset": "custom", "n_layer": 2, "n_head": 2, "d_model": 32,
+                           "vocab_size": 50257, "max_seq_len": 64},
         "data": {"train": os.path.join(a.data, "tiny_shakespeare_train.bin")},
         "batch": {"global_tokens": global_tokens, "micro_batch": micro_batch, "seq_len": 32},
         "optimizer": {"grad_clip": 1.0, "matrix": matrix,
@@ -324,7 +329,7 @@ elif a.what == "stop":
     except subprocess.TimeoutExpired:
         sys.exit(f"FAIL: a stop signal on one rank left the job hanging for {bound}s")
     print(p.stdout.strip()[-1000:])
-    assert p.returncode == 0, f"exit status {p.returncode}"
+    assert p.returncode == 75, f"exit status {p.returncode}, expected 75 (stopped by a signal)"
     files = sorted(os.listdir(f"{work}/stop/ckpt"))
     print("checkpoint files:", files)
     mains = [f for f in files if f.startswith("ckpt_") and ".rank" not in f]
@@ -334,6 +339,72 @@ elif a.what == "stop":
         assert f"{stem}.rank{r}-of-2.safetensors" in files, files
     train(cfg, 2, "stop", ["--resume"])
     assert max(losses("stop")) == 6, losses("stop")
+elif a.what == "usr1":
+    # 13.7M parameters (the 50257-token embeddings at d_model 128): a step and a save of the
+    # weights and AdamW state take seconds on a CPU, far beyond the second mpirun grants
+    # between its SIGTERM and SIGKILL.
+    model = {"preset": "custom", "n_layer": 2, "n_head": 2, "d_model": 128, "vocab_size": 50257,
+             "max_seq_len": 64}
+    cfg = config("adamw", steps=5, global_tokens=512, model=model)
+    tag = "usr1"
+    cmd = [a.mpirun, "--allow-run-as-root", "--oversubscribe", "-np", "2", a.mousse, "train", "-c",
+           cfg, "--quiet", "--set", f"log.dir={work}/{tag}/log", "--set", f"checkpoint.dir={work}/{tag}/ckpt"]
+    out = open(f"{work}/usr1.txt", "w")
+    p = subprocess.Popen(cmd, env=ENV, stdout=out, stderr=subprocess.STDOUT)
+    metrics = f"{work}/{tag}/log/metrics.jsonl"
+    t0 = time.time()
+    while time.time() - t0 < 120 and p.poll() is None:
+        if os.path.exists(metrics) and '"type":"train"' in open(metrics).read():
+            break
+        time.sleep(0.1)
+    assert p.poll() is None, "the run ended before the signal"
+    t_sig = time.time()
+    p.send_signal(signal.SIGUSR1)  # to mpirun, as `kill -USR1 <mpirun pid>` or SLURM would
+    try:
+        rc = p.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        sys.exit("FAIL: the job did not stop within 120 s of SIGUSR1")
+    out.close()
+    text = open(f"{work}/usr1.txt").read()
+    print(text.strip()[-1500:])
+    print(f"stopped {time.time() - t_sig:.1f} s after SIGUSR1; exit status {rc}")
+    assert rc == 75, f"mpirun exited {rc}, expected 75 (stopped by a signal)"
+    assert "stopped by SIGUSR1 after step" in text, "no stop message"
+    files = sorted(os.listdir(f"{work}/{tag}/ckpt"))
+    print("checkpoint files:", files)
+    mains = [f for f in files if f.startswith("ckpt_") and f.endswith(".safetensors") and ".rank" not in f]
+    assert len(mains) == 1, files
+    stem = mains[0][: -len(".safetensors")]
+    for r in range(2):
+        assert f"{stem}.rank{r}-of-2.safetensors" in files, files
+    step = int(stem[len("ckpt_"):])
+    assert 1 <= step < 5, step
+    recs = [json.loads(l) for l in open(metrics)]
+    assert recs[-1]["type"] == "end" and recs[-1].get("stopped_by") == "SIGUSR1", recs[-1]
+    p2, _ = train(cfg, 2, tag, ["--resume"], timeout=300)
+    assert f"resumed from {work}/{tag}/ckpt/{mains[0]} at step {step}" in p2.stdout, p2.stdout
+    assert max(losses(tag)) == 5, losses(tag)
+elif a.what == "badtoken":
+    # Ranks split the start-up scan of each shard in halves: the bad token lies in rank 1's.
+    n = 40000
+    rng = np.random.default_rng()
+    t = rng.integers(0, 50257, n).astype(np.uint16)
+    pos = int(rng.integers(n // 2 + 1, n))
+    t[pos] = 50300
+    h = np.zeros(256, dtype=np.int32)
+    h[0], h[1], h[2] = 20240520, 1, n
+    shard = os.path.join(work, "bad_train.bin")
+    with open(shard, "wb") as f:
+        f.write(h.tobytes() + t.tobytes())
+    cfg = config("adamw", steps=4)
+    p, _ = train(cfg, 2, "bad", ["--set", f"data.train={shard}"], check=False, timeout=60)
+    print(p.stdout.strip()[-1500:])
+    assert p.returncode != 0, "a bad token id must fail the job"
+    assert f"token id 50300 at token position {pos} " in p.stdout, "the shard and position are not named"
+    assert "error (rank 1 of 2)" in p.stdout, "rank 1 scans the second half"
+    metrics = f"{work}/bad/log/metrics.jsonl"
+    assert not os.path.exists(metrics) or '"type":"train"' not in open(metrics).read(), "it took steps"
 else:
     cfg = config("muon", steps=6)
     env = dict(ENV, MOUSSE_TEST_FAIL=f"1:2:{a.arg}")
