@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Creates (once) and prints the path of the cached virtual environment with the Hugging Face
+stack of requirements-hf.txt (PyTorch from PyPI: ~3 GB with its CUDA libraries, which also run
+on machines without a GPU).
+
+The environment lives in ${XDG_CACHE_HOME:-~/.cache}/mousse/hf-venv-<key>, the key a hash of the
+requirements file and of the Python version, so a changed pin makes a new one. It counts as
+complete only when the marker file written after a successful install and import check is
+there: an install that was killed leaves no marker, and the next run deletes and redoes it. A
+lock file serialises concurrent test runs.
+
+Usage: hf_venv.py [--python PYTHON]   (prints the venv's python on the last line of stdout)
+"""
+import argparse
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REQUIREMENTS = os.path.join(HERE, "requirements-hf.txt")
+MARKER = "mousse-venv-complete"
+CHECK = "import torch, transformers, safetensors, tokenizers; print(torch.__version__, transformers.__version__)"
+
+
+def log(*a):
+    print("[hf-venv]", *a, file=sys.stderr, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--python", default=sys.executable, help="interpreter the venv is made from")
+    args = ap.parse_args()
+
+    with open(REQUIREMENTS, "rb") as f:
+        req = f.read()
+    version = subprocess.run([args.python, "-c", "import sys; print(sys.version)"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    key = hashlib.sha256(req + b"\0" + version.encode()).hexdigest()[:16]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    root = os.path.join(cache, "mousse")
+    os.makedirs(root, exist_ok=True)
+    venv = os.path.join(root, "hf-venv-" + key)
+    py = os.path.join(venv, "bin", "python")
+
+    with open(os.path.join(root, "hf-venv-" + key + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(venv, MARKER)):
+            log("using cached", venv)
+            print(py)
+            return 0
+        if os.path.exists(venv):
+            log("removing incomplete", venv, "(an earlier install did not finish)")
+            shutil.rmtree(venv)
+        log("creating", venv, "from", args.python, "(first run only: downloads ~3 GB from PyPI)")
+        t0 = time.time()
+        subprocess.run([args.python, "-m", "venv", venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "--no-input", "--progress-bar", "off",
+                        "-r", REQUIREMENTS], check=True, stdout=sys.stderr)
+        out = subprocess.run([py, "-c", CHECK], check=True, capture_output=True, text=True).stdout
+        with open(os.path.join(venv, MARKER + ".tmp"), "w") as f:
+            f.write(out)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(os.path.join(venv, MARKER + ".tmp"), os.path.join(venv, MARKER))
+        log("created in %.0f s: torch, transformers = %s" % (time.time() - t0, out.strip()))
+        print(py)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
