@@ -100,8 +100,9 @@ std::map<std::string, std::string> gpt2_tokenizer_files(const std::string& vocab
         {"end_of_word_suffix", ""},
         {"fuse_unk", false},
         {"byte_fallback", false},
-        // A pre-tokenized piece that is itself a token stays whole, as in tiktoken (and ours).
-        {"ignore_merges", true},
+        // As GPT-2's own tokenizer.json. (Merging a piece that is itself a token always gives
+        // that token back with GPT-2's merges, so this agrees with tiktoken, which skips it.)
+        {"ignore_merges", false},
         {"vocab", vocab},
         {"merges", merges}}}};
   files["tokenizer.json"] = tokenizer.dump(2) + "\n";

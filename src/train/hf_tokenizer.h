@@ -2,7 +2,7 @@
 // GPT-2's tokenizer in the files Hugging Face `transformers` loads (AutoTokenizer): vocab.json and
 // merges.txt (OpenAI's encoder.json and vocab.bpe, byte for byte), tokenizer.json (the same BPE
 // for the fast `tokenizers` library: byte-level pre-tokenizer with GPT-2's regex, no prefix
-// space, whole vocabulary pieces taken as they are, like tiktoken), tokenizer_config.json and
+// space), tokenizer_config.json and
 // special_tokens_map.json (<|endoftext|> is BOS, EOS and UNK; nothing is added to the text).
 #include <map>
 #include <string>

@@ -9,7 +9,8 @@ complete only when the marker file written after a successful install and import
 there: an install that was killed leaves no marker, and the next run deletes and redoes it. A
 lock file serialises concurrent test runs.
 
-Usage: hf_venv.py [--python PYTHON]   (prints the venv's python on the last line of stdout)
+Usage: hf_venv.py [--python PYTHON]   (prints the venv's python on stdout)
+   or: import hf_venv; hf_venv.ensure(python) -> the venv's python
 """
 import argparse
 import fcntl
@@ -30,14 +31,11 @@ def log(*a):
     print("[hf-venv]", *a, file=sys.stderr, flush=True)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--python", default=sys.executable, help="interpreter the venv is made from")
-    args = ap.parse_args()
-
+def ensure(python):
+    """Returns the path of the cached venv's python, creating the venv first if needed."""
     with open(REQUIREMENTS, "rb") as f:
         req = f.read()
-    version = subprocess.run([args.python, "-c", "import sys; print(sys.version)"], check=True,
+    version = subprocess.run([python, "-c", "import sys; print(sys.version)"], check=True,
                              capture_output=True, text=True).stdout.strip()
     key = hashlib.sha256(req + b"\0" + version.encode()).hexdigest()[:16]
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -47,27 +45,41 @@ def main():
     py = os.path.join(venv, "bin", "python")
 
     with open(os.path.join(root, "hf-venv-" + key + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time; the others wait, then reuse
         if os.path.exists(os.path.join(venv, MARKER)):
             log("using cached", venv)
-            print(py)
-            return 0
+            return py
         if os.path.exists(venv):
             log("removing incomplete", venv, "(an earlier install did not finish)")
             shutil.rmtree(venv)
-        log("creating", venv, "from", args.python, "(first run only: downloads ~3 GB from PyPI)")
+        log("creating", venv, "from", python, "(first run only: downloads ~3 GB from PyPI, "
+            "about 4 minutes on a fast connection, 5.6 GB on disk)")
         t0 = time.time()
-        subprocess.run([args.python, "-m", "venv", venv], check=True)
-        subprocess.run([py, "-m", "pip", "install", "--no-input", "--progress-bar", "off",
-                        "-r", REQUIREMENTS], check=True, stdout=sys.stderr)
-        out = subprocess.run([py, "-c", CHECK], check=True, capture_output=True, text=True).stdout
-        with open(os.path.join(venv, MARKER + ".tmp"), "w") as f:
+        try:
+            subprocess.run([python, "-m", "venv", venv], check=True)
+            subprocess.run([py, "-m", "pip", "install", "--no-input", "--progress-bar", "off",
+                            "-r", REQUIREMENTS], check=True, stdout=sys.stderr)
+            out = subprocess.run([py, "-c", CHECK], check=True, capture_output=True,
+                                 text=True).stdout
+        except (subprocess.CalledProcessError, OSError) as e:
+            raise SystemExit("[hf-venv] could not create %s: %s. It needs PyPI (pip install -r %s) "
+                             "once; later runs use the cache." % (venv, e, REQUIREMENTS))
+        # The marker last: a venv without it is incomplete whatever else it holds.
+        tmp = os.path.join(venv, MARKER + ".tmp")
+        with open(tmp, "w") as f:
             f.write(out)
             f.flush()
             os.fsync(f.fileno())
-        os.rename(os.path.join(venv, MARKER + ".tmp"), os.path.join(venv, MARKER))
+        os.rename(tmp, os.path.join(venv, MARKER))
         log("created in %.0f s: torch, transformers = %s" % (time.time() - t0, out.strip()))
-        print(py)
+        return py
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--python", default=sys.executable, help="interpreter the venv is made from")
+    args = ap.parse_args()
+    print(ensure(args.python))
     return 0
 
 
