@@ -80,8 +80,8 @@ void export_hf(const WeightSource& src, const std::string& out_dir, const HfExpo
     fail(src.path(), ": vocab_size is ", m.vocab_size, ", but the Hugging Face export ships ",
          "GPT-2's tokenizer (50257 tokens), which would not match this model");
   // Everything that can fail on bad input first: the destination, then the vocabulary.
-  fs::path out = fs::path(out_dir).lexically_normal();
-  if (out.filename().empty()) out = out.parent_path();
+  fs::path out = fs::absolute(out_dir).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();  // "dir/"
   std::error_code ec;
   bool replace = false;
   if (fs::exists(out, ec)) {
@@ -99,7 +99,7 @@ void export_hf(const WeightSource& src, const std::string& out_dir, const HfExpo
   const auto tokenizer = gpt2_tokenizer_files(vocab_dir, m.max_seq_len);
 
   // Written under a temporary name next to the destination, then renamed into place.
-  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  const fs::path parent = out.parent_path();
   const std::string pid = std::to_string(getpid());
   const fs::path tmp = parent / ("." + out.filename().string() + ".tmp." + pid);
   const fs::path old = parent / ("." + out.filename().string() + ".old." + pid);
