@@ -101,7 +101,11 @@ std::string model_card(const WeightSource& src, DType dtype) {
        "`gate = up = fc` this is `relu(a) * a = relu(a)²`, our ReLU² MLP, exactly. The price is a "
        "duplicated GEMM at inference (the MLP's first matrix is applied twice) and its weights stored "
        "twice. The padded vocabulary rows of our embedding and output head are dropped: they never "
-       "produce a logit.\n\n";
+       "produce a logit.\n\n"
+    << "Tools that implement Qwen3 with a fixed SiLU MLP instead of reading `hidden_act` do not "
+       "compute this model: vLLM's own Qwen3 refuses `relu` (its "
+       "`--model-impl transformers` backend uses the transformers code this export is tested with), and llama.cpp's Qwen3 graph always uses SiLU, so a "
+       "GGUF converted from this directory would silently give other outputs.\n\n";
 
   o << "## Training\n\n";
   if (!rc.is_object()) {

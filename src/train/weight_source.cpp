@@ -56,7 +56,7 @@ WeightSource::WeightSource(const std::string& path) : path_(resolve(path)) {
   }
   file_ = std::make_unique<SafeTensorsFile>(path_);
   // Model dims and training info: a checkpoint's "mousse" metadata, or what `mousse export`
-  // carried along ("model", "step", "run_config").
+  // carried along ("model", "step").
   const auto& meta = file_->metadata();
   json model;
   try {
@@ -70,7 +70,6 @@ WeightSource::WeightSource(const std::string& path) : path_(resolve(path)) {
       if (j.contains("step")) step_ = j.at("step").get<int64_t>();
     } else {
       if (auto m = meta.find("model"); m != meta.end()) model = json::parse(m->second);
-      if (auto r = meta.find("run_config"); r != meta.end()) run_config_ = json::parse(r->second);
       if (auto s = meta.find("step"); s != meta.end()) step_ = std::stoll(s->second);
     }
   } catch (const std::exception& e) {

@@ -37,8 +37,8 @@ class WeightSource {
   // The model the weights belong to; null for a .safetensors of canonical weights that carries
   // no model metadata (not written by mousse): its tensors are then checked by check_fits only.
   const ModelConfig* model() const { return has_model_ ? &model_ : nullptr; }
-  // What a checkpoint (or a file exported from one) says about its training: the resolved run
-  // config and the optimizer step; null and -1 when unknown.
+  // What the weights say about their training: a checkpoint's resolved run config (null
+  // otherwise) and the optimizer step (also kept by `mousse export`; -1 when unknown).
   const json& run_config() const { return run_config_; }
   int64_t step() const { return step_; }
 

@@ -67,7 +67,6 @@ void export_safetensors(const WeightSource& src, const std::string& out, DType d
                       {"max_seq_len", m.max_seq_len}, {"rope_base", m.rope_base}};
   w.set_metadata("model", model.dump());
   if (src.step() >= 0) w.set_metadata("step", std::to_string(src.step()));
-  if (!src.run_config().is_null()) w.set_metadata("run_config", src.run_config().dump());
   w.set_metadata("format", "pt");
   w.write_atomic(out);
 }

@@ -31,20 +31,24 @@ def log(*a):
     print("[hf-venv]", *a, file=sys.stderr, flush=True)
 
 
-def ensure(python):
-    """Returns the path of the cached venv's python, creating the venv first if needed."""
-    with open(REQUIREMENTS, "rb") as f:
+def venv_dir(python, requirements=REQUIREMENTS, name="hf-venv"):
+    """The cache folder of the venv for these requirements and this Python version."""
+    with open(requirements, "rb") as f:
         req = f.read()
     version = subprocess.run([python, "-c", "import sys; print(sys.version)"], check=True,
                              capture_output=True, text=True).stdout.strip()
     key = hashlib.sha256(req + b"\0" + version.encode()).hexdigest()[:16]
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    root = os.path.join(cache, "mousse")
-    os.makedirs(root, exist_ok=True)
-    venv = os.path.join(root, "hf-venv-" + key)
+    return os.path.join(cache, "mousse", name + "-" + key)
+
+
+def ensure(python, requirements=REQUIREMENTS, check=CHECK, name="hf-venv"):
+    """Returns the path of the cached venv's python, creating the venv first if needed."""
+    venv = venv_dir(python, requirements, name)
+    os.makedirs(os.path.dirname(venv), exist_ok=True)
     py = os.path.join(venv, "bin", "python")
 
-    with open(os.path.join(root, "hf-venv-" + key + ".lock"), "w") as lock:
+    with open(venv + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one installer at a time; the others wait, then reuse
         if os.path.exists(os.path.join(venv, MARKER)):
             log("using cached", venv)
@@ -52,18 +56,19 @@ def ensure(python):
         if os.path.exists(venv):
             log("removing incomplete", venv, "(an earlier install did not finish)")
             shutil.rmtree(venv)
-        log("creating", venv, "from", python, "(first run only: downloads ~3 GB from PyPI, "
-            "about 4 minutes on a fast connection, 5.6 GB on disk)")
+        log("creating", venv, "from", python, "with", requirements)
+        if requirements == REQUIREMENTS:
+            log("first run only: ~3 GB from PyPI (5.6 GB installed), about 4 minutes")
         t0 = time.time()
         try:
             subprocess.run([python, "-m", "venv", venv], check=True)
             subprocess.run([py, "-m", "pip", "install", "--no-input", "--progress-bar", "off",
-                            "-r", REQUIREMENTS], check=True, stdout=sys.stderr)
-            out = subprocess.run([py, "-c", CHECK], check=True, capture_output=True,
+                            "-r", requirements], check=True, stdout=sys.stderr)
+            out = subprocess.run([py, "-c", check], check=True, capture_output=True,
                                  text=True).stdout
         except (subprocess.CalledProcessError, OSError) as e:
             raise SystemExit("[hf-venv] could not create %s: %s. It needs PyPI (pip install -r %s) "
-                             "once; later runs use the cache." % (venv, e, REQUIREMENTS))
+                             "once; later runs use the cache." % (venv, e, requirements))
         # The marker last: a venv without it is incomplete whatever else it holds.
         tmp = os.path.join(venv, MARKER + ".tmp")
         with open(tmp, "w") as f:
@@ -71,7 +76,7 @@ def ensure(python):
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, os.path.join(venv, MARKER))
-        log("created in %.0f s: torch, transformers = %s" % (time.time() - t0, out.strip()))
+        log("created in %.0f s (%s)" % (time.time() - t0, out.strip()))
         return py
 
 
