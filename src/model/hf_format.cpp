@@ -129,7 +129,7 @@ ModelConfig model_config_from_json(const json& j, const std::string& file) {
   };
   // Absent keys take Qwen3Config's defaults, which is what transformers would run.
   if (!n.has("model_type")) n.error("model_type", "missing; expected \"qwen3\"");
-  must_be("model_type", j["model_type"] == "qwen3", "expected \"qwen3\"");
+  must_be("model_type", j.at("model_type") == "qwen3", "expected \"qwen3\"");
   if (n.has("architectures")) {
     auto a = n.strings("architectures", {});
     must_be("architectures", a.size() == 1 && a[0] == "Qwen3ForCausalLM",
@@ -162,8 +162,8 @@ ModelConfig model_config_from_json(const json& j, const std::string& file) {
     if (r.has("rope_theta")) {
       const double t = r.number("rope_theta");
       if (top_theta && t != theta)
-        n.error(key, "rope_theta " + j[key]["rope_theta"].dump() + " differs from the top-level rope_theta " +
-                         j["rope_theta"].dump());
+        n.error(key, "rope_theta " + j.at(key).at("rope_theta").dump() + " differs from the top-level rope_theta " +
+                         j.at("rope_theta").dump());
       theta = t;
     }
   }
