@@ -1,29 +1,50 @@
-// mousse export --checkpoint PATH|DIR --out weights.safetensors
+// mousse export --checkpoint PATH|DIR -o OUT [--format safetensors|hf] [--dtype f32|bf16]
+//               [--vocab DIR] [--overwrite]
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "cli/commands.h"
-#include "train/checkpoint.h"
+#include "gpt2_tokenizer.h"
+#include "train/weights_export.h"
 
 namespace mousse {
 
 CommandRunner add_export_command(CLI::App& app) {
-  struct Args { std::string checkpoint, out; };
+  struct Args { std::string checkpoint, out, format = "safetensors", dtype, vocab; bool overwrite = false; };
   auto a = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("export", "write a checkpoint's weights as .safetensors");
-  cmd->add_option("--checkpoint", a->checkpoint,
-                  "a checkpoint file, or a checkpoint directory (its newest is used)")->required();
-  cmd->add_option("-o,--out", a->out, "output .safetensors path")->required();
+  auto* cmd = app.add_subcommand(
+      "export", "write trained weights as .safetensors, or as a Hugging Face transformers model");
+  cmd->add_option("--checkpoint,-w,--weights", a->checkpoint,
+                  "a checkpoint, a checkpoint directory (its newest), an exported .safetensors or "
+                  "a Hugging Face directory written by --format hf")->required();
+  cmd->add_option("-o,--out", a->out,
+                  "output: a .safetensors file, or a directory for --format hf")->required();
+  cmd->add_option("--format", a->format,
+                  "safetensors: the canonical weights (for init_from and sample); hf: a "
+                  "Qwen3ForCausalLM directory for transformers, vLLM, lm-evaluation-harness")
+      ->check(CLI::IsMember({"safetensors", "hf"}));
+  cmd->add_option("--dtype", a->dtype, "weights dtype (default: f32 for safetensors, bf16 for hf)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  cmd->add_option("--vocab", a->vocab,
+                  std::string("for --format hf: ") + tok::Gpt2Tokenizer::kVocabOptionHelp);
+  cmd->add_flag("--overwrite", a->overwrite,
+                "replace an existing output file, or an earlier export directory");
   return [cmd, a]() {
     if (!*cmd) return -1;
-    std::string path = a->checkpoint;
-    if (std::filesystem::is_directory(path)) {
-      path = latest_checkpoint(a->checkpoint);
-      if (path.empty()) fail("no checkpoint (ckpt_*.safetensors) in directory ", a->checkpoint);
+    if (a->format == "safetensors" && !a->vocab.empty())
+      fail("--vocab is for --format hf (the tokenizer files); safetensors holds weights only");
+    const WeightSource src(a->checkpoint);
+    if (a->format == "hf") {
+      HfExportOptions opt;
+      opt.dtype = a->dtype.empty() ? DType::bf16 : dtype_from_name(a->dtype);
+      opt.vocab_dir = a->vocab;
+      opt.overwrite = a->overwrite;
+      export_hf(src, a->out, opt);
+    } else {
+      export_safetensors(src, a->out, a->dtype.empty() ? DType::f32 : dtype_from_name(a->dtype),
+                         a->overwrite);
     }
-    export_weights(path, a->out);
-    std::printf("wrote %s from %s\n", a->out.c_str(), path.c_str());
+    std::printf("wrote %s (%s) from %s\n", a->out.c_str(), a->format.c_str(), src.path().c_str());
     return 0;
   };
 }

@@ -1,5 +1,6 @@
 // mousse sample --checkpoint PATH|DIR [--prompt TEXT] [-n TOKENS] [--temperature T] [--top-k K]
 //               [--seed S] [--context T] [--num-samples N] [--vocab DIR] [--device cpu|cuda|auto]
+//               [--no-stop] [--ids]
 #include <cstdio>
 #include <memory>
 
@@ -15,11 +16,13 @@ CommandRunner add_sample_command(CLI::App& app) {
     std::string prompt, vocab;
     int num_samples = 1;
     bool keep_going = false;
+    bool ids = false;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("sample", "generate text from a checkpoint or exported weights");
   cmd->add_option("--checkpoint,-w,--weights", a->opt.weights,
-                  "a checkpoint, a checkpoint directory (newest) or a .safetensors from export")
+                  "a checkpoint, a checkpoint directory (newest), a .safetensors from export or a "
+                  "Hugging Face directory from export --format hf")
       ->required();
   cmd->add_option("-p,--prompt", a->prompt, "text to continue (default: <|endoftext|>, i.e. none)");
   cmd->add_option("-n,--tokens", a->opt.max_new_tokens, "new tokens per sample")
@@ -33,6 +36,8 @@ CommandRunner add_sample_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--num-samples", a->num_samples, "how many samples")->check(CLI::PositiveNumber);
   cmd->add_flag("--no-stop", a->keep_going, "do not stop at <|endoftext|>");
+  cmd->add_flag("--ids", a->ids,
+                "print the new tokens' ids (space-separated, one line per sample) instead of text");
   cmd->add_option("--vocab", a->vocab, tok::Gpt2Tokenizer::kVocabOptionHelp);
   cmd->add_option("--device", a->opt.device, "cpu | cuda | auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
@@ -46,10 +51,14 @@ CommandRunner add_sample_command(CLI::App& app) {
     for (int s = 0; s < a->num_samples; s++) {
       opt.seed = a->opt.seed + uint64_t(s);
       if (a->num_samples > 1) std::printf("--- sample %d (seed %llu)\n", s + 1, (unsigned long long)opt.seed);
-      std::fwrite(a->prompt.data(), 1, a->prompt.size(), stdout);
+      if (!a->ids) std::fwrite(a->prompt.data(), 1, a->prompt.size(), stdout);
       std::fflush(stdout);
+      bool first = true;
       generate(opt, prompt, [&](uint32_t t) {
-        if (t == tok::Gpt2Tokenizer::kEot) {
+        if (a->ids) {
+          std::printf(first ? "%u" : " %u", t);
+          first = false;
+        } else if (t == tok::Gpt2Tokenizer::kEot) {
           std::fputs("<|endoftext|>", stdout);
         } else {
           const std::string& b = tokenizer.token_bytes(t);

@@ -20,21 +20,27 @@ double Param::init_std() const {
   return 1.0 / std::sqrt(fan_in) * std::min(1.0, std::sqrt(fan_out / fan_in));
 }
 
-ParamTable::ParamTable(const ModelConfig& cfg, Precision prec, Arena& arena) {
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg) {
   const int64_t C = cfg.d_model, Vp = cfg.padded_vocab;
-  add("wte", ParamRole::embedding, Vp, C);
+  std::vector<ParamSpec> specs;
+  specs.push_back({"wte", ParamRole::embedding, Vp, C});
   for (int l = 0; l < cfg.n_layer; l++) {
     std::string b = "blocks." + std::to_string(l) + ".";
     // q, k, v adjacent: one [3C, C] GEMM computes all three projections.
-    add(b + "attn.q", ParamRole::matrix, C, C);
-    add(b + "attn.k", ParamRole::matrix, C, C);
-    add(b + "attn.v", ParamRole::matrix, C, C);
-    add(b + "attn.o", ParamRole::matrix, C, C);
-    add(b + "mlp.fc", ParamRole::matrix, 4 * C, C);
-    add(b + "mlp.proj", ParamRole::matrix, C, 4 * C);
+    specs.push_back({b + "attn.q", ParamRole::matrix, C, C});
+    specs.push_back({b + "attn.k", ParamRole::matrix, C, C});
+    specs.push_back({b + "attn.v", ParamRole::matrix, C, C});
+    specs.push_back({b + "attn.o", ParamRole::matrix, C, C});
+    specs.push_back({b + "mlp.fc", ParamRole::matrix, 4 * C, C});
+    specs.push_back({b + "mlp.proj", ParamRole::matrix, C, 4 * C});
   }
   // lm_head is last so that its [Vp, C] GEMM operand is one aligned block.
-  add("lm_head", ParamRole::lm_head, Vp, C);
+  specs.push_back({"lm_head", ParamRole::lm_head, Vp, C});
+  return specs;
+}
+
+ParamTable::ParamTable(const ModelConfig& cfg, Precision prec, Arena& arena) {
+  for (const ParamSpec& s : param_specs(cfg)) add(s);
 
   arena.reserve(weights_, "parameters", "flat_weights", prec.param, Shape{numel_});
   arena.reserve(grads_, "gradients", "flat_grads", prec.param, Shape{numel_});
@@ -51,14 +57,14 @@ ParamTable::ParamTable(const ModelConfig& cfg, Precision prec, Arena& arena) {
   }
 }
 
-void ParamTable::add(const std::string& name, ParamRole role, int64_t rows, int64_t cols) {
+void ParamTable::add(const ParamSpec& spec) {
   Param p;
-  p.name = name;
-  p.role = role;
-  p.rows = rows;
-  p.cols = cols;
+  p.name = spec.name;
+  p.role = spec.role;
+  p.rows = spec.rows;
+  p.cols = spec.cols;
   p.offset = numel_;
-  numel_ += rows * cols;
+  numel_ += spec.rows * spec.cols;
   params_.push_back(p);
 }
 

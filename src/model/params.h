@@ -27,6 +27,15 @@ struct Param {
   double init_std() const;
 };
 
+// A parameter's name, role and (out, in) shape, before any memory exists: the one list of the
+// model's weights (design §2), from which the table is built and weight files are checked.
+struct ParamSpec {
+  std::string name;
+  ParamRole role;
+  int64_t rows, cols;
+};
+std::vector<ParamSpec> param_specs(const ModelConfig& cfg);
+
 struct Precision {
   DType param = DType::f32;       // master weights, gradients, optimizer state
   DType activation = DType::f32;  // activations and matmul inputs (bf16 on CUDA by default)
@@ -56,7 +65,7 @@ class ParamTable {
   void bind();
 
  private:
-  void add(const std::string& name, ParamRole role, int64_t rows, int64_t cols);
+  void add(const ParamSpec& spec);
   std::vector<Param> params_;
   Tensor weights_, grads_, compute_;
   int64_t numel_ = 0;

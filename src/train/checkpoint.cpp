@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/safetensors.h"
+#include "train/weight_source.h"
 
 namespace mousse {
 
@@ -128,42 +129,8 @@ CheckpointMeta read_checkpoint_meta(const std::string& path) {
   return m;
 }
 
-static void read_into(const SafeTensorsFile& f, const std::string& name, Ops& ops,
-                      const Tensor& t) {
-  std::vector<char> host(t.bytes());
-  f.read(name, t.dtype, t.shape, host.data());
-  ops.from_host(t, host.data());
-}
-
 void load_weights(const std::string& path, Ops& ops, ParamTable& params) {
-  SafeTensorsFile f(path);
-  for (Param& p : params.params()) {
-    if (!f.find(p.name))
-      fail(path, ": no tensor '", p.name, "' (expected the model's canonical names ",
-           "wte, lm_head, blocks.{i}.attn.{q,k,v,o}, blocks.{i}.mlp.{fc,proj}: docs/export.md)");
-    read_into(f, p.name, ops, p.weight);
-  }
-}
-
-void export_weights(const std::string& checkpoint, const std::string& out) {
-  SafeTensorsFile f(checkpoint);
-  SafeTensorsWriter w;
-  size_t n = 0;
-  for (auto& e : f.entries()) {
-    if (e.name.rfind(kOptim, 0) == 0) continue;
-    w.add(e.name, DType::f32, e.shape, [&f, e](void* dst) { f.read(e.name, DType::f32, e.shape, dst); });
-    n++;
-  }
-  if (n == 0) fail(checkpoint, ": holds no weights to export");
-  auto it = f.metadata().find("mousse");
-  if (it != f.metadata().end()) {
-    json j = json::parse(it->second);
-    if (j.contains("config") && j["config"].contains("model"))
-      w.set_metadata("model", j["config"]["model"].dump());
-    w.set_metadata("step", std::to_string(j.value("step", 0)));
-  }
-  w.set_metadata("format", "pt");
-  w.write_atomic(out);
+  WeightSource(path).load(ops, params);
 }
 
 }  // namespace mousse

@@ -53,9 +53,9 @@ void save_checkpoint_shard(const std::string& dir, int64_t step, int rank, int w
 // The newest complete checkpoint in `dir`, or "" if none.
 std::string latest_checkpoint(const std::string& dir);
 CheckpointMeta read_checkpoint_meta(const std::string& path);
-// Loads canonical weights (a checkpoint or an exported .safetensors) into params.
+// Loads weights into params from anything train/weight_source.h opens (a checkpoint or its
+// directory, an exported .safetensors, a Hugging Face directory), after checking that its tensors
+// are exactly the model's.
 void load_weights(const std::string& path, Ops& ops, ParamTable& params);
-// Writes the canonical weights of a checkpoint or weights file as f32 safetensors.
-void export_weights(const std::string& checkpoint, const std::string& out);
 
 }  // namespace mousse

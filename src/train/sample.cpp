@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <memory>
 #include <numeric>
 
@@ -11,41 +10,9 @@
 #include "core/safetensors.h"
 #include "model/gpt.h"
 #include "train/checkpoint.h"
+#include "train/weight_source.h"
 
 namespace mousse {
-
-std::string resolve_weights_path(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    std::string p = latest_checkpoint(path);
-    if (p.empty()) fail("no checkpoint (ckpt_*.safetensors) in directory ", path);
-    return p;
-  }
-  if (!std::filesystem::exists(path, ec))
-    fail("weights '", path, "' do not exist (expected a checkpoint, a checkpoint directory or ",
-         "a .safetensors written by `mousse export`)");
-  return path;
-}
-
-ModelConfig model_config_of(const std::string& path) {
-  SafeTensorsFile f(path);
-  const auto& meta = f.metadata();
-  json model;
-  try {
-    if (auto it = meta.find("mousse"); it != meta.end()) {
-      json j = json::parse(it->second);
-      if (j.contains("config") && j["config"].contains("model")) model = j["config"]["model"];
-    }
-    if (model.is_null())
-      if (auto it = meta.find("model"); it != meta.end()) model = json::parse(it->second);
-  } catch (const std::exception& e) {
-    fail(path, ": unreadable model metadata (", e.what(), ")");
-  }
-  if (!model.is_object())
-    fail(path, ": holds no model config (neither a mousse checkpoint nor a file written by ",
-         "`mousse export`), so its dimensions are unknown");
-  return model_config_from(ConfigNode(model, "model", path));
-}
 
 uint32_t sample_token(const float* logits, int vocab, double temperature, int top_k,
                       std::mt19937_64& rng) {
@@ -82,8 +49,11 @@ uint32_t sample_token(const float* logits, int vocab, double temperature, int to
 std::vector<uint32_t> generate(const SampleOptions& opt, const std::vector<uint32_t>& prompt,
                                const std::function<void(uint32_t)>& on_token) {
   if (prompt.empty()) fail("generate: empty prompt (pass <|endoftext|> to start from nothing)");
-  const std::string path = resolve_weights_path(opt.weights);
-  ModelConfig cfg = model_config_of(path);
+  const WeightSource weights(opt.weights);
+  if (!weights.model())
+    fail(weights.path(), ": holds no model config (neither a mousse checkpoint nor a file written ",
+         "by `mousse export`), so its dimensions are unknown");
+  const ModelConfig cfg = *weights.model();
   for (uint32_t t : prompt)
     if (t >= uint32_t(cfg.vocab_size))
       fail("prompt token ", t, " is outside the model's vocabulary of ", cfg.vocab_size);
@@ -99,7 +69,7 @@ std::vector<uint32_t> generate(const SampleOptions& opt, const std::vector<uint3
   GPT model(cfg, prec, /*B=*/1, T, arena);
   arena.allocate();
   model.bind();
-  load_weights(path, *ops, model.params());
+  weights.load(*ops, model.params());
   model.sync_compute_weights(*ops, opt.seed);
 
   std::mt19937_64 rng(opt.seed);

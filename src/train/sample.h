@@ -1,6 +1,6 @@
 #pragma once
-// Text generation from trained weights (`mousse sample`): load a checkpoint or exported
-// .safetensors into a GPT with B = 1, run the full forward pass once per new token and sample
+// Text generation from trained weights (`mousse sample`): load a checkpoint, an exported
+// .safetensors or a Hugging Face directory (train/weight_source.h) into a GPT with B = 1, run the full forward pass once per new token and sample
 // the next token from the last position's logits (temperature, top-k; the padded vocabulary
 // rows are never sampled). Meant to eyeball a model, not for speed: there is no KV cache.
 #include <cstdint>
@@ -9,12 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "model/model_config.h"
-
 namespace mousse {
 
 struct SampleOptions {
-  std::string weights;        // a checkpoint file, a checkpoint directory (newest) or weights
+  std::string weights;        // a checkpoint (or its directory), exported weights or an HF dir
   std::string device = "auto";
   int64_t max_new_tokens = 128;
   double temperature = 0.8;   // 0 = greedy (argmax)
@@ -23,12 +21,6 @@ struct SampleOptions {
   int64_t context = 0;        // window T of the forward pass; 0 = model.max_seq_len
   bool stop_at_eot = true;    // stop when <|endoftext|> is sampled
 };
-
-// A checkpoint directory → its newest checkpoint; a file → itself. Errors when neither.
-std::string resolve_weights_path(const std::string& path);
-// The model dims stored with the weights: a checkpoint's "mousse" metadata (config.model) or an
-// exported file's "model" metadata. Errors with a hint when the file has neither.
-ModelConfig model_config_of(const std::string& weights_path);
 
 // Picks a token from `logits[0, vocab)`: softmax(logits / temperature) restricted to the top_k
 // largest (all when top_k <= 0 or >= vocab); temperature <= 0 takes the argmax.

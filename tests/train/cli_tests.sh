@@ -60,8 +60,8 @@ resume)
     a="$(losses "$WORK/full-$opt")"; b="$(losses "$WORK/part-$opt")"
     [ "$(echo "$a" | wc -l)" -eq 8 ] || { echo "FAIL: expected 8 train records"; echo "$a"; exit 1; }
     if [ "$a" != "$b" ]; then echo "FAIL ($opt): resumed losses differ"; diff <(echo "$a") <(echo "$b"); exit 1; fi
-    "$MOUSSE" export --checkpoint "$WORK/full-$opt/checkpoints" --out "$WORK/a.safetensors" >/dev/null
-    "$MOUSSE" export --checkpoint "$WORK/part-$opt/checkpoints" --out "$WORK/b.safetensors" >/dev/null
+    "$MOUSSE" export --checkpoint "$WORK/full-$opt/checkpoints" --out "$WORK/a.safetensors" --overwrite >/dev/null
+    "$MOUSSE" export --checkpoint "$WORK/part-$opt/checkpoints" --out "$WORK/b.safetensors" --overwrite >/dev/null
     cmp "$WORK/a.safetensors" "$WORK/b.safetensors" || { echo "FAIL ($opt): final weights differ"; exit 1; }
     echo "ok ($opt): interrupted at step 3 and resumed: 8 losses and final weights bit-identical"
   done ;;
