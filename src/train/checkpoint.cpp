@@ -111,12 +111,16 @@ json load_checkpoint_shard(const std::string& main_path, int rank, int world, co
     fail(main_path, ": the optimizer shard of rank ", rank, " of ", world, " (", path,
          ") is missing; resume with the number of ranks the checkpoint was written with");
   SafeTensorsFile f(path);
-  auto it = f.metadata().find("mousse_shard");
-  if (it == f.metadata().end()) fail(path, ": not a mousse checkpoint shard");
-  json m = json::parse(it->second);
-  if (m.value("world_size", -1) != world || m.value("rank", -1) != rank)
-    fail(path, ": written by rank ", m.value("rank", -1), " of ", m.value("world_size", -1),
-         " ranks, this is rank ", rank, " of ", world);
+  const json m = f.metadata_json("mousse_shard");
+  if (m.is_null()) fail(path, ": not a mousse checkpoint shard");
+  // Typed reads: corrupt metadata is an error naming the file and the field.
+  const ConfigNode meta(m, "mousse_shard", path);
+  const int64_t m_world = meta.integer("world_size", {1, kMaxInt32});
+  const int64_t m_rank = meta.integer("rank", {0, m_world - 1});
+  if (m_world != world || m_rank != rank)
+    fail(path, ": written by rank ", m_rank, " of ", m_world, " ranks, this is rank ", rank,
+         " of ", world);
+  const json optimizers = meta.child("optimizers", true).raw();
   if (m.value("plan", json()) != plan)
     fail(path, ": the matrix ownership it was written with differs from this run's (the ",
          "optimizer configuration changed); resume with the config it was made with");
@@ -127,7 +131,7 @@ json load_checkpoint_shard(const std::string& main_path, int rank, int world, co
            "optimizer configuration; resume with the config it was made with");
     read_into_tensor(f, kOptim + e.name, ops, *e.target);
   }
-  return m.value("optimizers", json::object());
+  return optimizers;
 }
 
 std::string latest_checkpoint(const std::string& dir) {
@@ -137,21 +141,25 @@ std::string latest_checkpoint(const std::string& dir) {
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
   SafeTensorsFile f(path);
-  auto it = f.metadata().find("mousse");
-  if (it == f.metadata().end())
+  const json j = f.metadata_json("mousse");
+  if (j.is_null())
     fail(path, ": not a mousse checkpoint (no 'mousse' metadata); to start from plain weights ",
          "use the config key init_from instead of --resume");
+  // Typed, range-checked reads: corrupt metadata is an error naming the file and the field
+  // ("ckpt_00000010.safetensors: key 'mousse.step': expected an integer in [0, 2^62], ...").
+  const ConfigNode meta(j, "mousse", path);
   CheckpointMeta m;
-  try {
-    json j = json::parse(it->second);
-    m.step = j.at("step").get<int64_t>();
-    m.data_position = j.at("data_position").get<int64_t>();
-    m.world_size = j.at("world_size").get<int>();
-    m.optimizers = j.at("optimizers");
-    m.config = j.at("config");
-  } catch (const std::exception& e) {
-    fail(path, ": corrupt checkpoint metadata (", e.what(), ")");
+  m.step = meta.integer("step", {0, kMaxCount});
+  m.data_position = meta.integer("data_position", {0, kMaxCount});
+  m.world_size = int(meta.integer("world_size", {1, kMaxInt32}));
+  const ConfigNode optimizers = meta.child("optimizers", true);
+  for (auto& [group, unused] : optimizers.raw().items()) {  // {"type": ..., "extra": {...}}
+    const ConfigNode g = optimizers.child(group, true);
+    g.string("type");
+    g.child("extra");
   }
+  m.optimizers = optimizers.raw();
+  m.config = meta.child("config", true).raw();
   return m;
 }
 
@@ -206,12 +214,10 @@ void export_weights(const std::string& checkpoint, const std::string& out) {
     n++;
   }
   if (n == 0) fail(checkpoint, ": holds no weights to export");
-  auto it = f.metadata().find("mousse");
-  if (it != f.metadata().end()) {
-    json j = json::parse(it->second);
-    if (j.contains("config") && j["config"].contains("model"))
-      w.set_metadata("model", j["config"]["model"].dump());
-    w.set_metadata("step", std::to_string(j.value("step", 0)));
+  if (f.metadata().count("mousse")) {  // a checkpoint (else a file `export` wrote)
+    const CheckpointMeta meta = read_checkpoint_meta(checkpoint);
+    if (meta.config.contains("model")) w.set_metadata("model", meta.config["model"].dump());
+    w.set_metadata("step", std::to_string(meta.step));
   }
   w.set_metadata("format", "pt");
   w.write_atomic(out);

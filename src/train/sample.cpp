@@ -29,19 +29,13 @@ std::string resolve_weights_path(const std::string& path) {
 
 ModelConfig model_config_of(const std::string& path) {
   SafeTensorsFile f(path);
-  const auto& meta = f.metadata();
-  json model;
-  try {
-    if (auto it = meta.find("mousse"); it != meta.end()) {
-      json j = json::parse(it->second);
-      if (j.contains("config") && j["config"].contains("model")) model = j["config"]["model"];
-    }
-    if (model.is_null())
-      if (auto it = meta.find("model"); it != meta.end()) model = json::parse(it->second);
-  } catch (const std::exception& e) {
-    fail(path, ": unreadable model metadata (", e.what(), ")");
+  json model;  // (errors in either metadata name the file and the field)
+  if (f.metadata().count("mousse")) {
+    const json config = read_checkpoint_meta(path).config;
+    if (config.contains("model")) model = config.at("model");
   }
-  if (!model.is_object())
+  if (model.is_null()) model = f.metadata_json("model");
+  if (model.is_null())
     fail(path, ": holds no model config (neither a mousse checkpoint nor a file written by ",
          "`mousse export`), so its dimensions are unknown");
   return model_config_from(ConfigNode(model, "model", path));

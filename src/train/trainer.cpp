@@ -139,7 +139,12 @@ void Trainer::setup() {
         fail(ckpt, ": group '", g.name, "' was trained with ",
              meta.optimizers.contains(g.name) ? meta.optimizers[g.name].value("type", "?") : "?",
              ", this config uses ", g.optimizer->type());
-      g.optimizer->load_extra(extras[g.name].value("extra", json::object()));
+      try {  // the optimizer's host-side state, as it saved it
+        g.optimizer->load_extra(extras[g.name].value("extra", json::object()));
+      } catch (const json::exception& e) {
+        fail(ckpt, ": corrupt optimizer state of group '", g.name, "' in its metadata (",
+             json_error_text(e), ")");
+      }
     }
     start_step_ = meta.step;
     data_position = meta.data_position;
