@@ -602,8 +602,8 @@ void Mousse::load_extra(const json& j) {
   if (j.contains("cond"))
     for (auto& s : st_)
       if (j["cond"].contains(s.name)) {
-        s.out.cond = j["cond"][s.name][0].get<double>();
-        s.in.cond = j["cond"][s.name][1].get<double>();
+        s.out.cond = j["cond"][s.name].at(0).get<double>();  // (at: a corrupt pair throws)
+        s.in.cond = j["cond"][s.name].at(1).get<double>();
       }
 }
 

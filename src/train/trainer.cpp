@@ -144,6 +144,8 @@ void Trainer::setup() {
       } catch (const json::exception& e) {
         fail(ckpt, ": corrupt optimizer state of group '", g.name, "' in its metadata (",
              json_error_text(e), ")");
+      } catch (const Error& e) {
+        fail(ckpt, ": optimizer state of group '", g.name, "': ", e.what());
       }
     }
     start_step_ = meta.step;

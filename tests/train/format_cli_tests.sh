@@ -89,11 +89,12 @@ PY
   name="$(basename "$ck")"
   for expr in '"{not json"' '[1, 2]' '{**m, "step": "four"}' '{**m, "step": -4}' \
               '{**m, "world_size": 4294967297}' '{**m, "optimizers": 3}' \
-              '{**m, "optimizers": {**m["optimizers"], "matrix": {**m["optimizers"]["matrix"], "extra": {**m["optimizers"]["matrix"]["extra"], "t": "x"}}}}'; do
+              '{**m, "optimizers": {**m["optimizers"], "matrix": {**m["optimizers"]["matrix"], "extra": {**m["optimizers"]["matrix"]["extra"], "t": "x"}}}}' \
+              '{**m, "optimizers": {**m["optimizers"], "matrix": {**m["optimizers"]["matrix"], "extra": {**m["optimizers"]["matrix"]["extra"], "cond": {k: [] for k in m["optimizers"]["matrix"]["extra"]["cond"]}}}}}'; do
     cp "$WORK/good.safetensors" "$ck"
     rewrite "$ck" "$expr"
     expect_error "$name" train "$WORK/r" --set optimizer.matrix.type=mousse --resume
-    case "$expr" in *'"t": "x"'*) continue ;; esac  # (host state only --resume reads)
+    case "$expr" in *'"extra"'*) continue ;; esac  # (host state only --resume reads)
     expect_error "$name" "$MOUSSE" export --checkpoint "$ck" -o "$WORK/out.safetensors"
     [ ! -e "$WORK/out.safetensors" ] || { echo "FAIL: export wrote a file"; exit 1; }
     expect_error "$name" "$MOUSSE" sample --checkpoint "$ck" -n 2 --vocab "$DATA/gpt2"
