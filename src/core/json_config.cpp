@@ -131,7 +131,9 @@ std::vector<double> ConfigNode::numbers(const std::string& key, const std::vecto
                                         NumRange range) const {
   if (!has(key)) return def;
   const json& v = j_.at(key);
-  auto bad = [&]() { error(key, "expected an array of numbers in " + range.str() + ", got " + v.dump()); };
+  auto bad = [&]() {
+    error(key, "expected an array of numbers in " + range.str() + ", got " + v.dump());
+  };
   if (!v.is_array()) bad();
   std::vector<double> out;
   for (auto& e : v) {

@@ -266,8 +266,10 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
     bool overflow = false;
     for (const json& d : shape) {
       uint64_t n = 0;
-      if (!get_size(d, n)) bad("has a shape entry that is not a non-negative integer: " + shape.dump());
-      if (n > uint64_t(std::numeric_limits<int64_t>::max())) bad("has a dimension too large: " + shape.dump());
+      if (!get_size(d, n))
+        bad("has a shape entry that is not a non-negative integer: " + shape.dump());
+      if (n > uint64_t(std::numeric_limits<int64_t>::max()))
+        bad("has a dimension too large: " + shape.dump());
       overflow = overflow || __builtin_mul_overflow(numel, n, &numel);
       if (e.shape.ndim < 4) e.shape.dims[size_t(e.shape.ndim)] = int64_t(n);
       e.shape.ndim++;

@@ -23,8 +23,10 @@ double Schedule::factor(int64_t s, int64_t total) const {
   const int64_t start = total - dec;
   if (s < start || dec == 0) return 1.0;
   const double r = std::max(0.0, double(total - s) / double(dec));
-  double left = r;                                                      // linear
-  if (decay_shape == "cosine") left = 0.5 * (1.0 - std::cos(M_PI * r));  // = ½(1 + cos π(1 − r))
+  // The shapes as functions of the progress p = 1 − r: linear 1 − p, cosine ½(1 + cos πp),
+  // sqrt 1 − √p.
+  double left = r;
+  if (decay_shape == "cosine") left = 0.5 * (1.0 - std::cos(M_PI * r));
   else if (decay_shape == "sqrt") left = 1.0 - std::sqrt(1.0 - r);
   return lo + (1.0 - lo) * left;
 }
