@@ -19,6 +19,7 @@
 
 #include "core/json_config.h"
 #include "model/params.h"
+#include "train/memory_plan.h"
 #include "train/param_groups.h"
 #include "train/run_config.h"
 
@@ -278,4 +279,23 @@ TEST_CASE("config: the batch split over ranks does not overflow") {
   rc.batch.seq_len = 1 << 24;  // micro_batch × seq_len × 2^31 ranks would overflow int64
   CHECK(!rc.batch.splits_over(std::numeric_limits<int>::max()));
   CHECK(rc.batch.splits_over(256));
+}
+
+TEST_CASE("config: a config in range but far beyond any machine fails its memory plan") {
+  // Every value within its key's range, the products not: the plan (which `mousse config
+  // --memory` prints and `train` allocates) is an error, not a size wrapped around 2^64.
+  json huge_batch = toy_config();
+  huge_batch["model"]["d_model"] = 1 << 20;
+  huge_batch["model"]["n_head"] = 1 << 10;
+  huge_batch["batch"]["micro_batch"] = 2147483647;
+  huge_batch["batch"]["global_tokens"] = int64_t(2147483647) * 64;
+  huge_batch["optimizer"]["matrix"]["type"] = "adamw";
+  const RunConfig a = parse_run_config(huge_batch, "cfg.json");  // each key is in range
+  CHECK_THROWS_WITH(plan_run_memory(a, Device::cpu, 1), Catch::Contains("exceeds 2^60 bytes"));
+  json deep = huge_batch;
+  deep["model"]["n_layer"] = 16384;
+  deep["batch"]["micro_batch"] = 1;
+  deep["batch"]["global_tokens"] = 64;
+  const RunConfig b = parse_run_config(deep, "cfg.json");
+  CHECK_THROWS_WITH(plan_run_memory(b, Device::cpu, 1), Catch::Contains("exceeds 2^60 bytes"));
 }
