@@ -86,7 +86,10 @@ RunConfig parse_run_config(const json& j, const std::string& file) {
   ConfigNode batch = top.child("batch", true);
   // micro_batch × seq_len <= 2^31 · 2^24 (model.max_seq_len's bound) cannot overflow.
   rc.batch.micro_batch = batch.integer("micro_batch", {1, kMaxInt32});
-  rc.batch.seq_len = batch.integer("seq_len", rc.model.max_seq_len, {1, rc.model.max_seq_len});
+  rc.batch.seq_len = batch.integer("seq_len", rc.model.max_seq_len, {1, int64_t(1) << 24});
+  if (rc.batch.seq_len > rc.model.max_seq_len)
+    batch.error("seq_len", std::to_string(rc.batch.seq_len) + " exceeds model.max_seq_len = " +
+                               std::to_string(rc.model.max_seq_len));
   rc.batch.global_tokens = batch.integer(
       "global_tokens", rc.batch.micro_batch * rc.batch.seq_len, {1, kMaxCount});
   if (rc.batch.global_tokens % (rc.batch.micro_batch * rc.batch.seq_len) != 0)

@@ -229,6 +229,8 @@ TEST_CASE("config: every numeric key of the run config rejects values outside it
              Catch::Contains("'optimizer.embedding.betas'") && Catch::Contains("[0, 1)"));
   CHECK_THAT(parse_error(with(toy_config(), "optimizer.matrix.refresh_overlap", 11)),
              Catch::Contains("'optimizer.matrix.refresh_overlap': expected an integer in [0, 10]"));
+  CHECK_THAT(parse_error(with(toy_config(), "batch.seq_len", 65)),
+             Catch::Contains("'batch.seq_len': 65 exceeds model.max_seq_len = 64"));
   CHECK_THAT(parse_error(with(toy_config(), "model.vocab_size", 385)),
              Catch::Contains("'model.padded_vocab'"));
   CHECK_THAT(parse_error(with(toy_config(), "batch.global_tokens", 640)),
