@@ -32,6 +32,8 @@ $PY -c "import tiktoken" 2>/dev/null || need_pip+=("tiktoken")
 $PY -c "import pyarrow" 2>/dev/null || need_pip+=("pyarrow==17.0.0")
 # matplotlib < 3.9 for Debian 12's numpy 1.24 (scripts/plot).
 $PY -c "import matplotlib.pyplot" 2>/dev/null || need_pip+=("matplotlib<3.9")
+# The reference reader the safetensors tests compare against (tests/core/safetensors_crosscheck.py).
+$PY -c "import safetensors" 2>/dev/null || need_pip+=("safetensors")
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "[setup] installing Python packages for $PY: ${need_pip[*]}"
   # Keep Debian's numpy: python3-torch 1.13 is built against numpy 1.x, and a dependency

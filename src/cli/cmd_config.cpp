@@ -60,10 +60,10 @@ CommandRunner add_config_command(CLI::App& app) {
     if (!*cmd) return -1;
     RunConfig cfg = load_run_config(a->config, a->sets);
     const BatchConfig& b = cfg.batch;
-    if (b.global_tokens % (b.micro_batch * b.seq_len * a->np) != 0)
+    if (!b.splits_over(a->np))
       fail(cfg.file, ": key 'batch.global_tokens': ", b.global_tokens,
-           " is not a multiple of micro_batch × seq_len × ranks = ",
-           b.micro_batch * b.seq_len * a->np);
+           " is not a multiple of micro_batch × seq_len × ranks = ", b.micro_batch * b.seq_len,
+           " × ", a->np);
     auto ops = make_ops("cpu");
     Arena arena(*ops);
     ParamTable table(cfg.model, Precision{}, arena);

@@ -10,11 +10,19 @@ namespace mousse {
 
 namespace {
 constexpr size_t kAlign = 256;  // cuBLASLt and vectorised kernels want aligned operands
-size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+// No plan is larger than this (1 EiB): sizes beyond it come from a config whose every value is
+// in range but whose product is far beyond any machine, and must fail, not wrap around size_t.
+constexpr size_t kMaxPlanBytes = size_t(1) << 60;
+size_t checked_sum(size_t a, size_t b) {
+  if (a > kMaxPlanBytes || b > kMaxPlanBytes - a)
+    fail("the memory plan exceeds 2^60 bytes (1 EiB): the model or the batch is far too large");
+  return a + b;
+}
+size_t align_up(size_t n) { return checked_sum(n, kAlign - 1) / kAlign * kAlign; }
 // Where the entry after `e` (laid out at `offset`) starts: right after it within a stack
 // (reserve_stack), else at the next aligned offset.
 size_t offset_after(size_t offset, const Arena::Entry& e) {
-  return e.packed ? offset + e.bytes : align_up(offset + e.bytes);
+  return e.packed ? checked_sum(offset, e.bytes) : align_up(checked_sum(offset, e.bytes));
 }
 }  // namespace
 
@@ -33,7 +41,14 @@ void Arena::reserve(Tensor& t, const std::string& category, const std::string& n
   t.dtype = dt;
   t.device = device_;
   t.shape = s;
-  size_t bytes = size_t(s.numel()) * dtype_size(dt);
+  // The size with overflow checks (Shape::numel would wrap for absurd shapes).
+  size_t bytes = dtype_size(dt);
+  for (int i = 0; i < s.ndim; i++) {
+    const int64_t d = s.dims[size_t(i)];
+    if (d < 0 || __builtin_mul_overflow(bytes, size_t(d), &bytes) || bytes > kMaxPlanBytes)
+      fail("the memory plan of '", name, "' ", s.str(), " exceeds 2^60 bytes (1 EiB): the model ",
+           "or the batch is far too large");
+  }
   entries_.push_back({category, name, &t, 0, bytes});
 }
 
@@ -81,7 +96,7 @@ std::vector<Arena::Region> Arena::regions() const {
   for (Region& r : out) {
     r.offset = offset;
     for (const std::string& c : r.categories) r.bytes = std::max(r.bytes, category_bytes(c));
-    offset += r.bytes;
+    offset = checked_sum(offset, r.bytes);
   }
   return out;
 }
@@ -89,7 +104,7 @@ std::vector<Arena::Region> Arena::regions() const {
 size_t Arena::total_bytes() const {
   if (base_) return total_;
   size_t n = 0;
-  for (const Region& r : regions()) n += r.bytes;
+  for (const Region& r : regions()) n = checked_sum(n, r.bytes);
   return n;
 }
 

@@ -3,14 +3,19 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_config.h"
 
 namespace mousse {
 
@@ -52,6 +57,9 @@ float bf16_to_float(uint16_t b) {
 
 void SafeTensorsWriter::add(const std::string& name, DType dt, Shape shape,
                             std::function<void(void*)> produce) {
+  if (name == "__metadata__") fail("safetensors: '__metadata__' cannot name a tensor");
+  for (const Item& it : items_)
+    if (it.name == name) fail("safetensors: tensor '", name, "' added twice");
   items_.push_back({name, dt, shape, std::move(produce)});
 }
 
@@ -77,87 +85,242 @@ void SafeTensorsWriter::write_atomic(const std::string& path) const {
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail("cannot write ", tmp, ": ", std::strerror(errno));
-  auto put = [&](const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, f) != n) {
-      std::fclose(f);
-      std::remove(tmp.c_str());
-      fail("writing ", tmp, " failed (disk full?): ", std::strerror(errno));
-    }
+  // Any failure (a write, a `produce` that throws) closes and removes the temporary file.
+  auto abandon = [&](const auto&... why) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    fail(why...);
   };
-  uint64_t hlen = h.size();
-  put(&hlen, 8);
+  auto put = [&](const void* p, size_t n) {
+    if (n && std::fwrite(p, 1, n, f) != n)
+      abandon("writing ", tmp, " failed (disk full?): ", std::strerror(errno));
+  };
+  unsigned char len_bytes[8];  // little-endian on any host
+  for (int i = 0; i < 8; i++) len_bytes[i] = (uint64_t(h.size()) >> (8 * i)) & 0xff;
+  put(len_bytes, 8);
   put(h.data(), h.size());
   std::vector<char> buf;
   for (auto& it : items_) {
     size_t bytes = size_t(it.shape.numel()) * dtype_size(it.dtype);
     buf.resize(bytes);
-    it.produce(buf.data());
+    try {
+      it.produce(buf.data());
+    } catch (...) {
+      std::fclose(f);
+      std::remove(tmp.c_str());
+      throw;
+    }
     put(buf.data(), bytes);
   }
-  if (std::fflush(f) != 0 || fsync(fileno(f)) != 0) {
-    std::fclose(f);
+  if (std::fflush(f) != 0 || fsync(fileno(f)) != 0)
+    abandon("flushing ", tmp, " failed: ", std::strerror(errno));
+  if (std::fclose(f) != 0) {
     std::remove(tmp.c_str());
-    fail("flushing ", tmp, " failed: ", std::strerror(errno));
+    fail("closing ", tmp, " failed: ", std::strerror(errno));
   }
-  std::fclose(f);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
     std::remove(tmp.c_str());
-    fail("cannot rename ", tmp, " to ", path, ": ", std::strerror(errno));
+    fail("cannot rename ", tmp, " to ", path, ": ", std::strerror(err));
+  }
+  // The rename itself reaches the disk with the directory (best effort: some file systems
+  // cannot sync a directory).
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
   }
 }
 
+namespace {
+
+// The spec's limit on the header: a reader need not parse more JSON than this.
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+// dtypes of the safetensors spec that mousse does not read (so its message can tell a valid
+// file mousse cannot use from a corrupt one).
+bool is_other_spec_dtype(const std::string& s) {
+  static const char* const kOther[] = {"BOOL", "U8",  "I8",  "F8_E5M2", "F8_E4M3", "F8_E8M0",
+                                       "I16",  "U16", "F16", "U32",     "I64",     "U64",
+                                       "F4",   "F6_E2M3", "F6_E3M2", "C64"};
+  for (const char* o : kOther)
+    if (s == o) return true;
+  return false;
+}
+
+// Parses the header JSON, rejecting what nlohmann would accept but the spec does not: duplicate
+// keys (nlohmann keeps the last one silently; another reader may keep the first). Nesting is
+// bounded as in the reference reader (serde_json: 127 levels), so a header of a million '['
+// costs nothing.
+json parse_header(const std::string& path, const std::string& text) {
+  std::vector<std::set<std::string>> keys;  // the keys seen in each open object
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start:
+      case json::parse_event_t::array_start:
+        if (depth + 1 > 127)  // `depth` containers enclose this one
+          fail(path, ": corrupt safetensors header (nested more than 127 levels deep)");
+        if (event == json::parse_event_t::object_start) keys.emplace_back();
+        break;
+      case json::parse_event_t::object_end: keys.pop_back(); break;
+      case json::parse_event_t::key:
+        if (!keys.back().insert(parsed.get<std::string>()).second)
+          fail(path, ": corrupt safetensors header (duplicate key \"", parsed.get<std::string>(),
+               "\")");
+        break;
+      default: break;
+    }
+    return true;
+  };
+  // nlohmann stops at a NUL byte as at the end of the text; JSON text never holds one.
+  if (text.find('\0') != std::string::npos)
+    fail(path, ": corrupt safetensors header (a NUL byte at ", text.find('\0'), ")");
+  try {
+    return json::parse(text, callback);
+  } catch (const json::exception& e) {
+    fail(path, ": corrupt safetensors header (", json_error_text(e), ")");
+  }
+}
+
+// A JSON non-negative integer literal (shape entries, offsets) as uint64; false for anything
+// else (2.0, -1, -0, "3", 1e3), as the reference reader's usize.
+bool get_size(const json& v, uint64_t& out) {
+  if (!v.is_number_unsigned()) return false;
+  out = v.get<uint64_t>();
+  return true;
+}
+
+}  // namespace
+
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
+  // A FIFO or a device would block or never end: only regular files are read.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status))
+    fail("cannot open ", path, ": ", ec ? ec.message() : "no such file");
+  if (!std::filesystem::is_regular_file(status))
+    fail(path, ": not a regular file (a safetensors file is read from disk)");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) fail("cannot open ", path, ": ", std::strerror(errno));
-  const uint64_t file_size = uint64_t(in.tellg());
+  const std::streamoff end = in.tellg();
+  if (end < 0) fail("cannot read ", path, ": ", std::strerror(errno));
+  const uint64_t file_size = uint64_t(end);
   in.seekg(0);
-  uint64_t hlen = 0;
-  if (file_size < 8 || !in.read(reinterpret_cast<char*>(&hlen), 8))
+  unsigned char len_bytes[8];
+  if (file_size < 8 || !in.read(reinterpret_cast<char*>(len_bytes), 8))
     fail(path, ": not a safetensors file (shorter than its 8-byte header length)");
-  if (hlen > file_size - 8 || hlen > (uint64_t(1) << 30))
+  uint64_t hlen = 0;  // little-endian on any host
+  for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | len_bytes[i];
+  if (hlen > file_size - 8)
     fail(path, ": corrupt safetensors header length ", hlen, " for a file of ", file_size,
-         " bytes");
+         " bytes (truncated file, or not a safetensors file?)");
+  if (hlen > kMaxHeaderBytes)
+    fail(path, ": corrupt safetensors header length ", hlen, " (the format allows at most ",
+         kMaxHeaderBytes, " bytes)");
   std::string h(hlen, '\0');
-  in.read(h.data(), std::streamsize(hlen));
-  json header;
-  try {
-    header = json::parse(h);
-  } catch (const std::exception& e) {
-    fail(path, ": corrupt safetensors header (", e.what(), ")");
-  }
+  if (!in.read(h.data(), std::streamsize(hlen))) fail(path, ": short read of the header");
+  // The spec: the header starts with '{' and may be padded at its end with whitespace, so a
+  // header length off by a few bytes is an error here or in the tiling check below.
+  if (h.empty() || h[0] != '{')
+    fail(path, ": corrupt safetensors header (it must start with '{'; wrong header length or ",
+         "not a safetensors file?)");
+  const json header = parse_header(path, h);
   if (!header.is_object()) fail(path, ": corrupt safetensors header (not a JSON object)");
   data_start_ = 8 + hlen;
   const uint64_t data_size = file_size - data_start_;
   for (auto& [name, v] : header.items()) {
-    if (name == "__metadata__") {
-      for (auto& [k, mv] : v.items())
-        if (mv.is_string()) metadata_[k] = mv.get<std::string>();
+    if (name == "__metadata__") {  // a map of string to string (null: none)
+      if (v.is_null()) continue;
+      if (!v.is_object())
+        fail(path, ": corrupt safetensors header (__metadata__ must map strings to strings)");
+      for (auto& [k, mv] : v.items()) {
+        if (!mv.is_string())
+          fail(path, ": corrupt safetensors header (__metadata__ value of \"", k,
+               "\" is not a string: ", mv.dump(), ")");
+        metadata_[k] = mv.get<std::string>();
+      }
       continue;
     }
+    auto bad = [&](const std::string& why) {
+      fail(path, ": corrupt safetensors header: tensor '", name, "' ", why);
+    };
+    if (!v.is_object()) bad("is not an object {dtype, shape, data_offsets}");
+    if (!v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+      bad("lacks one of dtype, shape, data_offsets");
     Entry e;
     e.name = name;
-    try {
-      std::string dt = v.at("dtype").get<std::string>();
-      if (!dtype_from_safetensors(dt, e.dtype))
-        fail(path, ": tensor '", name, "' has dtype ", dt, "; expected F32, F64, BF16 or I32");
-      auto shape = v.at("shape").get<std::vector<int64_t>>();
-      if (shape.size() > 4) fail(path, ": tensor '", name, "' has more than 4 dimensions");
-      for (auto d : shape) {
-        if (d < 0) fail(path, ": tensor '", name, "' has a negative dimension");
-        e.shape.dims[e.shape.ndim++] = d;
-      }
-      auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
-      if (off.size() != 2) fail(path, ": tensor '", name, "': data_offsets needs 2 values");
-      e.begin = off[0];
-      e.end = off[1];
-    } catch (const nlohmann::json::exception& ex) {
-      fail(path, ": tensor '", name, "' has a malformed header entry (", ex.what(), ")");
+    const json& dt = v.at("dtype");
+    if (!dt.is_string()) bad("has a dtype that is not a string: " + dt.dump());
+    if (!dtype_from_safetensors(dt.get<std::string>(), e.dtype)) {
+      if (is_other_spec_dtype(dt.get<std::string>()))
+        fail(path, ": tensor '", name, "' has dtype ", dt.get<std::string>(),
+             ", which mousse does not read (it reads F32, F64, BF16 and I32)");
+      bad("has an unknown dtype " + dt.dump());
     }
-    if (e.end < e.begin || e.end > data_size ||
-        e.end - e.begin != uint64_t(e.shape.numel()) * dtype_size(e.dtype))
-      fail(path, ": tensor '", name, "' has offsets [", e.begin, ", ", e.end,
-           ") inconsistent with its shape or the file size (truncated file?)");
+    const json& shape = v.at("shape");
+    if (!shape.is_array()) bad("has a shape that is not an array: " + shape.dump());
+    // Element count and bytes with overflow checks: a hostile shape must not wrap around to a
+    // size that matches its offsets.
+    uint64_t numel = 1;
+    bool overflow = false;
+    for (const json& d : shape) {
+      uint64_t n = 0;
+      if (!get_size(d, n))
+        bad("has a shape entry that is not a non-negative integer: " + shape.dump());
+      if (n > uint64_t(std::numeric_limits<int64_t>::max()))
+        bad("has a dimension too large: " + shape.dump());
+      overflow = overflow || __builtin_mul_overflow(numel, n, &numel);
+      if (e.shape.ndim < 4) e.shape.dims[size_t(e.shape.ndim)] = int64_t(n);
+      e.shape.ndim++;
+    }
+    if (e.shape.ndim > 4)
+      fail(path, ": tensor '", name, "' has ", e.shape.ndim,
+           " dimensions; mousse reads tensors of at most 4");
+    uint64_t bytes = 0;
+    if (overflow || __builtin_mul_overflow(numel, uint64_t(dtype_size(e.dtype)), &bytes))
+      bad("has a shape whose size overflows: " + shape.dump());
+    const json& off = v.at("data_offsets");
+    if (!off.is_array() || off.size() != 2 || !get_size(off[0], e.begin) ||
+        !get_size(off[1], e.end))
+      bad("has data_offsets that are not two non-negative integers [begin, end]: " + off.dump());
+    if (e.end < e.begin || e.end - e.begin != bytes)
+      bad("has data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+          ") that do not hold its " + std::to_string(bytes) + " bytes (" + dt.get<std::string>() +
+          " " + e.shape.str() + ")");
     entries_.push_back(e);
+  }
+  // The tensors tile the data buffer: sorted by offset, each starts where the previous ended
+  // and the last ends at the end of the file. No holes, no overlaps, no trailing bytes (a file
+  // that is two things at once, or a header length that is off, fails here).
+  std::vector<const Entry*> by_offset;
+  for (const Entry& e : entries_) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t at = 0;
+  for (const Entry* e : by_offset) {
+    if (e->begin != at)
+      fail(path, ": corrupt safetensors file: tensor '", e->name, "' starts at byte ", e->begin,
+           " of the data, expected ", at, e->begin < at ? " (it overlaps the tensor before it)"
+                                                        : " (a hole in the data)");
+    at = e->end;
+  }
+  if (at != data_size)
+    fail(path, ": corrupt safetensors file: its tensors end at byte ", at, " of the data but the ",
+         "file holds ", data_size, " data bytes after its header",
+         at > data_size ? " (truncated file?)" : " (trailing bytes, or a wrong header length)");
+}
+
+json SafeTensorsFile::metadata_json(const std::string& key) const {
+  auto it = metadata_.find(key);
+  if (it == metadata_.end()) return json();
+  if (it->second.find('\0') != std::string::npos)  // (nlohmann would stop there)
+    fail(path_, ": corrupt '", key, "' metadata, not valid JSON (a NUL byte)");
+  try {
+    return json::parse(it->second);
+  } catch (const json::exception& e) {
+    fail(path_, ": corrupt '", key, "' metadata, not valid JSON (", json_error_text(e), ")");
   }
 }
 

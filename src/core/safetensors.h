@@ -1,12 +1,15 @@
 #pragma once
 // safetensors files (https://huggingface.co/docs/safetensors): an 8-byte little-endian header
-// length, a JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str: str}}, then
-// the raw little-endian tensor bytes. Used for `mousse export`, `init_from` and checkpoints.
+// length N, N bytes of JSON header {name: {dtype, shape, data_offsets}, "__metadata__": {str:
+// str}} (starting with '{', possibly padded with spaces), then the raw little-endian tensor
+// bytes. Used for `mousse export`, `init_from` and checkpoints.
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/tensor.h"
 
@@ -22,7 +25,8 @@ class SafeTensorsWriter {
            std::function<void(void* dst)> produce);
   void set_metadata(const std::string& key, const std::string& value);
   // Writes to a temporary file next to `path`, flushes it to disk, then renames it into place:
-  // a reader never sees a partial file under `path`.
+  // a reader never sees a partial file under `path`. Tensor names must be unique and not
+  // "__metadata__".
   void write_atomic(const std::string& path) const;
 
  private:
@@ -34,12 +38,21 @@ class SafeTensorsWriter {
 class SafeTensorsFile {
  public:
   struct Entry { std::string name; DType dtype; Shape shape; uint64_t begin, end; };
-  // Reads and validates the header (sizes, offsets, dtypes); errors name the file.
+  // Reads and validates the header by the format's rules; errors name the file. Rejected: a
+  // header length beyond the file or 100 MB, a header that is not one JSON object starting with
+  // '{' (trailing whitespace allowed), duplicate keys, unknown dtypes, shapes and data_offsets
+  // that are not non-negative integers, a size that is not product(shape) × dtype size, and
+  // offsets that do not tile the data exactly (holes, overlaps, bytes after the last tensor).
+  // __metadata__ must map strings to strings. Beyond the format: mousse reads the dtypes F32,
+  // F64, BF16 and I32 and at most 4 dimensions.
   explicit SafeTensorsFile(const std::string& path);
   const std::string& path() const { return path_; }
   const std::vector<Entry>& entries() const { return entries_; }
   const Entry* find(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The metadata value `key` parsed as JSON (null when absent); an error names the file and the
+  // key when it is not valid JSON.
+  nlohmann::json metadata_json(const std::string& key) const;
   // Reads tensor `name` converted to `dt` (f32/f64/bf16 convert among themselves) into dst,
   // checking that its shape is `expect` (errors name the file, tensor and both shapes).
   void read(const std::string& name, DType dt, Shape expect, void* dst) const;

@@ -69,10 +69,7 @@ json read_json(const std::string& path) {
 
 // 1 ≤ value ≤ INT_MAX, read as an integer (HF's default when absent).
 int positive_int(const ConfigNode& n, const std::string& key, int64_t def) {
-  const int64_t v = n.integer(key, def);
-  if (v < 1 || v > INT_MAX) n.error(key, "expected an integer in [1, " + std::to_string(INT_MAX) +
-                                             "], got " + std::to_string(v));
-  return int(v);
+  return int(n.integer(key, def, {1, kMaxInt32}));
 }
 
 }  // namespace
@@ -144,23 +141,23 @@ ModelConfig model_config_from_json(const json& j, const std::string& file) {
   if (n.has("layer_types"))
     for (const std::string& t : n.strings("layer_types", {}))
       if (t != "full_attention") n.error("layer_types", "expected only \"full_attention\", got \"" + t + "\"");
-  if (const double eps = n.number("rms_norm_eps", 1e-6); eps != 1e-6)
+  if (const double eps = n.number("rms_norm_eps", 1e-6, NumRange::above(0)); eps != 1e-6)
     n.error("rms_norm_eps", "expected 1e-6 (our RMSNorm's), got " + j.at("rms_norm_eps").dump());
 
   // RoPE: default type, theta from rope_parameters (transformers 5) or rope_theta (version 4).
   double theta = 10000.0;  // transformers' default_theta
   const bool top_theta = n.has("rope_theta");
-  if (top_theta) theta = n.number("rope_theta");
+  if (top_theta) theta = n.number("rope_theta", NumRange::above(1));
   for (const char* key : {"rope_parameters", "rope_scaling"}) {
     if (!n.has(key)) continue;
     const ConfigNode r = n.child(key);
     const std::string type = r.has("rope_type") ? r.string("rope_type") : r.string("type", "default");
     if (type != "default")
       n.error(key, "expected rope_type \"default\" (plain RoPE), got \"" + type + "\"");
-    if (r.has("partial_rotary_factor") && r.number("partial_rotary_factor") != 1.0)
+    if (r.has("partial_rotary_factor") && r.number("partial_rotary_factor", NumRange::above(0)) != 1.0)
       n.error(key, "expected no partial_rotary_factor (RoPE over the whole head)");
     if (r.has("rope_theta")) {
-      const double t = r.number("rope_theta");
+      const double t = r.number("rope_theta", NumRange::above(1));
       if (top_theta && t != theta)
         n.error(key, "rope_theta " + j.at(key).at("rope_theta").dump() + " differs from the top-level rope_theta " +
                          j.at("rope_theta").dump());

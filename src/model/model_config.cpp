@@ -21,14 +21,14 @@ void ModelConfig::validate(const std::string& file) const {
   auto bad = [&](const std::string& key, const std::string& msg) {
     fail(file, ": key 'model.", key, "': ", msg);
   };
-  if (n_layer < 1) bad("n_layer", "must be >= 1");
-  if (n_head < 1) bad("n_head", "must be >= 1");
-  if (d_model < 1 || d_model % n_head) bad("d_model", "must be a positive multiple of n_head");
+  // The relations between keys (model_config_from checks each key's own range as it reads it).
+  if (d_model % n_head)
+    bad("d_model", std::to_string(d_model) + " is not a multiple of n_head = " +
+                       std::to_string(n_head));
   if (head_dim() % 2) bad("d_model", "head dim d_model/n_head must be even for RoPE");
-  if (vocab_size < 2) bad("vocab_size", "must be >= 2");
-  if (padded_vocab < vocab_size) bad("padded_vocab", "must be >= vocab_size");
-  if (max_seq_len < 1) bad("max_seq_len", "must be >= 1");
-  if (rope_base <= 1) bad("rope_base", "must be > 1");
+  if (padded_vocab < vocab_size)
+    bad("padded_vocab", std::to_string(padded_vocab) + " is less than vocab_size = " +
+                            std::to_string(vocab_size));
 }
 
 ModelConfig model_preset(const std::string& name) {
@@ -54,13 +54,18 @@ ModelConfig model_preset(const std::string& name) {
 ModelConfig model_config_from(const ConfigNode& node) {
   std::string preset = node.string("preset", "custom");
   ModelConfig m = preset == "custom" ? ModelConfig{} : model_preset(preset);
-  m.n_layer = int(node.integer("n_layer", m.n_layer));
-  m.n_head = int(node.integer("n_head", m.n_head));
-  m.d_model = int(node.integer("d_model", m.d_model));
-  m.vocab_size = int(node.integer("vocab_size", m.vocab_size));
-  m.padded_vocab = int(node.integer("padded_vocab", m.padded_vocab));
-  m.max_seq_len = int(node.integer("max_seq_len", m.max_seq_len));
-  m.rope_base = node.number("rope_base", m.rope_base);
+  // Each dim fits an int, and together they keep the parameter count (up to
+  // 2·2^31·2^20 + 2^16·12·2^40 < 2^60) and the FLOP estimates finite in int64.
+  auto dim = [&](const char* key, int& field, int64_t lo, int64_t hi) {
+    field = int(node.integer(key, field, {lo, hi}));
+  };
+  dim("n_layer", m.n_layer, 1, int64_t(1) << 16);
+  dim("n_head", m.n_head, 1, int64_t(1) << 16);
+  dim("d_model", m.d_model, 2, int64_t(1) << 20);
+  dim("vocab_size", m.vocab_size, 2, kMaxInt32);
+  dim("padded_vocab", m.padded_vocab, 2, kMaxInt32);
+  dim("max_seq_len", m.max_seq_len, 1, int64_t(1) << 24);
+  m.rope_base = node.number("rope_base", m.rope_base, NumRange::above(1));
   node.finish();
   m.validate(node.file());
   return m;

@@ -20,6 +20,7 @@ struct ModelConfig {
   int64_t num_parameters() const;  // wte + lm_head (padded) + blocks
   // 6N-style FLOPs per token for forward + backward, attention included (for MFU).
   double flops_per_token(int seq_len) const;
+  // The relations between dims (d_model a multiple of n_head, ...); errors name `file`.
   void validate(const std::string& file) const;
 };
 

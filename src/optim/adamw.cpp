@@ -7,10 +7,8 @@ namespace mousse {
 
 AdamW::AdamW(const ConfigNode& node) {
   read_betas(node, beta1, beta2);
-  eps = node.number("eps", eps);
-  weight_decay = node.number("weight_decay", weight_decay);
-  if (!(eps > 0)) node.error("eps", "must be > 0");
-  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
+  eps = node.number("eps", eps, NumRange::above(0));
+  weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
 }
 
 std::string AdamW::describe() const {

@@ -6,8 +6,7 @@ namespace mousse {
 
 Lion::Lion(const ConfigNode& node) {
   read_betas(node, beta1, beta2);
-  weight_decay = node.number("weight_decay", weight_decay);
-  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
+  weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
 }
 
 std::string Lion::describe() const {

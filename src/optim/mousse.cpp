@@ -26,12 +26,12 @@ Mousse::~Mousse() {
 }
 
 Mousse::Mousse(const ConfigNode& node) {
-  momentum = node.number("momentum", momentum);
+  momentum = node.number("momentum", momentum, NumRange::right_open(0, 1));
   nesterov = node.boolean("nesterov", nesterov);
-  beta_pc = node.number("beta_pc", beta_pc);
-  eps = node.number("eps", eps);
-  alpha = node.number("alpha", alpha);
-  update_interval = node.integer("update_interval", update_interval);
+  beta_pc = node.number("beta_pc", beta_pc, NumRange::right_open(0, 1));
+  eps = node.number("eps", eps, NumRange::above(0));
+  alpha = node.number("alpha", alpha, NumRange::closed(0, 1));
+  update_interval = node.integer("update_interval", update_interval, {1, kMaxCount});
   const std::string w = node.choice("whiten", "both", {"both", "output", "input", "smaller"});
   whiten = w == "output" ? Side::output : w == "input" ? Side::input
          : w == "smaller" ? Side::smaller : Side::both;
@@ -44,20 +44,13 @@ Mousse::Mousse(const ConfigNode& node) {
   stats_dtype = parse_stats_precision(node);
   const std::string rm = node.choice("refresh", "eigh", {"eigh", "power_qr"});
   refresh_method = rm == "power_qr" ? Refresh::power_qr : Refresh::eigh;
-  eigh_every = node.integer("eigh_every", eigh_every);
-  refresh_overlap = node.integer("refresh_overlap", refresh_overlap);
+  eigh_every = node.integer("eigh_every", eigh_every, {0, kMaxCount});  // 0: only the first
+  // 0: synchronous refreshes; at most update_interval steps late.
+  refresh_overlap = node.integer("refresh_overlap", refresh_overlap, {0, update_interval});
   qr = parse_qr_method(node);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
   scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
-  weight_decay = node.number("weight_decay", weight_decay);
-  if (!(momentum >= 0 && momentum < 1)) node.error("momentum", "must be in [0, 1)");
-  if (!(beta_pc >= 0 && beta_pc < 1)) node.error("beta_pc", "must be in [0, 1)");
-  if (!(eps > 0)) node.error("eps", "must be > 0");
-  if (!(alpha >= 0 && alpha <= 1)) node.error("alpha", "must be in [0, 1]");
-  if (update_interval < 1) node.error("update_interval", "must be >= 1");
-  if (eigh_every < 0) node.error("eigh_every", "must be >= 0 (0: only the first refresh)");
-  if (refresh_overlap < 0 || refresh_overlap > update_interval)
-    node.error("refresh_overlap", "must be in [0, update_interval] (0: synchronous refreshes)");
+  weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
   if (refresh_overlap > 0 && refresh_method != Refresh::eigh)
     node.error("refresh_overlap", "only applies with \"refresh\": \"eigh\" (the power_qr "
                                   "refresh is synchronous)");
@@ -641,8 +634,8 @@ void Mousse::load_extra(const json& j) {
   if (j.contains("cond"))
     for (auto& s : st_)
       if (j["cond"].contains(s.name)) {
-        s.out.cond = j["cond"][s.name][0].get<double>();
-        s.in.cond = j["cond"][s.name][1].get<double>();
+        s.out.cond = j["cond"][s.name].at(0).get<double>();  // (at: a corrupt pair throws)
+        s.in.cond = j["cond"][s.name].at(1).get<double>();
       }
 }
 

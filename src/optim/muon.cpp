@@ -6,13 +6,11 @@
 namespace mousse {
 
 Muon::Muon(const ConfigNode& node) {
-  momentum = node.number("momentum", momentum);
+  momentum = node.number("momentum", momentum, NumRange::right_open(0, 1));
   nesterov = node.boolean("nesterov", nesterov);
-  weight_decay = node.number("weight_decay", weight_decay);
+  weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
   scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
   ortho_ = Orthogonalizer(parse_ortho_options(node));
-  if (!(momentum >= 0 && momentum < 1)) node.error("momentum", "must be in [0, 1)");
-  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
 }
 
 std::string Muon::describe() const {

@@ -37,9 +37,7 @@ OrthoOptions parse_ortho_options(const ConfigNode& node) {
   const std::string k = node.choice("orthogonalizer", "ns5", {"ns5", "polar_express", "exact"});
   o.kind = k == "exact" ? OrthoKind::exact
          : k == "polar_express" ? OrthoKind::polar_express : OrthoKind::ns5;
-  const int64_t steps = node.integer("ns_steps", 5);
-  if (steps < 1 || steps > 100) node.error("ns_steps", "must be in [1, 100]");
-  o.steps = int(steps);
+  o.steps = int(node.integer("ns_steps", 5, {1, 100}));
   const std::string d = node.choice("ns_dtype", "auto", {"auto", "param", "bf16"});
   o.dtype = d == "bf16" ? OrthoDtype::bf16 : d == "param" ? OrthoDtype::param : OrthoDtype::automatic;
   return o;

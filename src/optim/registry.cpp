@@ -25,12 +25,11 @@ std::unique_ptr<Optimizer> make_optimizer(const ConfigNode& node, const std::str
 }
 
 void read_betas(const ConfigNode& node, double& beta1, double& beta2) {
-  auto betas = node.numbers("betas", {beta1, beta2});
-  if (betas.size() != 2) node.error("betas", "expected two numbers [beta1, beta2]");
+  auto betas = node.numbers("betas", {beta1, beta2}, NumRange::right_open(0, 1));
+  if (betas.size() != 2)
+    node.error("betas", "expected two numbers [beta1, beta2], each in [0, 1)");
   beta1 = betas[0];
   beta2 = betas[1];
-  if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
-    node.error("betas", "each beta must be in [0, 1)");
 }
 
 ComputeCopy compute_copy_for(const Param& p, const OptimStep& s) {

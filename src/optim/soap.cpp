@@ -8,20 +8,15 @@ namespace mousse {
 
 Soap::Soap(const ConfigNode& node) {
   read_betas(node, beta1, beta2);
-  eps = node.number("eps", eps);
-  weight_decay = node.number("weight_decay", weight_decay);
-  update_interval = node.integer("update_interval", update_interval);
-  beta_pc = node.number("beta_pc", beta_pc);
-  max_precond_dim = node.integer("max_precond_dim", max_precond_dim);
+  eps = node.number("eps", eps, NumRange::above(0));
+  weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
+  update_interval = node.integer("update_interval", update_interval, {1, kMaxCount});
+  beta_pc = node.number("beta_pc", beta_pc, NumRange::right_open(0, 1));
+  max_precond_dim = node.integer("max_precond_dim", max_precond_dim, {1, kMaxCount});
   normalize_grads = node.boolean("normalize_grads", normalize_grads);
   correct_bias = node.boolean("correct_bias", correct_bias);
   qr = parse_qr_method(node);
   stats_dtype = parse_stats_precision(node);
-  if (!(eps > 0)) node.error("eps", "must be > 0");
-  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
-  if (update_interval < 1) node.error("update_interval", "must be >= 1");
-  if (!(beta_pc >= 0 && beta_pc < 1)) node.error("beta_pc", "must be in [0, 1)");
-  if (max_precond_dim < 1) node.error("max_precond_dim", "must be >= 1");
 }
 
 std::string Soap::describe() const {

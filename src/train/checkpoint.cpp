@@ -109,23 +109,28 @@ std::string latest_checkpoint(const std::string& dir) {
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) {
   SafeTensorsFile f(path);
-  auto it = f.metadata().find("mousse");
-  if (it == f.metadata().end())
+  const json j = f.metadata_json("mousse");
+  if (j.is_null())
     fail(path, ": not a mousse checkpoint (no 'mousse' metadata); to start from plain weights ",
          "use the config key init_from instead of --resume");
+  // Typed, range-checked reads: corrupt metadata is an error naming the file and the field
+  // ("ckpt_00000010.safetensors: key 'mousse.step': expected an integer in [0, 2^62], ...").
+  const ConfigNode meta(j, "mousse", path);
   CheckpointMeta m;
-  try {
-    json j = json::parse(it->second);
-    m.step = j.at("step").get<int64_t>();
-    m.data_position = j.at("data_position").get<int64_t>();
-    m.world_size = j.at("world_size").get<int>();
-    // (checkpoints written before resharding existed store the position per rank only)
-    m.data_batches = j.value("data_batches", m.data_position * m.world_size);
-    m.optimizers = j.at("optimizers");
-    m.config = j.at("config");
-  } catch (const std::exception& e) {
-    fail(path, ": corrupt checkpoint metadata (", e.what(), ")");
+  m.step = meta.integer("step", {0, kMaxCount});
+  m.data_position = meta.integer("data_position", {0, kMaxCount});
+  m.world_size = int(meta.integer("world_size", {1, kMaxInt32}));
+  const ConfigNode optimizers = meta.child("optimizers", true);
+  for (auto& [group, unused] : optimizers.raw().items()) {  // {"type": ..., "extra": {...}}
+    const ConfigNode g = optimizers.child(group, true);
+    g.string("type");
+    g.child("extra");
   }
+  // (checkpoints written before resharding existed store the position per rank only)
+  m.data_batches = j.contains("data_batches") ? meta.integer("data_batches", {0, kMaxCount})
+                                              : m.data_position * m.world_size;
+  m.optimizers = optimizers.raw();
+  m.config = meta.child("config", true).raw();
   return m;
 }
 

@@ -6,10 +6,9 @@ OptimizerSetup make_optimizer_setup(const json& optimizer, const std::string& fi
                                     ParamTable& table) {
   ConfigNode top(optimizer, "optimizer", file);
   OptimizerSetup setup;
-  setup.grad_clip = top.number("grad_clip", setup.grad_clip);
-  if (setup.grad_clip < 0) top.error("grad_clip", "must be >= 0 (0 turns clipping off)");
-  const double head_scale = top.number("lm_head_lr_scale", 1.0);
-  if (head_scale <= 0) top.error("lm_head_lr_scale", "must be > 0");
+  // grad_clip 0 turns clipping off.
+  setup.grad_clip = top.number("grad_clip", setup.grad_clip, NumRange::at_least(0));
+  const double head_scale = top.number("lm_head_lr_scale", 1.0, NumRange::above(0));
 
   ConfigNode matrix = top.child("matrix", true);
   ConfigNode embedding = top.child("embedding", true);
@@ -26,10 +25,8 @@ OptimizerSetup make_optimizer_setup(const json& optimizer, const std::string& fi
     ParamGroup g;
     g.name = s.name;
     g.params = table.with_role(s.role);
-    g.lr = s.node->number("lr");
-    if (g.lr < 0) s.node->error("lr", "must be >= 0");
-    g.lr_scale = s.node->number("lr_scale", 1.0) * s.extra_scale;
-    if (g.lr_scale <= 0) s.node->error("lr_scale", "must be > 0");
+    g.lr = s.node->number("lr", NumRange::at_least(0));
+    g.lr_scale = s.node->number("lr_scale", 1.0, NumRange::above(0)) * s.extra_scale;
     g.optimizer = make_optimizer(*s.node, s.name);
     s.node->finish();
     setup.groups.push_back(std::move(g));

@@ -143,19 +143,7 @@ StateSources open_sources(const std::string& main_path, const CheckpointMeta& me
            " ranks and its optimizer state is split over one file per rank: copy every ",
            "ckpt_*.rank*-of-", W, ".safetensors file with it");
     auto f = std::make_unique<SafeTensorsFile>(path);
-    auto it = f->metadata().find("mousse_shard");
-    if (it == f->metadata().end()) fail(path, ": not a mousse checkpoint shard");
-    json m;
-    try {
-      m = json::parse(it->second);
-    } catch (const std::exception& e) {
-      fail(path, ": corrupt shard metadata (", e.what(), ")");
-    }
-    if (m.value("rank", -1) != r || m.value("world_size", -1) != W ||
-        m.value("step", int64_t(-1)) != meta.step)
-      fail(path, ": written by rank ", m.value("rank", -1), " of ", m.value("world_size", -1),
-           " at step ", m.value("step", int64_t(-1)), ", expected rank ", r, " of ", W,
-           " at step ", meta.step, " (a file of another checkpoint?)");
+    const json m = read_shard_meta(path, r, W, meta.step);
     const json layout = m.value("layout", json());
     for (const auto& e : f->entries()) {
       if (e.name.rfind(kOptim, 0) != 0) continue;
@@ -179,12 +167,29 @@ StateSources open_sources(const std::string& main_path, const CheckpointMeta& me
       s.index.add(name, r, offset, n, total);
     }
     s.files.push_back(std::move(f));
-    s.optimizers.push_back(m.value("optimizers", json::object()));
+    s.optimizers.push_back(m.at("optimizers"));
   }
   return s;
 }
 
 }  // namespace
+
+json read_shard_meta(const std::string& path, int rank, int world, int64_t step) {
+  SafeTensorsFile f(path);
+  const json m = f.metadata_json("mousse_shard");
+  if (m.is_null()) fail(path, ": not a mousse checkpoint shard (no 'mousse_shard' metadata)");
+  // Typed reads: corrupt metadata is an error naming the file and the field.
+  const ConfigNode meta(m, "mousse_shard", path);
+  const int64_t m_world = meta.integer("world_size", {1, kMaxInt32});
+  const int64_t m_rank = meta.integer("rank", {0, m_world - 1});
+  const int64_t m_step = meta.integer("step", {0, kMaxCount});
+  meta.child("optimizers", true);
+  if (m_rank != rank || m_world != world || m_step != step)
+    fail(path, ": written by rank ", m_rank, " of ", m_world, " at step ", m_step,
+         ", expected rank ", rank, " of ", world, " at step ", step,
+         " (a file of another checkpoint?)");
+  return m;
+}
 
 std::string load_optimizer_state(const std::string& main_path, const CheckpointMeta& meta,
                                  Communicator& comm, const DataParallel* dp,
@@ -247,7 +252,14 @@ std::string load_optimizer_state(const std::string& main_path, const CheckpointM
         fail(src.files[i]->path(), ": has no host-side state of optimizer group '", g.name, "'");
       saved.push_back(o[g.name].value("extra", json::object()));
     }
-    g.optimizer->load_extra(g.optimizer->merge_extra(saved, rank));
+    try {  // the optimizer's host-side state, as the saving ranks left it
+      g.optimizer->load_extra(g.optimizer->merge_extra(saved, rank));
+    } catch (const json::exception& e) {
+      fail(main_path, ": corrupt host-side state of optimizer group '", g.name, "' (",
+           json_error_text(e), ")");
+    } catch (const Error& e) {
+      fail(main_path, ": host-side state of optimizer group '", g.name, "': ", e.what());
+    }
   }
 
   const int saved_world = meta.world_size;

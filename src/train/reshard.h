@@ -86,6 +86,11 @@ class StateIndex {
   std::map<std::string, std::vector<Piece>> pieces_;
 };
 
+// The metadata of rank `rank`'s optimizer shard of a checkpoint written by `world` ranks at
+// `step` ("mousse_shard": rank, world_size, step, optimizers, layout), read with typed checks:
+// corruption, or a shard of another checkpoint, is an error naming the file and the field.
+json read_shard_meta(const std::string& path, int rank, int world, int64_t step);
+
 // Restores this rank's optimizer state tensors and every group's host-side state from the
 // checkpoint `main_path` (meta: its metadata), whatever number of ranks wrote it. Checks each
 // group's optimizer type. Errors name the file (a missing shard, a missing or mis-shaped state

@@ -1,12 +1,20 @@
 #include "train/run_config.h"
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace mousse {
 
 int64_t BatchConfig::grad_accum(int world_size) const {
-  return global_tokens / (micro_batch * seq_len * world_size);
+  return global_tokens / (micro_batch * seq_len) / world_size;
+}
+
+bool BatchConfig::splits_over(int world_size) const {
+  // global % (mb·T·W) == 0 without forming mb·T·W, which can overflow for a large --np.
+  const int64_t per_micro = micro_batch * seq_len;
+  return world_size >= 1 && global_tokens % per_micro == 0 &&
+         (global_tokens / per_micro) % world_size == 0;
 }
 
 json read_json_file(const std::string& path) {
@@ -14,10 +22,16 @@ json read_json_file(const std::string& path) {
   if (!in) fail("cannot open config ", path, " (does the file exist?)");
   std::stringstream ss;
   ss << in.rdbuf();
+  const std::string text = ss.str();
+  // nlohmann stops at a NUL byte as at the end of the text: what follows would go unread.
+  if (text.find('\0') != std::string::npos)
+    fail(path, ": not valid JSON: a NUL byte at offset ", text.find('\0'));
   try {
-    return json::parse(ss.str(), nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
-    fail(path, ": not valid JSON: ", e.what());
+    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::out_of_range& e) {  // 1e400: beyond a double
+    fail(path, ": not valid JSON: ", json_error_text(e), " (numbers must fit a double)");
+  } catch (const json::exception& e) {
+    fail(path, ": not valid JSON: ", json_error_text(e));
   }
 }
 
@@ -30,6 +44,9 @@ void apply_overrides(json& config, const std::vector<std::string>& sets, const s
     json v;
     try {
       v = json::parse(value);
+    } catch (const json::out_of_range& e) {  // 1e400: a number, but beyond a double
+      fail("--set '", s, "': key '", path, "': ", value, " is beyond the range of a number (a ",
+           "double, up to about 1.8e308): ", json_error_text(e));
     } catch (const json::parse_error&) {
       v = value;  // a bare word is a string
     }
@@ -63,19 +80,18 @@ RunConfig parse_run_config(const json& j, const std::string& file) {
   if (rc.data.train.empty()) data.error("train", "missing; expected glob(s) of .bin shards");
   rc.data.val = data.strings("val", {});
   rc.data.shuffle = data.boolean("shuffle", rc.data.shuffle);
-  rc.data.prefetch = int(data.integer("prefetch", rc.data.prefetch));
-  if (rc.data.prefetch < 1) data.error("prefetch", "must be >= 1");
+  rc.data.prefetch = int(data.integer("prefetch", rc.data.prefetch, {1, 1024}));
   data.finish();
 
   ConfigNode batch = top.child("batch", true);
-  rc.batch.micro_batch = batch.integer("micro_batch");
-  rc.batch.seq_len = batch.integer("seq_len", rc.model.max_seq_len);
-  rc.batch.global_tokens =
-      batch.integer("global_tokens", rc.batch.micro_batch * rc.batch.seq_len);
-  if (rc.batch.micro_batch < 1) batch.error("micro_batch", "must be >= 1");
-  if (rc.batch.seq_len < 1 || rc.batch.seq_len > rc.model.max_seq_len)
-    batch.error("seq_len", "must be in [1, model.max_seq_len = " +
-                               std::to_string(rc.model.max_seq_len) + "]");
+  // micro_batch × seq_len <= 2^31 · 2^24 (model.max_seq_len's bound) cannot overflow.
+  rc.batch.micro_batch = batch.integer("micro_batch", {1, kMaxInt32});
+  rc.batch.seq_len = batch.integer("seq_len", rc.model.max_seq_len, {1, int64_t(1) << 24});
+  if (rc.batch.seq_len > rc.model.max_seq_len)
+    batch.error("seq_len", std::to_string(rc.batch.seq_len) + " exceeds model.max_seq_len = " +
+                               std::to_string(rc.model.max_seq_len));
+  rc.batch.global_tokens = batch.integer(
+      "global_tokens", rc.batch.micro_batch * rc.batch.seq_len, {1, kMaxCount});
   if (rc.batch.global_tokens % (rc.batch.micro_batch * rc.batch.seq_len) != 0)
     batch.error("global_tokens", std::to_string(rc.batch.global_tokens) +
                                      " is not a multiple of micro_batch × seq_len = " +
@@ -84,33 +100,32 @@ RunConfig parse_run_config(const json& j, const std::string& file) {
 
   rc.optimizer = top.child("optimizer", true).raw();
   rc.schedule = schedule_from(top.child("schedule"));
-  rc.steps = top.integer("steps");
-  if (rc.steps < 1) top.error("steps", "must be >= 1");
+  rc.steps = top.integer("steps", {1, kMaxCount});
+  // The tokens trained (steps × global_tokens) are counted in int64.
+  if (rc.steps > kMaxCount / rc.batch.global_tokens)
+    top.error("steps", std::to_string(rc.steps) + " steps × batch.global_tokens = " +
+                           std::to_string(rc.batch.global_tokens) + " exceeds 2^62 tokens");
 
   ConfigNode eval = top.child("eval");
-  rc.eval.every = eval.integer("every", rc.eval.every);
-  rc.eval.tokens = eval.integer("tokens", rc.eval.tokens);
-  if (rc.eval.every < 0) eval.error("every", "must be >= 0");
-  if (rc.eval.tokens < 0) eval.error("tokens", "must be >= 0");
+  rc.eval.every = eval.integer("every", rc.eval.every, {0, kMaxCount});
+  rc.eval.tokens = eval.integer("tokens", rc.eval.tokens, {0, kMaxCount});
   eval.finish();
 
   ConfigNode log = top.child("log");
   rc.log.dir = log.string("dir", "runs/" + rc.run_name);
-  rc.log.every = log.integer("every", rc.log.every);
-  rc.log.diagnostics_every = log.integer("diagnostics_every", rc.log.diagnostics_every);
-  if (rc.log.every < 1) log.error("every", "must be >= 1");
-  if (rc.log.diagnostics_every < 0) log.error("diagnostics_every", "must be >= 0");
+  rc.log.every = log.integer("every", rc.log.every, {1, kMaxCount});
+  rc.log.diagnostics_every =
+      log.integer("diagnostics_every", rc.log.diagnostics_every, {0, kMaxCount});
   log.finish();
 
   ConfigNode ckpt = top.child("checkpoint");
-  rc.checkpoint.every = ckpt.integer("every", rc.checkpoint.every);
-  rc.checkpoint.keep = int(ckpt.integer("keep", rc.checkpoint.keep));
+  rc.checkpoint.every = ckpt.integer("every", rc.checkpoint.every, {0, kMaxCount});
+  rc.checkpoint.keep = int(ckpt.integer("keep", rc.checkpoint.keep, {1, kMaxInt32}));
   rc.checkpoint.dir = ckpt.string("dir", rc.log.dir + "/checkpoints");
-  if (rc.checkpoint.every < 0) ckpt.error("every", "must be >= 0");
-  if (rc.checkpoint.keep < 1) ckpt.error("keep", "must be >= 1");
   ckpt.finish();
 
-  rc.seed = uint64_t(top.integer("seed", int64_t(rc.seed)));
+  rc.seed = uint64_t(
+      top.integer("seed", int64_t(rc.seed), {0, std::numeric_limits<int64_t>::max()}));
   rc.device = top.choice("device", rc.device, {"cpu", "cuda", "auto"});
   rc.precision = top.choice("precision", rc.precision, {"auto", "f32", "bf16", "f64"});
   rc.init_from = top.string("init_from", "");

@@ -19,11 +19,13 @@ struct DataConfig {
 };
 
 struct BatchConfig {
-  int64_t global_tokens = 0;  // tokens per optimizer step over all ranks
-  int64_t micro_batch = 0;    // sequences per rank per forward/backward
-  int64_t seq_len = 0;
+  int64_t global_tokens = 0;  // tokens per optimizer step over all ranks, in [1, 2^62]
+  int64_t micro_batch = 0;    // sequences per rank per forward/backward, in [1, 2^31 - 1]
+  int64_t seq_len = 0;        // in [1, model.max_seq_len]
   // Derived: global_tokens / (micro_batch · seq_len · world_size).
   int64_t grad_accum(int world_size) const;
+  // Whether global_tokens is a whole number of micro-batches on each of world_size ranks.
+  bool splits_over(int world_size) const;
 };
 
 struct EvalConfig {

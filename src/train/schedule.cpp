@@ -15,15 +15,20 @@ double Schedule::factor(int64_t s, int64_t total) const {
     double progress = std::min(1.0, double(s - warm) / double(span));
     return lo + (1.0 - lo) * 0.5 * (1.0 + std::cos(M_PI * progress));
   }
-  // wsd: stable at 1, then decay over the last `decay` fraction of steps.
+  // wsd: stable at 1, then a decay over the last D = round(decay · N) of the N steps in Dion's
+  // form: the fraction left, r = (N − s) / D, is 1 at the first decay step and 1/D at the last,
+  // and reaches 0 one step after the last, as the cosine schedule does: no step trains at the
+  // floor (a step at lr 0 would be wasted).
   const int64_t dec = int64_t(std::llround(decay * double(total)));
   const int64_t start = total - dec;
   if (s < start || dec == 0) return 1.0;
-  double progress = std::min(1.0, double(s - start + 1) / double(dec));
-  double shape = progress;
-  if (decay_shape == "cosine") shape = 0.5 * (1.0 - std::cos(M_PI * progress));
-  else if (decay_shape == "sqrt") shape = std::sqrt(progress);
-  return lo + (1.0 - lo) * (1.0 - shape);
+  const double r = std::max(0.0, double(total - s) / double(dec));
+  // The shapes as functions of the progress p = 1 − r: linear 1 − p, cosine ½(1 + cos πp),
+  // sqrt 1 − √p.
+  double left = r;
+  if (decay_shape == "cosine") left = 0.5 * (1.0 - std::cos(M_PI * r));
+  else if (decay_shape == "sqrt") left = 1.0 - std::sqrt(1.0 - r);
+  return lo + (1.0 - lo) * left;
 }
 
 int64_t Schedule::stable_end(int64_t total) const {
@@ -43,17 +48,13 @@ json Schedule::to_json() const {
 Schedule schedule_from(const ConfigNode& node) {
   Schedule s;
   s.type = node.choice("type", s.type, {"cosine", "wsd", "constant"});
-  s.warmup = node.number("warmup", s.warmup);
-  s.min_ratio = node.number("min_ratio", s.min_ratio);
+  s.warmup = node.number("warmup", s.warmup, NumRange::closed(0, 1));
+  s.min_ratio = node.number("min_ratio", s.min_ratio, NumRange::closed(0, 1));
   if (s.type == "wsd") {
-    s.decay = node.number("decay", s.decay);
+    s.decay = node.number("decay", s.decay, NumRange::closed(0, 1));
     s.decay_shape = node.choice("decay_shape", s.decay_shape, {"linear", "cosine", "sqrt"});
+    if (s.warmup + s.decay > 1) node.error("decay", "warmup + decay must not exceed 1");
   }
-  if (s.warmup < 0 || s.warmup > 1) node.error("warmup", "must be a fraction in [0, 1]");
-  if (s.decay < 0 || s.decay > 1) node.error("decay", "must be a fraction in [0, 1]");
-  if (s.type == "wsd" && s.warmup + s.decay > 1)
-    node.error("decay", "warmup + decay must not exceed 1");
-  if (s.min_ratio < 0 || s.min_ratio > 1) node.error("min_ratio", "must be in [0, 1]");
   node.finish();
   return s;
 }

@@ -129,10 +129,10 @@ void Trainer::upload_next_batch(DataLoader& data) {
 void Trainer::setup() {
   const int world = comm_.world_size();
   const BatchConfig& b = cfg_.batch;
-  if (b.global_tokens % (b.micro_batch * b.seq_len * world) != 0)
+  if (!b.splits_over(world))
     fail(cfg_.file, ": key 'batch.global_tokens': ", b.global_tokens,
-         " is not a multiple of micro_batch × seq_len × ranks = ",
-         b.micro_batch * b.seq_len * world);
+         " is not a multiple of micro_batch × seq_len × ranks = ", b.micro_batch * b.seq_len,
+         " × ", world);
   grad_accum_ = b.grad_accum(world);
 
   // The run's directories before any work (train/run_dir.h): writable, locked, not another

@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 const std::string kOptim = "optimizer/";  // a checkpoint's optimizer state (train/checkpoint.h)
 const char* kCanonicalHint =
-    "expected the canonical names of design §2: wte, lm_head, blocks.{i}.attn.{q,k,v,o}, "
+    "expected the canonical names (docs/export.md): wte, lm_head, blocks.{i}.attn.{q,k,v,o}, "
     "blocks.{i}.mlp.{fc,proj}";
 
 std::vector<TensorSpec> specs_of(const std::vector<ParamSpec>& specs) {
@@ -57,23 +57,17 @@ WeightSource::WeightSource(const std::string& path) : path_(resolve(path)) {
   file_ = std::make_unique<SafeTensorsFile>(path_);
   // Model dims and training info: a checkpoint's "mousse" metadata, or what `mousse export`
   // carried along ("model", "step").
-  const auto& meta = file_->metadata();
+  // Typed reads: corrupt metadata is an error naming the file and the field.
   json model;
-  try {
-    if (auto it = meta.find("mousse"); it != meta.end()) {
-      json j = json::parse(it->second);
-      if (!j.is_object()) fail("not a JSON object");
-      if (j.contains("config") && j["config"].is_object()) {
-        run_config_ = j["config"];
-        if (run_config_.contains("model")) model = run_config_["model"];
-      }
-      if (j.contains("step")) step_ = j.at("step").get<int64_t>();
-    } else {
-      if (auto m = meta.find("model"); m != meta.end()) model = json::parse(m->second);
-      if (auto s = meta.find("step"); s != meta.end()) step_ = std::stoll(s->second);
-    }
-  } catch (const std::exception& e) {
-    fail(path_, ": corrupt mousse metadata (", e.what(), ")");
+  if (file_->metadata().count("mousse")) {
+    const CheckpointMeta meta = read_checkpoint_meta(path_);
+    run_config_ = meta.config;
+    if (run_config_.contains("model")) model = run_config_["model"];
+    step_ = meta.step;
+  } else {
+    model = file_->metadata_json("model");
+    const json step = file_->metadata_json("step");
+    if (!step.is_null()) step_ = ConfigNode(json{{"step", step}}, "metadata", path_).integer("step", {0, kMaxCount});
   }
   if (!model.is_null()) {
     if (!model.is_object()) fail(path_, ": corrupt mousse metadata (the model config is not an object)");

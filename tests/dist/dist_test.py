@@ -141,8 +141,8 @@ def compare_diagnostics(tag1, tag2, tol):
 def weights(tag, step):
     ck = f"{work}/{tag}/ckpt/ckpt_{step:08d}.safetensors"
     out = f"{work}/{tag}/export.safetensors"
-    subprocess.run([a.mousse, "export", "--checkpoint", ck, "-o", out], check=True, env=ENV,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([a.mousse, "export", "--checkpoint", ck, "-o", out, "--overwrite"], check=True,
+                   env=ENV, stdout=subprocess.DEVNULL)
     with open(out, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))

@@ -48,6 +48,8 @@ TEST_CASE("cosine schedule: linear warmup to 1, cosine to the floor") {
   CHECK(s.factor(100, total) == Approx(1.0));
   CHECK(s.factor(550, total) == Approx(0.1 + 0.9 * 0.5));
   CHECK(s.factor(999, total) == Approx(0.1).margin(1e-4));
+  CHECK(s.factor(999, total) > 0.1);          // the last step still trains above the floor
+  CHECK(s.factor(1000, total) == Approx(0.1));  // which it reaches one step after the last
   for (int64_t i = 100; i + 1 < total; i++) CHECK(s.factor(i + 1, total) <= s.factor(i, total));
 }
 
@@ -57,14 +59,67 @@ TEST_CASE("WSD schedule: warmup, stable, decay over the last fraction") {
   s.warmup = 0.1;
   s.decay = 0.2;
   const int64_t total = 100;
-  CHECK(s.factor(9, total) == Approx(1.0));
+  CHECK(s.factor(9, total) == 1.0);
   CHECK(s.factor(50, total) == 1.0);
   CHECK(s.factor(79, total) == 1.0);
   CHECK(s.stable_end(total) == 80);
-  CHECK(s.factor(80, total) == Approx(1.0 - 1.0 / 20));
-  CHECK(s.factor(99, total) == Approx(0.0).margin(1e-12));
+  // Dion's form (N − s)/D: 1 at the first decay step, 1/D at the last, 0 only after it.
+  CHECK(s.factor(80, total) == 1.0);
+  CHECK(s.factor(81, total) == 19.0 / 20);
+  CHECK(s.factor(99, total) == 1.0 / 20);
+  CHECK(s.factor(100, total) == 0.0);
   s.type = "constant";
   CHECK(s.factor(99, total) == 1.0);
+}
+
+TEST_CASE("schedules: the closed form at the phase boundaries, no step at the floor") {
+  // For random lengths and fractions: warmup (s+1)/W reaches exactly 1 at its last step; WSD
+  // stays at exactly 1 through its stable phase and decays as (N − s)/D (linear shape, floor 0),
+  // exactly; both WSD and cosine are above the floor from the end of warmup to the last step
+  // N − 1 and reach it at N.
+  std::mt19937 rng(42);
+  for (int trial = 0; trial < 200; trial++) {
+    const int64_t N = 1 + int64_t(rng() % 3000);
+    Schedule s;
+    s.type = "wsd";
+    s.warmup = double(rng() % 500) / 1000.0;  // [0, 0.5)
+    s.decay = double(rng() % 500) / 1000.0;
+    const int64_t W = std::llround(s.warmup * double(N)), D = std::llround(s.decay * double(N));
+    INFO("N " << N << " warmup " << s.warmup << " (W " << W << ") decay " << s.decay << " (D "
+              << D << ")");
+    int64_t wrong = 0;  // (one CHECK per case, not per step)
+    for (int64_t i = 0; i < W; i++) wrong += s.factor(i, N) != double(i + 1) / double(W);
+    for (int64_t i = W; i < N - D; i++) wrong += s.factor(i, N) != 1.0;
+    for (int64_t i = std::max(W, N - D); i < N; i++)
+      wrong += s.factor(i, N) != double(N - i) / double(D);
+    CHECK(wrong == 0);
+    if (W > 0) CHECK(s.factor(W - 1, N) == 1.0);  // warmup end
+    CHECK(s.stable_end(N) == N - D);
+    if (D > 0 && N - D >= W) {
+      CHECK(s.factor(N - D - 1, N) == 1.0);          // the last stable step
+      CHECK(s.factor(N - D, N) == 1.0);              // the first decay step: (N − s)/D = 1
+      CHECK(s.factor(N - 1, N) == 1.0 / double(D));  // the last step still trains
+      CHECK(s.factor(N, N) == 0.0);                  // the floor comes one step later
+    }
+    // Every shape and floor, and cosine: after warmup above the floor, at most 1, and
+    // non-increasing up to the last step; at the floor at N.
+    const double floor = (rng() % 2) ? 0.0 : double(rng() % 100) / 200.0;
+    for (const char* type : {"wsd", "cosine"})
+      for (const char* shape : {"linear", "cosine", "sqrt"}) {
+        Schedule t = s;
+        t.type = type;
+        t.decay_shape = shape;
+        t.min_ratio = floor;
+        int64_t bad = 0;
+        for (int64_t i = W; i < N; i++) {
+          const double f = t.factor(i, N);
+          bad += !(f > floor && f <= 1.0 && (i == W || f <= t.factor(i - 1, N)));
+        }
+        INFO(type << " / " << shape << " floor " << floor);
+        CHECK(bad == 0);
+        if (N > W) CHECK(t.factor(N, N) == Approx(floor).margin(1e-15));
+      }
+  }
 }
 
 TEST_CASE("config errors name the file and the key") {
