@@ -17,7 +17,7 @@ namespace {
 // p, m, v of type T; g of type T or f32 (ops.h: an f32 gradient may drive f64 state).
 template <class T, class G>
 void adamw_kernel(T* p, const G* g, T* m, T* v, int64_t n, const AdamWArgs& a) {
-  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - double(a.lr) * a.weight_decay;
+  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - a.lr * a.weight_decay;
   const double bc1 = a.bias_correction1, bc2 = a.bias_correction2, eps = a.eps;
   const double gs = a.grad_scale;
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
@@ -33,7 +33,7 @@ void adamw_kernel(T* p, const G* g, T* m, T* v, int64_t n, const AdamWArgs& a) {
 
 template <class T, class G>
 void lion_kernel(T* p, const G* g, T* m, int64_t n, const LionArgs& a) {
-  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - double(a.lr) * a.weight_decay;
+  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - a.lr * a.weight_decay;
   const double gs = a.grad_scale;
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
@@ -78,7 +78,7 @@ void CpuOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, con
   check_same_numel(op, "g", g, "p", p);
   check_same_numel(op, "m", m, "p", p);
   check_same_numel(op, "v", v, "p", p);
-  if (!(args.bias_correction1 > 0.f) || !(args.bias_correction2 > 0.f))
+  if (!(args.bias_correction1 > 0.0) || !(args.bias_correction2 > 0.0))
     fail(op, ": bias corrections (", args.bias_correction1, ", ", args.bias_correction2,
          ") must be > 0 (1 - beta^t with t >= 1)");
   const bool copy_due = compute_copy_due(op, p, copy);
