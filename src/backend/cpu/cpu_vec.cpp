@@ -8,23 +8,24 @@
 #define MOUSSE_INLINE inline __attribute__((always_inline))
 
 namespace mousse {
-namespace cpu {
+namespace MOUSSE_CPU_VEC_NAMESPACE {
 
 namespace {
 
-// exp(x) in f32 (cpu_vec.h). Branch-free, so that a loop over it becomes vector instructions:
-// out-of-range and NaN arguments are replaced by a safe value first and their results selected
-// at the end.
-MOUSSE_INLINE float exp_inline(float x) {
+// exp(hi + lo) in f32, lo a correction below hi's last bit (cpu_vec.h's exp_f32 has lo = 0).
+// Branch-free, so that a loop over it becomes vector instructions: the argument is clamped to
+// the range where the scaling by 2^n is a float (a NaN passes through and makes the result NaN),
+// and the results out of range are selected at the end.
+MOUSSE_INLINE float exp_inline(float hi, float lo = 0.f) {
   constexpr float kLo = -87.3365478515625f;  // ln(FLT_MIN): below, exp(x) is subnormal or 0
   constexpr float kHi = 88.3762626647949f;   // largest x whose 2^n scaling stays in range
-  const bool under = x < kLo, over = x > kHi, nan = x != x;
-  float xc = under || nan ? kLo : x;
-  xc = over ? kHi : xc;
-  // x = n ln2 + r with |r| <= ln2/2; ln2 in two parts so that n·ln2_hi is exact.
-  const float t = xc * 1.44269504088896341f;
-  const float n = (t + 12582912.f) - 12582912.f;  // round to nearest (1.5·2^23 shifts the bits)
-  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
+  float x = hi < kLo ? kLo : hi;
+  x = x > kHi ? kHi : x;
+  // x = n ln2 + r with |r| <= ln2/2; ln2 in two parts so that n·ln2_hi is exact. Adding
+  // 1.5·2^23 rounds x/ln2 to the integer n and leaves n in the low bits of the float.
+  const float shifted = x * 1.44269504088896341f + 12582912.f;
+  const float n = shifted - 12582912.f;
+  const float r = ((x - n * 0.693359375f) - n * -2.12194440e-4f) + lo;
   float p = 1.9875691500e-4f;  // Cephes expf: e^r ≈ 1 + r + r² p(r)
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -32,11 +33,24 @@ MOUSSE_INLINE float exp_inline(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float er = (p * (r * r) + r) + 1.f;
-  const uint32_t bits = uint32_t(int32_t(n) + 127) << 23;  // 2^n, n in [-126, 127]
+  uint32_t bits;  // 2^n: the exponent field n + 127, n in [-126, 127]
+  std::memcpy(&bits, &shifted, sizeof bits);
+  bits = (bits - 0x4B400000u + 127u) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   const float y = er * scale;
-  return nan ? x : under ? 0.f : over ? INFINITY : y;
+  return hi < kLo ? 0.f : hi > kHi ? INFINITY : y;
+}
+
+// exp(x − m) to the accuracy of exp_inline: x − m is rarely a float, and its rounding error
+// times |x − m| would show in the result (up to ~87 · 2^-24 relative for the smallest terms of
+// a softmax), so the rounding error goes along as the correction (Knuth's TwoSum; where x − m
+// overflows, the correction is NaN but the result is selected by x − m alone: 0 or inf).
+MOUSSE_INLINE float exp_diff_inline(float x, float m) {
+  const float d = x - m;
+  const float mm = d - x;  // TwoSum(x, −m): d + err = x − m exactly
+  const float err = (x - (d - mm)) + (-m - mm);
+  return exp_inline(d, err);
 }
 
 MOUSSE_INLINE double add_lanes(const double* lane) {
@@ -65,13 +79,13 @@ MOUSSE_INLINE double exp_sum(float* x, int64_t n, float shift) {
   int64_t j = 0;
   for (; j + kLanes <= n; j += kLanes)
     for (int l = 0; l < kLanes; l++) {
-      const float e = exp_inline(x[j + l] - shift);
+      const float e = exp_diff_inline(x[j + l], shift);
       if (Store) x[j + l] = e;
       lane[l] += double(e);
     }
   double s = add_lanes(lane);
   for (; j < n; j++) {
-    const float e = exp_inline(x[j] - shift);
+    const float e = exp_diff_inline(x[j], shift);
     if (Store) x[j] = e;
     s += double(e);
   }
@@ -129,7 +143,7 @@ MOUSSE_CPU_CLONES double exp_sum_inplace_f32(float* x, int64_t n, float shift) {
 }
 
 MOUSSE_CPU_CLONES void exp_inplace_f32(float* x, int64_t n, float shift) {
-  for (int64_t j = 0; j < n; j++) x[j] = exp_inline(x[j] - shift);
+  for (int64_t j = 0; j < n; j++) x[j] = exp_diff_inline(x[j], shift);
 }
 
 MOUSSE_CPU_CLONES void scale_f32(float* x, int64_t n, float c) {
@@ -174,5 +188,5 @@ MOUSSE_CPU_CLONES void lion_range(double* p, const float* g, double* m, int64_t 
   lion(p, g, m, n, a);
 }
 
-}  // namespace cpu
+}  // namespace MOUSSE_CPU_VEC_NAMESPACE
 }  // namespace mousse

@@ -25,8 +25,15 @@
 #define MOUSSE_CPU_CLONES
 #endif
 
+// The namespace of these functions: `cpu`, except where a test compiles cpu_vec.cpp once more
+// for a single instruction set, into a namespace of its own, to check that the variants agree
+// bit for bit (tests/backend/test_cpu_vec.cpp).
+#ifndef MOUSSE_CPU_VEC_NAMESPACE
+#define MOUSSE_CPU_VEC_NAMESPACE cpu
+#endif
+
 namespace mousse {
-namespace cpu {
+namespace MOUSSE_CPU_VEC_NAMESPACE {
 
 // Lanes of the fixed-order sums (a multiple of every vector width in floats or doubles).
 constexpr int kLanes = 16;
@@ -41,11 +48,13 @@ float exp_f32(float x);
 // such a row is NaN either way).
 float max_f32(const float* x, int64_t n);
 
-// Σ exp(x[j] − shift) over j < n, each term exp_f32'd in f32 and summed in double.
+// Σ exp(x[j] − shift) over j < n, each term in f32 and summed in double. Each term is within
+// 2 ulp of the exact exp(x[j] − shift) (not just of exp of x[j] − shift rounded to f32, whose
+// rounding error |x[j] − shift| · 2^-24 would show in the result).
 double exp_sum_f32(const float* x, int64_t n, float shift);
-// The same, replacing x[j] by its term exp_f32(x[j] − shift).
+// The same, replacing x[j] by its term.
 double exp_sum_inplace_f32(float* x, int64_t n, float shift);
-// x[j] = exp_f32(x[j] − shift)
+// x[j] = exp(x[j] − shift), as the terms above
 void exp_inplace_f32(float* x, int64_t n, float shift);
 // x[j] *= c
 void scale_f32(float* x, int64_t n, float c);
@@ -80,5 +89,5 @@ void lion_range(float* p, const float* g, float* m, int64_t n, const LionArgs& a
 void lion_range(double* p, const double* g, double* m, int64_t n, const LionArgs& a);
 void lion_range(double* p, const float* g, double* m, int64_t n, const LionArgs& a);
 
-}  // namespace cpu
+}  // namespace MOUSSE_CPU_VEC_NAMESPACE
 }  // namespace mousse
