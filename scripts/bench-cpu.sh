@@ -54,6 +54,18 @@ if ! [[ $WARMUP =~ ^[0-9]+$ ]]; then
   echo "bench-cpu.sh: --warmup must be a non-negative integer, got '$WARMUP'" >&2; exit 2
 fi
 
+# config name -> "layers heads d_model batch seq"
+dims() {
+  case "$1" in
+    tiny) echo "4 4 128 8 128" ;;
+    d384) echo "6 6 384 4 256" ;;
+    *) echo "bench-cpu.sh: unknown config '$1' (tiny, d384)" >&2; exit 2 ;;
+  esac
+}
+
+IFS=, read -ra names <<<"$CONFIGS"
+for name in "${names[@]}"; do dims "$name" >/dev/null || exit 2; done
+
 MOUSSE_BIN=${MOUSSE_BIN:-build/mousse}
 PYTHON=${PYTHON:-/usr/bin/python3}
 [ -x "$MOUSSE_BIN" ] || { echo "bench-cpu.sh: $MOUSSE_BIN not found: build first (scripts/build.sh)" >&2; exit 1; }
@@ -66,15 +78,6 @@ fi
 # Same threads everywhere: OpenMP (mousse, PyTorch's intra-op pool) and OpenBLAS's own pool
 # (PyTorch's GEMMs; mousse runs OpenBLAS serially and splits its GEMMs over OpenMP).
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
-
-# config name -> "layers heads d_model batch seq"
-dims() {
-  case "$1" in
-    tiny) echo "4 4 128 8 128" ;;
-    d384) echo "6 6 384 4 256" ;;
-    *) echo "bench-cpu.sh: unknown config '$1' (tiny, d384)" >&2; exit 2 ;;
-  esac
-}
 
 run_mousse() {  # [binary] layers heads d_model batch seq -> tokens/s
   local bin=$MOUSSE_BIN
@@ -97,6 +100,19 @@ run_torch() {
     sed -n 's/^BENCH torch tokens_per_s=\([0-9.]*\).*/\1/p'
 }
 
+ERRLOG=$(mktemp)
+trap 'rm -f "$ERRLOG"' EXIT
+# Runs "$@" (run_mousse or run_torch): prints its tokens/s and the CPU seconds (user + system,
+# start-up included) the run took. On a busy machine the CPU time varies less than the wall
+# time: it counts the work done (and threads spinning), not the waiting for a core.
+measure() {
+  local tf out TIMEFORMAT='%U %S'
+  tf=$(mktemp)
+  { time out=$("$@" 2>>"$ERRLOG"); } 2>"$tf"
+  echo "${out:-?} $(awk '{print $1 + $2}' "$tf")"
+  rm -f "$tf"
+}
+
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 
 echo "bench-cpu: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
@@ -108,30 +124,33 @@ echo "torch: $("$PYTHON" -c 'import torch; print(torch.__version__ + ",", torch.
 echo "OpenBLAS kernel: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<not set: OpenBLAS chooses>};" \
   "$THREADS threads; $PAIRS interleaved pairs of $STEPS steps after $WARMUP warmup"
 
-IFS=, read -ra names <<<"$CONFIGS"
 summary=()
 for name in "${names[@]}"; do
   read -r L H C B T <<<"$(dims "$name")"
   echo "== $name: $L layers, d_model $C, $H heads, B $B, T $T ($(($B * $T)) tokens/step)"
-  m_all=() t_all=() b_all=() ratios=()
+  m_all=() t_all=() b_all=() ratios=() mc_all=() tc_all=()
   for ((p = 1; p <= PAIRS; p++)); do
     b=
     if ((p % 2)); then
-      m=$(run_mousse "$L" "$H" "$C" "$B" "$T"); t=$(run_torch "$L" "$H" "$C" "$B" "$T")
-      [ -z "$BASELINE" ] || b=$(run_mousse "$BASELINE" "$L" "$H" "$C" "$B" "$T")
+      read -r m mc <<<"$(measure run_mousse "$L" "$H" "$C" "$B" "$T")"
+      read -r t tc <<<"$(measure run_torch "$L" "$H" "$C" "$B" "$T")"
+      [ -z "$BASELINE" ] || read -r b bc <<<"$(measure run_mousse "$BASELINE" "$L" "$H" "$C" "$B" "$T")"
     else
-      [ -z "$BASELINE" ] || b=$(run_mousse "$BASELINE" "$L" "$H" "$C" "$B" "$T")
-      t=$(run_torch "$L" "$H" "$C" "$B" "$T"); m=$(run_mousse "$L" "$H" "$C" "$B" "$T")
+      [ -z "$BASELINE" ] || read -r b bc <<<"$(measure run_mousse "$BASELINE" "$L" "$H" "$C" "$B" "$T")"
+      read -r t tc <<<"$(measure run_torch "$L" "$H" "$C" "$B" "$T")"
+      read -r m mc <<<"$(measure run_mousse "$L" "$H" "$C" "$B" "$T")"
     fi
-    if [ -z "$m" ] || [ -z "$t" ] || { [ -n "$BASELINE" ] && [ -z "$b" ]; }; then
-      echo "bench-cpu.sh: a run printed no BENCH line (mousse '$m', torch '$t', baseline '$b')" >&2
+    if [ "$m" = "?" ] || [ "$t" = "?" ] || [ "$b" = "?" ]; then
+      echo "bench-cpu.sh: a run printed no BENCH line (mousse '$m', torch '$t', baseline '$b'):" >&2
+      tail -n 20 "$ERRLOG" >&2
       exit 1
     fi
     r=$(awk -v m="$m" -v t="$t" 'BEGIN {printf "%.2f", m / t}')
-    printf '  pair %d: mousse %8.0f tokens/s, torch %8.0f tokens/s, ratio %s%s (load %s)\n' \
-      "$p" "$m" "$t" "$r" "${b:+, baseline $(printf '%.0f' "$b") tokens/s}" \
+    printf '  pair %d: mousse %6.0f tokens/s (%5.1f cpu-s), torch %6.0f tokens/s (%5.1f cpu-s), ratio %s%s (load %s)\n' \
+      "$p" "$m" "$mc" "$t" "$tc" "$r" \
+      "${b:+, baseline $(printf '%.0f tokens/s (%.1f cpu-s)' "$b" "$bc")}" \
       "$(cut -d' ' -f1 /proc/loadavg)"
-    m_all+=("$m") t_all+=("$t") ratios+=("$r")
+    m_all+=("$m") t_all+=("$t") ratios+=("$r") mc_all+=("$mc") tc_all+=("$tc")
     [ -z "$b" ] || b_all+=("$b")
   done
   mm=$(printf '%s\n' "${m_all[@]}" | median)
@@ -145,6 +164,10 @@ for name in "${names[@]}"; do
     line+=$(awk -v b="$bm" -v m="$mm" -v t="$tm" 'BEGIN {
       printf "; baseline %.0f tokens/s: mousse %.2fx the baseline, baseline %.2fx torch", b, m / b, b / t}')
   fi
+  mcm=$(printf '%s\n' "${mc_all[@]}" | median)
+  tcm=$(printf '%s\n' "${tc_all[@]}" | median)
+  line+=$(awk -v m="$mcm" -v t="$tcm" 'BEGIN {
+    printf "; CPU time per run (start-up included): mousse %.1f s, torch %.1f s, torch/mousse %.2fx", m, t, t / m}')
   echo "  $line"
   summary+=("$line")
 done
