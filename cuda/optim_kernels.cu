@@ -22,8 +22,29 @@ struct CopyOut {
   int64_t index;  // flat index of element 0 (the stochastic rounding's counter)
 };
 
+// The hyper-parameters in the update's arithmetic type A (float for f32 state, double for f64),
+// rounded once on the host: f32 kernels see the float values they always did, and f64 state is
+// updated in f64 throughout.
 template <class A>
-__device__ __forceinline__ void adamw_elem(A& p, A g, A& m, A& v, const AdamWArgs& a) {
+struct AdamWHyper {
+  A lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2, grad_scale;
+};
+template <class A>
+struct LionHyper {
+  A lr, beta1, beta2, weight_decay, grad_scale;
+};
+template <class A>
+AdamWHyper<A> hyper(const AdamWArgs& a) {
+  return {A(a.lr), A(a.beta1), A(a.beta2), A(a.eps), A(a.weight_decay), A(a.bias_correction1),
+          A(a.bias_correction2), A(a.grad_scale)};
+}
+template <class A>
+LionHyper<A> hyper(const LionArgs& a) {
+  return {A(a.lr), A(a.beta1), A(a.beta2), A(a.weight_decay), A(a.grad_scale)};
+}
+
+template <class A>
+__device__ __forceinline__ void adamw_elem(A& p, A g, A& m, A& v, const AdamWHyper<A>& a) {
   const A gs = A(a.grad_scale) * g;
   m = A(a.beta1) * m + (A(1) - A(a.beta1)) * gs;
   v = A(a.beta2) * v + (A(1) - A(a.beta2)) * gs * gs;
@@ -33,7 +54,7 @@ __device__ __forceinline__ void adamw_elem(A& p, A g, A& m, A& v, const AdamWArg
 }
 
 template <class A>
-__device__ __forceinline__ void lion_elem(A& p, A g, A& m, const LionArgs& a) {
+__device__ __forceinline__ void lion_elem(A& p, A g, A& m, const LionHyper<A>& a) {
   const A gs = A(a.grad_scale) * g;
   const A c = A(a.beta1) * m + (A(1) - A(a.beta1)) * gs;
   const A u = c > A(0) ? A(1) : (c < A(0) ? A(-1) : A(0));
@@ -82,15 +103,16 @@ __device__ __forceinline__ void elementwise_update(Tp* p, const Tg* g, Tp* s0, T
 }
 
 template <int VEC, class Tp, class Tg>
-__global__ void adamw_kernel(Tp* p, const Tg* g, Tp* m, Tp* v, int64_t n, AdamWArgs a,
-                             CopyOut copy) {
+__global__ void adamw_kernel(Tp* p, const Tg* g, Tp* m, Tp* v, int64_t n,
+                             AdamWHyper<acc_t<Tp>> a, CopyOut copy) {
   using A = acc_t<Tp>;
   elementwise_update<VEC, 2>(p, g, m, v, n, copy,
                              [&](A& pi, A gi, A& mi, A& vi) { adamw_elem<A>(pi, gi, mi, vi, a); });
 }
 
 template <int VEC, class Tp, class Tg>
-__global__ void lion_kernel(Tp* p, const Tg* g, Tp* m, int64_t n, LionArgs a, CopyOut copy) {
+__global__ void lion_kernel(Tp* p, const Tg* g, Tp* m, int64_t n, LionHyper<acc_t<Tp>> a,
+                            CopyOut copy) {
   using A = acc_t<Tp>;
   elementwise_update<VEC, 1>(p, g, m, static_cast<Tp*>(nullptr), n, copy,
                              [&](A& pi, A gi, A& mi, A&) { lion_elem<A>(pi, gi, mi, a); });
@@ -328,15 +350,16 @@ void CudaOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, co
       auto* G = static_cast<const Tg*>(g.data);
       auto* M = static_cast<Tp*>(m.data);
       auto* V = static_cast<Tp*>(v.data);
+      const AdamWHyper<acc_t<Tp>> h = hyper<acc_t<Tp>>(args);
       if constexpr (std::is_same<Tp, float>::value) {
         if (vec) {
           adamw_kernel<kUpdateVec, Tp, Tg><<<grid_for(n / kUpdateVec + 1), 256, 0, stream_>>>(
-              P, G, M, V, n, args, c);
+              P, G, M, V, n, h, c);
           CUDA_CHECK_LAUNCH();
           return;
         }
       }
-      adamw_kernel<1, Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(P, G, M, V, n, args, c);
+      adamw_kernel<1, Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(P, G, M, V, n, h, c);
       CUDA_CHECK_LAUNCH();
     });
   });
@@ -361,15 +384,16 @@ void CudaOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, con
       auto* P = static_cast<Tp*>(p.data);
       auto* G = static_cast<const Tg*>(g.data);
       auto* M = static_cast<Tp*>(m.data);
+      const LionHyper<acc_t<Tp>> h = hyper<acc_t<Tp>>(args);
       if constexpr (std::is_same<Tp, float>::value) {
         if (vec) {
           lion_kernel<kUpdateVec, Tp, Tg><<<grid_for(n / kUpdateVec + 1), 256, 0, stream_>>>(
-              P, G, M, n, args, c);
+              P, G, M, n, h, c);
           CUDA_CHECK_LAUNCH();
           return;
         }
       }
-      lion_kernel<1, Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(P, G, M, n, args, c);
+      lion_kernel<1, Tp, Tg><<<grid_for(n), 256, 0, stream_>>>(P, G, M, n, h, c);
       CUDA_CHECK_LAUNCH();
     });
   });

@@ -25,16 +25,18 @@
 
 namespace mousse {
 
+// Hyper-parameters of the elementwise optimizer updates, in double so that f64 state is updated
+// in f64 throughout (`precision: f64`); a backend whose kernels compute in f32 rounds them there.
 struct AdamWArgs {
-  float lr, beta1, beta2, eps, weight_decay;
-  float bias_correction1;  // 1 - beta1^t
-  float bias_correction2;  // 1 - beta2^t
-  float grad_scale;        // multiplies the gradient first (clipping, 1/accumulation)
+  double lr, beta1, beta2, eps, weight_decay;
+  double bias_correction1;  // 1 - beta1^t
+  double bias_correction2;  // 1 - beta2^t
+  double grad_scale;        // multiplies the gradient first (clipping, 1/accumulation)
 };
 
 struct LionArgs {
-  float lr, beta1, beta2, weight_decay;
-  float grad_scale;
+  double lr, beta1, beta2, weight_decay;
+  double grad_scale;
 };
 
 // The working copy of the weights (bf16 under mixed precision) that an elementwise optimizer

@@ -30,14 +30,14 @@ void AdamW::reserve_state(Arena& arena, const std::vector<Param*>& params) {
 void AdamW::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
   MOUSSE_CHECK(params.size() == state_.size(), "AdamW: params changed since reserve_state");
   AdamWArgs a;
-  a.lr = float(s.lr);
-  a.beta1 = float(beta1);
-  a.beta2 = float(beta2);
-  a.eps = float(eps);
-  a.weight_decay = float(weight_decay);
-  a.bias_correction1 = float(1.0 - std::pow(beta1, double(s.step)));
-  a.bias_correction2 = float(1.0 - std::pow(beta2, double(s.step)));
-  a.grad_scale = float(s.grad_scale);
+  a.lr = s.lr;
+  a.beta1 = beta1;
+  a.beta2 = beta2;
+  a.eps = eps;
+  a.weight_decay = weight_decay;
+  a.bias_correction1 = 1.0 - std::pow(beta1, double(s.step));
+  a.bias_correction2 = 1.0 - std::pow(beta2, double(s.step));
+  a.grad_scale = s.grad_scale;
   for (size_t i = 0; i < params.size(); i++)
     ops.adamw_update(params[i]->weight, params[i]->grad, state_[i].m, state_[i].v, a,
                      compute_copy_for(*params[i], s));

@@ -26,11 +26,11 @@ void Lion::reserve_state(Arena& arena, const std::vector<Param*>& params) {
 void Lion::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
   MOUSSE_CHECK(params.size() == momentum_.size(), "Lion: params changed since reserve_state");
   LionArgs a;
-  a.lr = float(s.lr);
-  a.beta1 = float(beta1);
-  a.beta2 = float(beta2);
-  a.weight_decay = float(weight_decay);
-  a.grad_scale = float(s.grad_scale);
+  a.lr = s.lr;
+  a.beta1 = beta1;
+  a.beta2 = beta2;
+  a.weight_decay = weight_decay;
+  a.grad_scale = s.grad_scale;
   for (size_t i = 0; i < params.size(); i++)
     ops.lion_update(params[i]->weight, params[i]->grad, momentum_[i], a,
                     compute_copy_for(*params[i], s));

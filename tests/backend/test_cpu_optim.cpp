@@ -17,7 +17,7 @@ using Catch::Matchers::Contains;
 namespace {
 
 struct Hyper {
-  float lr, beta1, beta2, eps, weight_decay, grad_scale;
+  double lr, beta1, beta2, eps, weight_decay, grad_scale;
 };
 
 struct State {
@@ -84,8 +84,7 @@ State run_adamw(Ops& ops, const Hyper& h, const State& s0,
     for (int64_t i = 0; i < n; i++) g[i] = T(grads[t][i]);
     const int step = int(t) + 1;
     const AdamWArgs a{h.lr, h.beta1, h.beta2, h.eps, h.weight_decay,
-                      float(1.0 - std::pow(double(h.beta1), step)),
-                      float(1.0 - std::pow(double(h.beta2), step)), h.grad_scale};
+                      1.0 - std::pow(h.beta1, step), 1.0 - std::pow(h.beta2, step), h.grad_scale};
     ops.adamw_update(p, g, m, v, a);
   }
   return {std::vector<double>(p.v.begin(), p.v.end()), std::vector<double>(m.v.begin(), m.v.end()),
@@ -126,8 +125,8 @@ TEST_CASE("cpu adamw_update and lion_update match the PyTorch / paper reference"
   auto ops = make_cpu_ops();
   std::mt19937_64 rng(61);
   const int64_t n = 257;
-  // AdamW with betas whose powers are exact in f32, so AdamWArgs' f32 bias corrections equal
-  // torch's; and with the paper's defaults (bias corrections then differ by f32 rounding)
+  // AdamW with betas whose powers are exact in f32, and with the paper's defaults (f32 values
+  // here; the f64 test below uses hyper-parameters that f32 cannot represent)
   const Hyper exact{1e-2f, 0.875f, 0.96875f, 1e-8f, 0.1f, 0.5f};
   const Hyper paper{3e-3f, 0.9f, 0.95f, 1e-8f, 0.01f, 1.0f};
   const Hyper lion{1e-3f, 0.95f, 0.98f, 0.f, 0.1f, 0.75f};  // eps unused
@@ -153,6 +152,41 @@ TEST_CASE("cpu adamw_update and lion_update match the PyTorch / paper reference"
                              : run_lion<float>(*ops, j.h, j.s0, j.grads);
     CHECK(rel_err(gotf.p, want[k].p) < kF32Tol);
     CHECK(rel_err(gotf.m, want[k].m) < kF32Tol);
+  }
+}
+
+TEST_CASE("cpu adamw_update and lion_update in f64 match an f64 reference to round-off",
+          "[backend][cpu]") {
+  // `precision: f64` updates f64 state in f64 throughout: hyper-parameters that no f32 value
+  // equals (rounding any of them to f32 moves the weights by ~1e-11 relative, the update itself
+  // by ~1e-8) and many steps, so that a single f32 rounding anywhere shows.
+  auto ops = make_cpu_ops();
+  std::mt19937_64 rng(65);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const int64_t n = 1031;
+  std::vector<Job> jobs;
+  for (int k = 0; k < 4; k++) {
+    const Hyper h{3e-3 * (1 + u(rng)), 0.9 + 0.05 * u(rng), 0.95 + 0.04 * u(rng),
+                  1e-8 * (1 + u(rng)), 0.1 * u(rng), 0.3 + u(rng)};
+    const State s0 = random_state(n, rng, k % 2 == 0);
+    jobs.push_back({k < 2 ? "adamw" : "lion", h, s0, random_grads(12, n, rng)});
+  }
+  const std::vector<State> want = python_reference(jobs);
+  for (size_t k = 0; k < jobs.size(); k++) {
+    const Job& j = jobs[k];
+    INFO("job " << k << ": " << j.algo << " lr " << j.h.lr << " betas " << j.h.beta1 << ", "
+                << j.h.beta2 << " wd " << j.h.weight_decay << " grad_scale " << j.h.grad_scale);
+    const bool adamw = j.algo == "adamw";
+    const State got = adamw ? run_adamw<double>(*ops, j.h, j.s0, j.grads)
+                            : run_lion<double>(*ops, j.h, j.s0, j.grads);
+    CHECK(rel_err(got.p, want[k].p) < 1e-15);
+    CHECK(rel_err(got.m, want[k].m) < 1e-15);
+    if (adamw) CHECK(rel_err(got.v, want[k].v) < 1e-15);
+    // The weights' change over the run, which f32 hyper-parameters would get wrong by ~1e-8.
+    std::vector<double> d_got(static_cast<size_t>(n)), d_want(static_cast<size_t>(n));
+    for (size_t i = 0; i < size_t(n); i++)
+      d_got[i] = got.p[i] - j.s0.p[i], d_want[i] = want[k].p[i] - j.s0.p[i];
+    CHECK(rel_err(d_got, d_want) < 1e-12);
   }
 }
 

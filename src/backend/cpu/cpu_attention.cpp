@@ -9,7 +9,7 @@
 //              dV = Pᵀ dO;  dP = dO Vᵀ;  D_i = dO_i · O_i;  dS = P ∘ (dP − D);
 //              dQ = scale dS K;  dK = scale dSᵀ Q
 // OpenMP over the B·H heads, each thread with its own T×T scratch (grown once, reused) and
-// serial BLAS calls; softmax sums in double.
+// serial BLAS calls; softmax sums in double (f32: exponentials in f32, cpu_vec.h).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -17,6 +17,7 @@
 #include "backend/cpu/cpu_blas.h"
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_vec.h"
 
 namespace mousse {
 
@@ -25,6 +26,7 @@ using namespace cpu;
 namespace {
 
 // P (=) exp(S − lse_i) on the causal prefix of each row, 0 above the diagonal (in place on S).
+// f32 takes cpu_vec.h's vectorised exp (f32 round-off); f64 libm's.
 template <class T>
 void probabilities(T* S, const T* lse, int64_t Tn) {
   for (int64_t i = 0; i < Tn; i++) {
@@ -32,6 +34,32 @@ void probabilities(T* S, const T* lse, int64_t Tn) {
     const double l = double(lse[i]);
     for (int64_t j = 0; j <= i; j++) row[j] = T(std::exp(double(row[j]) - l));
     std::fill(row + i + 1, row + Tn, T(0));
+  }
+}
+void probabilities(float* S, const float* lse, int64_t Tn) {
+  for (int64_t i = 0; i < Tn; i++) {
+    float* row = S + i * Tn;
+    exp_inplace_f32(row, i + 1, lse[i]);
+    std::fill(row + i + 1, row + Tn, 0.f);
+  }
+}
+
+// lse_i (=) log Σ_{j<=i} exp(S_ij) of each row's causal prefix, max-subtracted, summed in double.
+template <class T>
+void causal_lse(T* L, const T* S, int64_t Tn) {
+  for (int64_t i = 0; i < Tn; i++) {
+    const T* row = S + i * Tn;
+    const double m = double(*std::max_element(row, row + i + 1));
+    double sum = 0.0;
+    for (int64_t j = 0; j <= i; j++) sum += std::exp(double(row[j]) - m);
+    L[i] = T(m + std::log(sum));
+  }
+}
+void causal_lse(float* L, const float* S, int64_t Tn) {
+  for (int64_t i = 0; i < Tn; i++) {
+    const float* row = S + i * Tn;
+    const float m = max_f32(row, i + 1);
+    L[i] = float(double(m) + std::log(exp_sum_f32(row, i + 1, m)));
   }
 }
 
@@ -61,13 +89,7 @@ void CpuOps::attention_forward(const Tensor& out, const Tensor& lse, const Tenso
         T* O = out.ptr<T>() + b * Tn * C + h * hd;  // [T, hd], leading dim C
         T* L = lse.ptr<T>() + (b * d.H + h) * Tn;   // [T]
         gemm(false, true, Tn, Tn, hd, scale, Q, 3 * C, K, 3 * C, 0.0, S, Tn);  // S = scale Q Kᵀ
-        for (int64_t i = 0; i < Tn; i++) {  // lse over the causal prefix, max-subtracted
-          const T* row = S + i * Tn;
-          const double m = double(*std::max_element(row, row + i + 1));
-          double sum = 0.0;
-          for (int64_t j = 0; j <= i; j++) sum += std::exp(double(row[j]) - m);
-          L[i] = T(m + std::log(sum));
-        }
+        causal_lse(L, S, Tn);
         probabilities(S, L, Tn);
         gemm(false, false, Tn, hd, Tn, 1.0, S, Tn, V, 3 * C, 0.0, O, C);  // O = P V
       }

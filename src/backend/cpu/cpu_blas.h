@@ -11,9 +11,23 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 
 namespace mousse {
 namespace cpu {
+
+// The widest vector instructions of this CPU, as OpenBLAS's kernels use them: 0 SSE only,
+// 1 AVX, 2 AVX2 + FMA, 3 AVX-512 (F, BW, VL, DQ, as OpenBLAS's SkylakeX kernels need).
+int cpu_vector_level();
+// The vector level a kernel ("core") of OpenBLAS is written for, -1 when the name is unknown.
+int blas_core_level(const std::string& core);
+// "" when OpenBLAS's core suits the CPU; otherwise what to tell the user: the core is a generic
+// one (SSE or AVX without FMA) on a CPU with AVX2 or AVX-512, and OPENBLAS_CORETYPE can select the
+// right one. Mousse never sets it itself: some OpenBLAS builds crash with a forced core type on
+// a CPU they do not fully support.
+std::string blas_core_advice(const std::string& core, int cpu_level);
+// "OpenBLAS 0.3.21, SkylakeX kernel" for the library loaded at run time.
+std::string blas_description();
 
 inline void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const float* a,
                  int64_t lda, const float* b, int64_t ldb, double beta, float* c, int64_t ldc) {

@@ -3,6 +3,7 @@
 //
 // Every failure names the op and the offending tensor ("rmsnorm_forward: out [4, 8] and inp
 // [4, 9] differ in shape"), so a mistake in the model or an optimizer is found at the call.
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -76,6 +77,17 @@ void dispatch_float(const char* op, DType dt, F&& f) {
       fail(op, ": dtype ", dtype_name(dt),
            " is not supported by the CPU backend (f32 or f64 only; bf16 is CUDA-only)");
   }
+}
+
+// f(lo, hi) for the chunks [lo, hi) of [0, n), `chunk` elements each, spread over the OpenMP
+// threads; a tensor of one chunk stays on the calling thread (no fork). Dynamic scheduling: on a
+// busy machine, a thread that gets a core late takes fewer chunks instead of holding up the rest.
+// Only for work whose result does not depend on which thread does which chunk.
+template <class F>
+void parallel_chunks(int64_t n, int64_t chunk, F&& f) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; c++) f(c * chunk, std::min(n, (c + 1) * chunk));
 }
 
 // Scratch memory that grows once and is then reused (no malloc per call): pass a

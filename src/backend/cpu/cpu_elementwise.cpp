@@ -5,6 +5,7 @@
 
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_vec.h"
 
 namespace mousse {
 
@@ -18,20 +19,19 @@ void convert(Dst* dst, const Src* src, int64_t n) {
   for (int64_t i = 0; i < n; i++) dst[i] = Dst(src[i]);
 }
 
-// Sum of f(x[i]) in double, deterministic: fixed blocks summed in parallel, then the block sums
-// added in order, so the result does not depend on the thread count.
-template <class T, class F>
-double reduce_sum(const T* x, int64_t n, F f) {
-  constexpr int64_t kBlock = 4096;
-  const int64_t nblocks = (n + kBlock - 1) / kBlock;
+// Σ x[i] (squares: Σ x[i]²) in double in the fixed order of cpu_vec.h's block_sum_squares:
+// the blocks summed in parallel, then added in order, so the result does not depend on the
+// thread count.
+template <class T>
+double reduce_sum(const T* x, int64_t n, bool squares) {
+  const int64_t nblocks = (n + kSumBlock - 1) / kSumBlock;
   std::vector<double> partial(size_t(nblocks), 0.0);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t b = 0; b < nblocks; b++) {
-    double s = 0.0;
-    const int64_t end = std::min(n, (b + 1) * kBlock);
-    for (int64_t i = b * kBlock; i < end; i++) s += f(double(x[i]));
-    partial[size_t(b)] = s;
-  }
+  parallel_chunks(n, 16 * kSumBlock, [&](int64_t lo, int64_t hi) {
+    for (int64_t b = lo; b < hi; b += kSumBlock) {
+      const int64_t len = std::min(hi - b, kSumBlock);
+      partial[size_t(b / kSumBlock)] = squares ? lane_sum_squares(x + b, len) : lane_sum(x + b, len);
+    }
+  });
   double total = 0.0;
   for (double s : partial) total += s;
   return total;
@@ -121,7 +121,7 @@ double CpuOps::sum(const Tensor& x) {
   double r = 0.0;
   dispatch_float("sum", x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    r = reduce_sum(x.ptr<T>(), x.numel(), [](double v) { return v; });
+    r = reduce_sum(x.ptr<T>(), x.numel(), /*squares=*/false);
   });
   return r;
 }
@@ -131,7 +131,7 @@ double CpuOps::sum_squares(const Tensor& x) {
   double r = 0.0;
   dispatch_float("sum_squares", x.dtype, [&](auto tag) {
     using T = decltype(tag);
-    r = reduce_sum(x.ptr<T>(), x.numel(), [](double v) { return v * v; });
+    r = reduce_sum(x.ptr<T>(), x.numel(), /*squares=*/true);
   });
   return r;
 }

@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_common.h"
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_vec.h"
 
 namespace mousse {
 
@@ -14,36 +15,8 @@ using namespace cpu;
 
 namespace {
 
-// p, m, v of type T; g of type T or f32 (ops.h: an f32 gradient may drive f64 state).
-template <class T, class G>
-void adamw_kernel(T* p, const G* g, T* m, T* v, int64_t n, const AdamWArgs& a) {
-  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - double(a.lr) * a.weight_decay;
-  const double bc1 = a.bias_correction1, bc2 = a.bias_correction2, eps = a.eps;
-  const double gs = a.grad_scale;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
-    const double gi = gs * double(g[i]);
-    const double mi = b1 * double(m[i]) + (1.0 - b1) * gi;
-    const double vi = b2 * double(v[i]) + (1.0 - b2) * gi * gi;
-    m[i] = T(mi);
-    v[i] = T(vi);
-    p[i] = T(double(p[i]) * decay - lr * (mi / bc1) / (std::sqrt(vi / bc2) + eps));
-  }
-}
-
-template <class T, class G>
-void lion_kernel(T* p, const G* g, T* m, int64_t n, const LionArgs& a) {
-  const double b1 = a.beta1, b2 = a.beta2, lr = a.lr, decay = 1.0 - double(a.lr) * a.weight_decay;
-  const double gs = a.grad_scale;
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; i++) {
-    const double gi = gs * double(g[i]);
-    const double c = b1 * double(m[i]) + (1.0 - b1) * gi;
-    const double u = double((c > 0.0) - (c < 0.0));  // sign, 0 at 0 (as torch.sign)
-    m[i] = T(b2 * double(m[i]) + (1.0 - b2) * gi);
-    p[i] = T(double(p[i]) * decay - lr * u);
-  }
-}
+// The updates themselves are cpu_vec.h's adamw_range / lion_range, on chunks of the tensor.
+constexpr int64_t kUpdateChunk = 1 << 16;
 
 // Runs f(T{}, G{}) for the state dtype T of `state` and gradient dtype G (T, or f32).
 template <class F>
@@ -78,14 +51,18 @@ void CpuOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, con
   check_same_numel(op, "g", g, "p", p);
   check_same_numel(op, "m", m, "p", p);
   check_same_numel(op, "v", v, "p", p);
-  if (!(args.bias_correction1 > 0.f) || !(args.bias_correction2 > 0.f))
+  if (!(args.bias_correction1 > 0.0) || !(args.bias_correction2 > 0.0))
     fail(op, ": bias corrections (", args.bias_correction1, ", ", args.bias_correction2,
          ") must be > 0 (1 - beta^t with t >= 1)");
   const bool copy_due = compute_copy_due(op, p, copy);
   dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
     using T = decltype(t_tag);
     using G = decltype(g_tag);
-    adamw_kernel(p.ptr<T>(), g.ptr<G>(), m.ptr<T>(), v.ptr<T>(), p.numel(), args);
+    T *pp = p.ptr<T>(), *pm = m.ptr<T>(), *pv = v.ptr<T>();
+    const G* pg = g.ptr<G>();
+    parallel_chunks(p.numel(), kUpdateChunk, [&](int64_t lo, int64_t hi) {
+      adamw_range(pp + lo, pg + lo, pm + lo, pv + lo, hi - lo, args);
+    });
   });
   if (copy_due) this->copy(copy.dst, p);
 }
@@ -101,7 +78,11 @@ void CpuOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, cons
   dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
     using T = decltype(t_tag);
     using G = decltype(g_tag);
-    lion_kernel(p.ptr<T>(), g.ptr<G>(), m.ptr<T>(), p.numel(), args);
+    T *pp = p.ptr<T>(), *pm = m.ptr<T>();
+    const G* pg = g.ptr<G>();
+    parallel_chunks(p.numel(), kUpdateChunk, [&](int64_t lo, int64_t hi) {
+      lion_range(pp + lo, pg + lo, pm + lo, hi - lo, args);
+    });
   });
   if (copy_due) this->copy(copy.dst, p);
 }
@@ -152,23 +133,6 @@ namespace mousse {
 
 using namespace cpu;
 
-namespace {
-// Sum of squares of x[0, n) in double with the fixed 4096-element blocking of sum_squares
-// (cpu_elementwise.cpp), so one slice gives exactly ops.sum_squares().
-template <class T>
-double slice_sum_squares(const T* x, int64_t n) {
-  constexpr int64_t kBlock = 4096;
-  double total = 0.0;
-  for (int64_t b = 0; b * kBlock < n; b++) {
-    double s = 0.0;
-    const int64_t end = std::min(n, (b + 1) * kBlock);
-    for (int64_t i = b * kBlock; i < end; i++) s += double(x[i]) * double(x[i]);
-    total += s;
-  }
-  return total;
-}
-}  // namespace
-
 void CpuOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
   const char* op = "sum_squares_batched";
   check_float(op, "out", out);
@@ -180,7 +144,7 @@ void CpuOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
     using T = decltype(tag);
     const T* p = x.ptr<T>();
 #pragma omp parallel for schedule(static) if (x.numel() >= kParallelMin && k > 1)
-    for (int64_t b = 0; b < k; b++) r[size_t(b)] = slice_sum_squares(p + b * len, len);
+    for (int64_t b = 0; b < k; b++) r[size_t(b)] = block_sum_squares(p + b * len, len);
   });
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
