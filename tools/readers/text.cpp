@@ -27,16 +27,24 @@ class TextReader : public DocReader {
     if (!opt_.split) {
       std::string all;
       char tmp[1 << 16];
-      while (size_t got = stream_->read(tmp, sizeof tmp)) all.append(tmp, got);
+      while (size_t got = stream_->read(tmp, sizeof tmp)) {
+        all.append(tmp, got);
+        if (all.size() > opt_.max_document_bytes)
+          throw InputError(path_, "", "one document of more than " + std::to_string(opt_.max_document_bytes) +
+                                          " bytes (the whole file); split it into documents with --split-on");
+      }
       batch.bytes += all.size();
       batch.items.push_back(std::move(all));
       done_ = true;
       return true;
     }
     const std::string& sep = opt_.separator;
-    while (batch.bytes < max_bytes) {
+    while (batch.bytes < max_bytes && batch.items.size() < kMaxBatchDocs) {
       size_t hit = std::string_view(buf_).find(sep, start_);
       if (hit == std::string::npos) {
+        if (buf_.size() - start_ > opt_.max_document_bytes)
+          throw InputError(path_, "section " + std::to_string(section_ + 1),
+                           "longer than " + std::to_string(opt_.max_document_bytes) + " bytes without a separator");
         if (eof_) {
           // last section: everything after the last separator (possibly empty)
           batch.items.emplace_back(buf_.data() + start_, buf_.size() - start_);
@@ -51,6 +59,7 @@ class TextReader : public DocReader {
       batch.items.emplace_back(buf_.data() + start_, end - start_);
       batch.bytes += end - start_;
       start_ = hit + sep.size();
+      ++section_;
       any = true;
     }
     return any;
@@ -74,6 +83,7 @@ class TextReader : public DocReader {
   std::unique_ptr<ByteStream> stream_;
   std::string buf_;
   size_t start_ = 0;
+  uint64_t section_ = 0;  // sections handed out
   bool eof_ = false, done_ = false;
 };
 
