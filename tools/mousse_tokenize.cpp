@@ -116,29 +116,33 @@ std::string human_duration(double s) {
 // Prints a shard's text. The header is checked against the file size before anything is allocated,
 // and the tokens are decoded a slice at a time.
 int decode_shard(const std::string& path, const Gpt2Tokenizer& tok) {
-  std::ifstream f(path, std::ios::binary);
   struct stat st;
-  if (!f || stat(path.c_str(), &st) != 0) {
-    std::cerr << "mousse-tokenize: cannot open " << path << "\n";
+  if (stat(path.c_str(), &st) != 0) {
+    std::cerr << "mousse-tokenize: error: cannot open " << path << ": " << std::strerror(errno) << "\n";
     return 1;
   }
   if (!S_ISREG(st.st_mode)) {
-    std::cerr << "mousse-tokenize: " << path << ": not a regular file\n";
+    std::cerr << "mousse-tokenize: error: " << path << ": not a regular file\n";
+    return 1;
+  }
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    std::cerr << "mousse-tokenize: error: cannot open " << path << "\n";
     return 1;
   }
   int32_t header[256];
   if (!f.read(reinterpret_cast<char*>(header), sizeof header)) {
-    std::cerr << "mousse-tokenize: " << path << ": shorter than the 1024-byte llm.c header\n";
+    std::cerr << "mousse-tokenize: error: " << path << ": shorter than the 1024-byte llm.c header\n";
     return 1;
   }
   if (header[0] != 20240520 || header[1] != 1) {
-    std::cerr << "mousse-tokenize: " << path << ": not an llm.c GPT-2 shard (magic " << header[0] << ", version "
+    std::cerr << "mousse-tokenize: error: " << path << ": not an llm.c GPT-2 shard (magic " << header[0] << ", version "
               << header[1] << ")\n";
     return 1;
   }
   const int64_t ntok = header[2];
   if (ntok < 0 || uint64_t(st.st_size) != 1024 + 2 * uint64_t(ntok)) {
-    std::cerr << "mousse-tokenize: " << path << ": the header says " << ntok << " tokens, so the file should hold "
+    std::cerr << "mousse-tokenize: error: " << path << ": the header says " << ntok << " tokens, so the file should hold "
               << (ntok < 0 ? std::string("a non-negative count") : std::to_string(1024 + 2 * ntok) + " bytes")
               << ", but it has " << st.st_size << " bytes (truncated or corrupt)\n";
     return 1;
@@ -148,12 +152,12 @@ int decode_shard(const std::string& path, const Gpt2Tokenizer& tok) {
     size_t n = size_t(std::min<int64_t>(ntok - done, 1 << 20));
     toks.resize(n);
     if (!f.read(reinterpret_cast<char*>(toks.data()), std::streamsize(n * 2))) {
-      std::cerr << "mousse-tokenize: " << path << ": read error at token " << done << "\n";
+      std::cerr << "mousse-tokenize: error: " << path << ": read error at token " << done << "\n";
       return 1;
     }
     for (size_t k = 0; k < n; ++k)
       if (toks[k] >= Gpt2Tokenizer::kVocabSize) {
-        std::cerr << "mousse-tokenize: " << path << ": token " << toks[k] << " at position " << done + int64_t(k)
+        std::cerr << "mousse-tokenize: error: " << path << ": token " << toks[k] << " at position " << done + int64_t(k)
                   << " is outside the GPT-2 vocabulary\n";
         return 1;
       }
@@ -226,10 +230,15 @@ int main(int argc, char** argv) {
                "Replace the NAME_*.bin shards already in --out (without it, existing shards are an error); after a "
                "successful run, shards of NAME that this run did not write are removed");
   app.add_flag("-q,--quiet", quiet, "No progress line");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end here with 0; every other parse error is a bad option: 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   auto usage_error = [](const std::string& msg) {
-    std::cerr << "mousse-tokenize: " << msg << "\n";
+    std::cerr << "mousse-tokenize: error: " << msg << "\n";
     return 2;
   };
   if (!decode.empty()) {
@@ -306,7 +315,7 @@ int main(int argc, char** argv) {
       total_file_bytes += sz;
     }
   } catch (const std::exception& e) {
-    std::cerr << "mousse-tokenize: " << e.what() << "\n";
+    std::cerr << "mousse-tokenize: error: " << e.what() << "\n";
     return 1;
   }
 
@@ -319,22 +328,22 @@ int main(int argc, char** argv) {
       std::error_code ec;
       std::filesystem::create_directories(out_dir, ec);
       if (ec) {
-        std::cerr << "mousse-tokenize: cannot create output directory " << out_dir << ": " << ec.message() << "\n";
+        std::cerr << "mousse-tokenize: error: cannot create output directory " << out_dir << ": " << ec.message() << "\n";
         return 1;
       }
     } else if (!S_ISDIR(st.st_mode)) {
-      std::cerr << "mousse-tokenize: --out " << out_dir << " is not a directory\n";
+      std::cerr << "mousse-tokenize: error: --out " << out_dir << " is not a directory\n";
       return 1;
     }
     std::string err = lock.acquire(out_dir, name);
     if (!err.empty()) {
-      std::cerr << "mousse-tokenize: " << err << "\n";
+      std::cerr << "mousse-tokenize: error: " << err << "\n";
       return 1;
     }
     try {
       std::vector<std::string> old = list_dir(out_dir, is_shard_of, name);
       if (!old.empty() && !overwrite) {
-        std::cerr << "mousse-tokenize: " << out_dir << " already holds " << old.size() << " shard(s) named " << name
+        std::cerr << "mousse-tokenize: error: " << out_dir << " already holds " << old.size() << " shard(s) named " << name
                   << "_*.bin (" << old.front() << (old.size() > 1 ? ", ..." : "")
                   << "); pass --overwrite to replace them, or choose another --out or --name\n";
         return 1;
@@ -342,7 +351,7 @@ int main(int argc, char** argv) {
       // Temporary files of a run that was killed: nobody else writes them while we hold the lock.
       for (const std::string& f : list_dir(out_dir, is_partial_shard_of, name)) ::unlink((out_dir + "/" + f).c_str());
     } catch (const std::exception& e) {
-      std::cerr << "mousse-tokenize: " << e.what() << "\n";
+      std::cerr << "mousse-tokenize: error: " << e.what() << "\n";
       return 1;
     }
   }

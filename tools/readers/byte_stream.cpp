@@ -61,7 +61,7 @@ class FileStream : public ByteStream {
 
 class GzipStream : public ByteStream {
  public:
-  explicit GzipStream(const std::string& path) : file_(path), in_(1 << 20) {
+  explicit GzipStream(const std::string& path) : file_(path), in_(1 << 17) {
     if (inflateInit2(&zs_, 15 + 32) != Z_OK) throw InputError(path, "", "zlib init failed");
   }
   ~GzipStream() override { inflateEnd(&zs_); }

@@ -40,6 +40,9 @@ class JsonlReader : public DocReader {
         continue;
       }
       size_t len = size_t(nl - (base + start_));
+      if (len > max_line_)
+        throw InputError(path_, "line " + std::to_string(lineno_ + 1),
+                         "longer than " + std::to_string(max_line_) + " bytes, more than one document may hold");
       any |= emit(batch, std::string_view(base + start_, len));
       start_ += len + 1;
     }
@@ -80,7 +83,9 @@ class JsonlReader : public DocReader {
     buf_.erase(0, start_);
     start_ = 0;
     size_t old = buf_.size();
-    size_t want = std::max<size_t>(1 << 20, old);
+    // Reads grow from 16 KiB to 1 MiB: a small file costs no more than it holds.
+    size_t want = std::max(chunk_, old);
+    chunk_ = std::min<size_t>(chunk_ * 2, 1 << 20);
     buf_.resize(old + want);
     size_t got = stream_->read(&buf_[old], want);
     buf_.resize(old + got);
@@ -91,7 +96,7 @@ class JsonlReader : public DocReader {
   uint64_t max_line_;
   std::unique_ptr<ByteStream> stream_;
   std::string buf_;
-  size_t start_ = 0;
+  size_t start_ = 0, chunk_ = 1 << 14;
   bool eof_ = false, started_ = false;
   uint64_t lineno_ = 0;
 };
