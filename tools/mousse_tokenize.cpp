@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <queue>
+#include <system_error>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -294,6 +295,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<Gpt2Tokenizer> tok;
   try {
     tok = std::make_unique<Gpt2Tokenizer>(Gpt2Tokenizer::find_vocab_dir(vocab));
+  } catch (const std::bad_alloc&) {
+    std::cerr << "mousse-tokenize: error: out of memory loading the GPT-2 vocabulary\n";
+    return 1;
   } catch (const std::exception& e) {
     return usage_error(e.what());
   }
@@ -510,7 +514,11 @@ int main(int argc, char** argv) {
       }
     }
   } catch (const std::bad_alloc&) {
-    error = "out of memory";
+    error = "out of memory while tokenizing " + (file_idx < files.size() ? files[file_idx] : out_dir);
+  } catch (const std::system_error& e) {
+    error = e.what();
+    if (pool.size() < size_t(threads > 1 ? threads : 0))  // thread creation itself failed
+      error = "cannot start " + std::to_string(threads) + " encoding threads (" + error + "); pass fewer with --threads";
   } catch (const std::exception& e) {
     error = e.what();
   }

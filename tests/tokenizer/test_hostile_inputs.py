@@ -387,6 +387,30 @@ def mode_output(tool, shared, work, enc, vocab):
             read_shard(os.path.join(out, f))  # header count matches the size
         print("%s: exit %d, %d complete shard(s) kept, nothing else left OK" % (sig.name, proc.returncode, len(files)))
 
+    # out of memory (an address-space limit): an error naming the file and where, never a crash
+    big = os.path.join(work, "big.txt")
+    rng = random.Random(3)
+    words = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "naïve", "42", "!"]
+    with open(big, "w") as f:
+        f.write(" ".join(rng.choice(words) for _ in range(8_000_000)))
+    oom = 0
+    for mb in range(80, 401, 15):
+        shutil.rmtree(out, ignore_errors=True)
+        limit = lambda mb=mb: resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))  # noqa: E731
+        r = subprocess.run([tool, big, "--out", out, "--threads", "1", "-q", "--vocab", vocab], capture_output=True,
+                           text=True, preexec_fn=limit, timeout=120)
+        if r.returncode < 0 or r.returncode not in (0, 1):
+            fail("address space %d MB: exit status %d:\n%s" % (mb, r.returncode, r.stderr))
+        if r.returncode == 1:
+            if "out of memory" not in r.stderr or (big not in r.stderr and "vocabulary" not in r.stderr):
+                fail("address space %d MB: the error does not say out of memory with the file:\n%s" % (mb, r.stderr))
+            if leftovers(out):
+                fail("address space %d MB: files left %s" % (mb, leftovers(out)))
+            oom += big in r.stderr
+    if not oom:
+        fail("no address-space limit from 80 to 400 MB ran out of memory reading or encoding %s" % big)
+    print("out of memory: %d limit(s) ended in an error naming the file, none crashed OK" % oom)
+
     # --decode: a header that claims more tokens than the file holds is refused before allocating
     p = os.path.join(work, "liar.bin")
     write(p, struct.pack("<256i", 20240520, 1, 0x7FFFFFFF, *([0] * 253)) + b"\0\0" * 10)

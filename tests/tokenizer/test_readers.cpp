@@ -288,3 +288,27 @@ TEST_CASE("shard names of a run, and the output lock", "[tokenizer][output]") {
   CHECK(again.acquire(dir.string(), "x").empty());
   fs::remove_all(dir);
 }
+
+TEST_CASE("a reader's failure that is not an InputError is reported with the file and position", "[tokenizer][readers]") {
+  struct Throwing : DocReader {
+    int kind;
+    explicit Throwing(int k) : kind(k) {}
+    bool read(DocBatch&, size_t) override {
+      if (kind == 0) throw std::bad_alloc();
+      if (kind == 1) std::vector<int>().reserve(size_t(-1) / 2);  // std::length_error("vector::reserve")
+      throw InputError("in.parquet", "row group 1", "already an input error");
+    }
+    uint64_t consumed() const override { return 4096; }
+    uint64_t total() const override { return 8192; }
+  };
+  DocBatch b;
+  auto r = guard_reader("in.parquet", std::make_unique<Throwing>(0));
+  CHECK(input_error([&] { r->read(b, 1); }) == "in.parquet: byte offset 4096: out of memory while reading the file");
+  r = guard_reader("in.parquet", std::make_unique<Throwing>(1));
+  CHECK(input_error([&] { r->read(b, 1); }) ==
+        "in.parquet: byte offset 4096: a size in the file is too large to allocate (vector::reserve)");
+  r = guard_reader("in.parquet", std::make_unique<Throwing>(2));
+  CHECK(input_error([&] { r->read(b, 1); }) == "in.parquet: row group 1: already an input error");
+  CHECK(r->consumed() == 4096);
+  CHECK(r->total() == 8192);
+}

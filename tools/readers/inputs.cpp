@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <stdexcept>
 
 #include "input_error.h"
@@ -46,12 +47,14 @@ namespace {
     throw;
   } catch (const std::bad_alloc&) {
     throw InputError(path, where, "out of memory while reading the file");
+  } catch (const std::length_error& e) {
+    throw InputError(path, where, std::string("a size in the file is too large to allocate (") + e.what() + ")");
   } catch (const std::exception& e) {
     throw InputError(path, where, e.what());
   }
 }
 
-class GuardedReader : public DocReader {
+class GuardedReader final : public DocReader {
  public:
   GuardedReader(std::string path, std::unique_ptr<DocReader> inner) : path_(std::move(path)), inner_(std::move(inner)) {}
   bool read(DocBatch& batch, size_t max_bytes) override {
@@ -83,7 +86,11 @@ std::unique_ptr<DocReader> open_reader(const std::string& path, InputFormat fmt,
   } catch (...) {
     rethrow_as_input_error(path, "");
   }
-  return std::make_unique<GuardedReader>(path, std::move(r));
+  return guard_reader(path, std::move(r));
+}
+
+std::unique_ptr<DocReader> guard_reader(const std::string& path, std::unique_ptr<DocReader> inner) {
+  return std::make_unique<GuardedReader>(path, std::move(inner));
 }
 
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {

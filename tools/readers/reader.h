@@ -62,6 +62,9 @@ std::unique_ptr<DocReader> open_text(const std::string& path, const ReaderOption
 // Opens the reader for `fmt` (kAuto: from the file name). Its errors are all InputError: a failure
 // that is not (out of memory, say) is reported with the file and the byte offset reached.
 std::unique_ptr<DocReader> open_reader(const std::string& path, InputFormat fmt, const ReaderOptions& opt);
+// The wrapper open_reader() puts around a reader: InputErrors pass, std::bad_alloc and the like
+// become InputErrors naming `path` and the byte offset the reader had reached.
+std::unique_ptr<DocReader> guard_reader(const std::string& path, std::unique_ptr<DocReader> inner);
 
 // Expands inputs (files, globs, directories; directories recursively, sorted by path) into files in
 // a deterministic order. Throws std::runtime_error when an input matches nothing.
