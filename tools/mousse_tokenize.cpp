@@ -344,6 +344,7 @@ int main(int argc, char** argv) {
       std::cerr << "mousse-tokenize: error: " << err << "\n";
       return 1;
     }
+    if (!lock.warning().empty()) std::cerr << "mousse-tokenize: warning: " << lock.warning() << "\n";
     try {
       std::vector<std::string> old = list_dir(out_dir, is_shard_of, name);
       if (!old.empty() && !overwrite) {
@@ -365,6 +366,8 @@ int main(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // A closed stderr pipe (`... 2>&1 | head`) must not kill the run halfway through a shard.
+  ::signal(SIGPIPE, SIG_IGN);
 
   const size_t kBatchBytes = 1 << 20;
   const size_t max_inflight = threads == 1 ? 1 : size_t(4 * threads);

@@ -61,6 +61,14 @@ std::string OutputLock::acquire(const std::string& dir, const std::string& name)
     if (fd < 0) return "cannot create " + path + ": " + std::strerror(errno);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
+      if (err == ENOLCK || err == ENOSYS || err == EOPNOTSUPP || err == EINVAL) {
+        // a file system without locks (some network and FUSE mounts): go on, and say so
+        warning_ = "cannot lock " + path + " (" + std::strerror(err) + "); make sure no other run writes " + name +
+                   "_*.bin shards in " + dir;
+        fd_ = fd;
+        path_ = path;
+        return "";
+      }
       ::close(fd);
       if (err == EWOULDBLOCK)
         return "another mousse-tokenize run is writing " + name + "_*.bin shards in " + dir + " (it holds " + path + ")";

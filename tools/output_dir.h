@@ -25,12 +25,14 @@ class OutputLock {
   ~OutputLock();
   OutputLock(const OutputLock&) = delete;
   OutputLock& operator=(const OutputLock&) = delete;
-  // Returns an error message, empty on success.
+  // Returns an error message, empty on success. On a file system without locks it succeeds
+  // without one and warning() says so.
   std::string acquire(const std::string& dir, const std::string& name);
+  const std::string& warning() const { return warning_; }
 
  private:
   int fd_ = -1;
-  std::string path_;
+  std::string path_, warning_;
 };
 
 }  // namespace mousse::tok

@@ -136,6 +136,11 @@ def config_seeds():
     tiny = open(os.path.join(ROOT, "configs", "tiny.json"), "rb").read()
     put("config", "valid_tiny.json", tiny)
     put("config", "valid_tiny_overrides.json", tiny + b"\0steps=10\noptimizer.matrix.lr=0.02\nmodel.n_layer=3\nschedule.type=wsd")
+    # a number beyond a double, in the file and in --set, and a --set value that is not UTF-8: the
+    # config loader must answer each with its own error, not a JSON library exception
+    put("config", "regression_number_overflow_in_file.json", tiny.replace(b'"steps": 300', b'"steps": 1e400'))
+    put("config", "regression_number_overflow_in_set.json", tiny + b"\0steps=1e400")
+    put("config", "regression_invalid_utf8_in_set.json", tiny + b"\0run_name=caf\xe9")
     small = os.path.join(ROOT, "configs", "small")
     for f in sorted(os.listdir(small))[:3]:
         put("config", "valid_small_" + f, open(os.path.join(small, f), "rb").read())

@@ -125,6 +125,10 @@ def hostile_files():
     idx = bytes([1]) + rle_run(2, 0, 1)
     out["hostile_dictionary_count"] = parquet_file(
         [dict_page, page_header(DATA_PAGE, len(idx), len(idx), 2, RLE_DICTIONARY) + idx], 2, dict_first=True)
+    bad_levels = rle_run(2, 2, 1)  # level 2 in a bit width of 1
+    bad_levels = struct.pack("<I", len(bad_levels)) + bad_levels + plain_values(docs)
+    out["hostile_definition_level_width"] = parquet_file(
+        [page_header(DATA_PAGE, len(bad_levels), len(bad_levels), 2) + bad_levels], 2, optional=True)
     # a valid file: two billion nulls in six bytes of definition levels (read fast, none kept)
     levels = rle_run(0x7FFFFFFF, 0, 1)
     nulls = struct.pack("<I", len(levels)) + levels

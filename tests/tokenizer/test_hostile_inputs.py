@@ -156,6 +156,7 @@ def mode_parquet(tool, shared, work, enc, vocab):
         "hostile_dictionary_count": "the dictionary page declares 2147483647 values",
         "hostile_delta_zero_miniblocks": "bad DELTA_BINARY_PACKED header",
         "hostile_delta_width_65": "bad DELTA_BINARY_PACKED bit width 65",
+        "hostile_definition_level_width": "corrupt definition levels: run value 2 does not fit bit width 1",
     }
     files = pc.hostile_files()
     for name, fragment in expected.items():
@@ -254,6 +255,13 @@ def mode_jsonl(tool, shared, work, enc, vocab):
         if list(got) != list(want):
             fail("%s: a leading byte order mark changed the output" % p)
     print("leading UTF-8 byte order mark skipped OK")
+    # zero bytes padding a .gz are skipped (gzip(1), Python's gzip); other trailing bytes are an error
+    padded = write(os.path.join(work, "padded.jsonl.gz"), gzip.compress(body) + b"\0" * 300)
+    _, got = tokenize_ok(tool, [padded, "--vocab", vocab], out)
+    if list(got) != list(want):
+        fail("zero padding after a gzip member changed the output")
+    junk = write(os.path.join(work, "junk.jsonl.gz"), gzip.compress(body) + b"\0\0junk")
+    expect_error(tool, [junk] + base, out, 1, junk + ": compressed byte offset", "corrupt gzip data")
 
     deep_ok = '{"text": "a", "x": ' + "[" * 499 + "]" * 499 + "}"
     deep_bad = '{"text": "a", "x": ' + "[" * 500 + "]" * 500 + "}"

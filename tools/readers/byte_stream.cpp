@@ -80,7 +80,13 @@ class GzipStream : public ByteStream {
         zs_.next_in = reinterpret_cast<Bytef*>(in_.data());
         zs_.avail_in = uInt(r);
       }
-      if (ended_) {  // another gzip member follows
+      if (ended_) {  // another gzip member follows, or zero bytes padding the end (skipped, as gzip(1)
+                     // and Python's gzip module skip them)
+        while (zs_.avail_in > 0 && *zs_.next_in == 0) {
+          ++zs_.next_in;
+          --zs_.avail_in;
+        }
+        if (zs_.avail_in == 0) continue;
         if (inflateReset(&zs_) != Z_OK) throw InputError(file_.path(), "", "zlib reset failed");
         ended_ = false;
       }

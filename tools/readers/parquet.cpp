@@ -82,6 +82,10 @@ class RleDecoder {
     *v = val;
     return true;
   }
+  // Why next() or count() returned false: "" when the data ran out, else the bad value.
+  std::string why() const {
+    return bad_value_ < 0 ? "" : "run value " + std::to_string(bad_value_) + " does not fit bit width " + std::to_string(bw_);
+  }
   // Consumes n values and adds to *hits how many equal `value`; false when the data ends first.
   // A run is counted whole, so the cost follows the encoded size, not the declared count.
   bool count(uint64_t n, uint32_t value, uint64_t* hits) {
@@ -139,6 +143,12 @@ class RleDecoder {
       run_value_ = 0;
       for (int i = 0; i < nb; ++i) run_value_ |= uint32_t(p_[pos_ + i]) << (8 * i);
       pos_ += size_t(nb);
+      if (bw_ < 32 && (run_value_ >> bw_) != 0) {  // more bits than the width: corrupt
+        bad_value_ = run_value_;
+        run_left_ = 0;
+        pos_ = n_;
+        return false;
+      }
     }
     return true;
   }
@@ -149,6 +159,7 @@ class RleDecoder {
   uint64_t run_left_ = 0, packed_left_ = 0;
   uint32_t run_value_ = 0;
   uint64_t bit_pos_ = 0, packed_end_bits_ = 0;
+  int64_t bad_value_ = -1;
 };
 
 // DELTA_BINARY_PACKED integers (the lengths of DELTA_LENGTH_BYTE_ARRAY), decoded one at a time for
@@ -705,7 +716,8 @@ class ParquetReader : public DocReader {
     if (max_def_ > 0) {
       RleDecoder d(levels, levels_len, 1);
       n_present = 0;
-      if (!d.count(n_total, 1, &n_present)) fail(where(), "definition levels end early");
+      if (!d.count(n_total, 1, &n_present))
+        fail(where(), d.why().empty() ? "definition levels end early" : "corrupt definition levels: " + d.why());
     }
     nulls_ += n_total - n_present;
     values_left_ -= int64_t(n_total);
@@ -785,7 +797,9 @@ class ParquetReader : public DocReader {
       take(len);
     } else if (encoding_ == kRleDictionary) {
       uint32_t idx;
-      if (!indices_.next(&idx)) throw PageError("dictionary indices end after " + std::to_string(index) + " values");
+      if (!indices_.next(&idx))
+        throw PageError(indices_.why().empty() ? "dictionary indices end after " + std::to_string(index) + " values"
+                                               : "corrupt dictionary indices: " + indices_.why());
       if (idx >= dict_offsets_.size())
         throw PageError("dictionary index " + std::to_string(idx) + " out of range (" +
                         std::to_string(dict_offsets_.size()) + " values)");
