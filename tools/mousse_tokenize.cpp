@@ -211,13 +211,14 @@ int main(int argc, char** argv) {
   app.add_option("inputs", inputs, "Input files, globs or directories (.parquet, .jsonl[.gz|.zst], text)");
   app.add_option("--out", out_dir, "Output directory for the shards");
   app.add_option("--name", name, "Shard name prefix: NAME_val_000000.bin, NAME_train_000001.bin, ...")->capture_default_str();
-  app.add_option("--shard-tokens", shard_tokens_arg, "Tokens per shard, 1 to 2147483647")->capture_default_str();
+  app.add_option("--shard-tokens", shard_tokens_arg, "Tokens per shard, 1 to 2147483647")
+      ->type_name("N")->capture_default_str();
   app.add_option("--val-tokens", val_tokens_arg,
                  "Size of shard 0 (val) in tokens when it differs from --shard-tokens (tinyshakespeare: 32768); "
-                 "0: the same as --shard-tokens")->capture_default_str();
+                 "0: the same as --shard-tokens")->type_name("N")->capture_default_str();
   app.add_option("--threads", threads_arg,
                  "Encoding threads, 0 for one per hardware thread, at most " + std::to_string(kThreadsPerHardwareThread) +
-                     " per hardware thread (output is identical for any value)")->capture_default_str();
+                     " per hardware thread (output is identical for any value)")->type_name("N")->capture_default_str();
   app.add_option("--split-on", split_on,
                  "Text inputs: split into documents on this separator (escapes \\n \\r \\t \\\\ understood); "
                  "each section but the last keeps the separator, like llm.c's tinyshakespeare.py");
@@ -231,6 +232,8 @@ int main(int argc, char** argv) {
                "Replace the NAME_*.bin shards already in --out (without it, existing shards are an error); after a "
                "successful run, shards of NAME that this run did not write are removed");
   app.add_flag("-q,--quiet", quiet, "No progress line");
+  app.footer("Exit status: 0 done; 1 a bad input or output (the message names the file and where); 2 a bad "
+             "option; 128+N stopped by signal N (SIGINT, SIGTERM), the shard in progress removed.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
