@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Mousse needs to build and test on Debian 12 (bookworm):
 # compilers and CMake, CLI11, nlohmann/json, Catch2, OpenBLAS + LAPACKE, OpenMP, MPI,
-# zstd/snappy/zlib (tokenizer inputs), and the Python packages the reference tests use
+# zstd/snappy/zlib (tokenizer inputs), clang with libFuzzer (the fuzz tests; without it they run a
+# deterministic mutation driver instead), and the Python packages the reference tests use
 # (Debian's python3-torch and numpy; tiktoken and pyarrow from PyPI).
 # Safe to re-run: it skips what is already there. Set MOUSSE_SKIP_DEPS=1 to skip entirely.
 set -euo pipefail
@@ -12,7 +13,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 DEB_PACKAGES=(build-essential cmake pkg-config git libcli11-dev nlohmann-json3-dev catch2
   libopenblas-dev liblapacke-dev libomp-dev libopenmpi-dev openmpi-bin
-  libzstd-dev libsnappy-dev zlib1g-dev python3 python3-numpy python3-torch python3-pip)
+  libzstd-dev libsnappy-dev zlib1g-dev clang libclang-rt-dev
+  python3 python3-numpy python3-torch python3-pip)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -21,12 +21,20 @@ bool ends_with(const std::string& s, const std::string& suf) {
 
 class FileStream : public ByteStream {
  public:
+  // Regular files and pipes (a FIFO, or process substitution's /dev/fd/N) are read; a device such
+  // as /dev/zero or a terminal is refused, since it would be read without end.
   explicit FileStream(const std::string& path) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDONLY);
     if (fd_ < 0) throw InputError(path, "", "cannot open: " + errno_message());
     struct stat st;
-    if (fstat(fd_, &st) != 0) throw InputError(path, "", "cannot stat: " + errno_message());
-    if (S_ISDIR(st.st_mode)) throw InputError(path, "", "is a directory");
+    std::string bad;
+    if (fstat(fd_, &st) != 0) bad = "cannot stat: " + errno_message();
+    else if (S_ISDIR(st.st_mode)) bad = "is a directory";
+    else if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) bad = "not a regular file or a pipe (a device or a socket)";
+    if (!bad.empty()) {
+      ::close(fd_);
+      throw InputError(path, "", bad);
+    }
     size_ = uint64_t(st.st_size);
   }
   ~FileStream() override { ::close(fd_); }
@@ -53,7 +61,7 @@ class FileStream : public ByteStream {
 
 class GzipStream : public ByteStream {
  public:
-  explicit GzipStream(const std::string& path) : file_(path), in_(1 << 20) {
+  explicit GzipStream(const std::string& path) : file_(path), in_(1 << 17) {
     if (inflateInit2(&zs_, 15 + 32) != Z_OK) throw InputError(path, "", "zlib init failed");
   }
   ~GzipStream() override { inflateEnd(&zs_); }
@@ -72,7 +80,13 @@ class GzipStream : public ByteStream {
         zs_.next_in = reinterpret_cast<Bytef*>(in_.data());
         zs_.avail_in = uInt(r);
       }
-      if (ended_) {  // another gzip member follows
+      if (ended_) {  // another gzip member follows, or zero bytes padding the end (skipped, as gzip(1)
+                     // and Python's gzip module skip them)
+        while (zs_.avail_in > 0 && *zs_.next_in == 0) {
+          ++zs_.next_in;
+          --zs_.avail_in;
+        }
+        if (zs_.avail_in == 0) continue;
         if (inflateReset(&zs_) != Z_OK) throw InputError(file_.path(), "", "zlib reset failed");
         ended_ = false;
       }
@@ -104,6 +118,7 @@ class ZstdStream : public ByteStream {
  public:
   explicit ZstdStream(const std::string& path) : file_(path), in_(ZSTD_DStreamInSize()) {
     ds_ = ZSTD_createDStream();
+    if (!ds_) throw InputError(path, "", "zstd init failed");
     ZSTD_initDStream(ds_);
   }
   ~ZstdStream() override { ZSTD_freeDStream(ds_); }

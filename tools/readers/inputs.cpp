@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <stdexcept>
 
 #include "input_error.h"
@@ -36,13 +37,60 @@ InputFormat detect_format(const std::string& path) {
   return InputFormat::kText;
 }
 
+namespace {
+// What the readers check is reported by them, with the file and the position; this turns anything
+// else that escapes (running out of memory, above all) into the same kind of message.
+[[noreturn]] void rethrow_as_input_error(const std::string& path, const std::string& where) {
+  try {
+    throw;
+  } catch (const InputError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw InputError(path, where, "out of memory while reading the file");
+  } catch (const std::length_error& e) {
+    throw InputError(path, where, std::string("a size in the file is too large to allocate (") + e.what() + ")");
+  } catch (const std::exception& e) {
+    throw InputError(path, where, e.what());
+  }
+}
+
+class GuardedReader final : public DocReader {
+ public:
+  GuardedReader(std::string path, std::unique_ptr<DocReader> inner) : path_(std::move(path)), inner_(std::move(inner)) {}
+  bool read(DocBatch& batch, size_t max_bytes) override {
+    try {
+      return inner_->read(batch, max_bytes);
+    } catch (...) {
+      rethrow_as_input_error(path_, "byte offset " + std::to_string(inner_->consumed()));
+    }
+  }
+  uint64_t consumed() const override { return inner_->consumed(); }
+  uint64_t total() const override { return inner_->total(); }
+  uint64_t skipped() const override { return inner_->skipped(); }
+
+ private:
+  std::string path_;
+  std::unique_ptr<DocReader> inner_;
+};
+}  // namespace
+
 std::unique_ptr<DocReader> open_reader(const std::string& path, InputFormat fmt, const ReaderOptions& opt) {
   if (fmt == InputFormat::kAuto) fmt = detect_format(path);
-  switch (fmt) {
-    case InputFormat::kParquet: return open_parquet(path, opt);
-    case InputFormat::kJsonl: return open_jsonl(path, opt);
-    default: return open_text(path, opt);
+  std::unique_ptr<DocReader> r;
+  try {
+    switch (fmt) {
+      case InputFormat::kParquet: r = open_parquet(path, opt); break;
+      case InputFormat::kJsonl: r = open_jsonl(path, opt); break;
+      default: r = open_text(path, opt); break;
+    }
+  } catch (...) {
+    rethrow_as_input_error(path, "");
   }
+  return guard_reader(path, std::move(r));
+}
+
+std::unique_ptr<DocReader> guard_reader(const std::string& path, std::unique_ptr<DocReader> inner) {
+  return std::make_unique<GuardedReader>(path, std::move(inner));
 }
 
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {

@@ -1,7 +1,7 @@
 #include "jsonl.h"
 
+#include <cstdio>
 #include <cstring>
-#include <nlohmann/json.hpp>
 
 #include "byte_stream.h"
 #include "input_error.h"
@@ -13,17 +13,22 @@ namespace {
 
 class JsonlReader : public DocReader {
  public:
-  JsonlReader(const std::string& path, const ReaderOptions&) : path_(path), stream_(open_byte_stream(path)) {}
+  JsonlReader(const std::string& path, const ReaderOptions& opt)
+      : path_(path), max_line_(opt.max_document_bytes), stream_(open_byte_stream(path)) {}
 
   bool read(DocBatch& batch, size_t max_bytes) override {
     batch.kind = DocBatch::Kind::kJsonLine;
     batch.file = path_;
+    if (!started_) skip_byte_order_mark();
     bool any = false;
-    while (batch.bytes < max_bytes) {
+    while (batch.bytes < max_bytes && batch.items.size() < kMaxBatchDocs) {
       // find the next line in buf_[start_, end)
       const char* base = buf_.data();
       const char* nl = static_cast<const char*>(std::memchr(base + start_, '\n', buf_.size() - start_));
       if (!nl) {
+        if (buf_.size() - start_ > max_line_)
+          throw InputError(path_, "line " + std::to_string(lineno_ + 1),
+                           "longer than " + std::to_string(max_line_) + " bytes without a newline (not JSON Lines?)");
         if (eof_) {
           if (start_ < buf_.size()) {
             any |= emit(batch, std::string_view(base + start_, buf_.size() - start_));
@@ -35,6 +40,9 @@ class JsonlReader : public DocReader {
         continue;
       }
       size_t len = size_t(nl - (base + start_));
+      if (len > max_line_)
+        throw InputError(path_, "line " + std::to_string(lineno_ + 1),
+                         "longer than " + std::to_string(max_line_) + " bytes, more than one document may hold");
       any |= emit(batch, std::string_view(base + start_, len));
       start_ += len + 1;
     }
@@ -44,6 +52,20 @@ class JsonlReader : public DocReader {
   uint64_t total() const override { return stream_->total(); }
 
  private:
+  // A UTF-8 byte order mark at the start of the file is skipped, as Python's "utf-8-sig" codec
+  // does (some editors write one); a UTF-16 or UTF-32 one means the file is not UTF-8 at all.
+  void skip_byte_order_mark() {
+    started_ = true;
+    while (!eof_ && buf_.size() < 4) refill();
+    auto starts = [&](const char* m, size_t n) { return buf_.size() >= n && std::memcmp(buf_.data(), m, n) == 0; };
+    if (starts("\xEF\xBB\xBF", 3)) {
+      start_ = 3;
+    } else if (starts("\xFF\xFE", 2) || starts("\xFE\xFF", 2) || starts("\0\0\xFE\xFF", 4)) {
+      throw InputError(path_, "byte offset 0",
+                       "UTF-16 or UTF-32 byte order mark: JSON Lines must be UTF-8 (convert the file, e.g. with "
+                       "iconv -f UTF-16 -t UTF-8)");
+    }
+  }
   bool emit(DocBatch& batch, std::string_view line) {
     ++lineno_;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
@@ -61,7 +83,9 @@ class JsonlReader : public DocReader {
     buf_.erase(0, start_);
     start_ = 0;
     size_t old = buf_.size();
-    size_t want = std::max<size_t>(1 << 20, old);
+    // Reads grow from 16 KiB to 1 MiB: a small file costs no more than it holds.
+    size_t want = std::max(chunk_, old);
+    chunk_ = std::min<size_t>(chunk_ * 2, 1 << 20);
     buf_.resize(old + want);
     size_t got = stream_->read(&buf_[old], want);
     buf_.resize(old + got);
@@ -69,26 +93,112 @@ class JsonlReader : public DocReader {
   }
 
   std::string path_;
+  uint64_t max_line_;
   std::unique_ptr<ByteStream> stream_;
   std::string buf_;
-  size_t start_ = 0;
-  bool eof_ = false;
+  size_t start_ = 0, chunk_ = 1 << 14;
+  bool eof_ = false, started_ = false;
   uint64_t lineno_ = 0;
 };
 
-}  // namespace
+// Deeper nesting than this is an error (Python's json stops a little above 900 with a RecursionError).
+constexpr int kMaxDepth = 500;
 
-namespace {
+enum class Field { kString, kMissing, kNotString };
 
-// A fast, allocation-light JSON scanner that validates one line and extracts one top-level string field
-// with Python's json.loads semantics (the last duplicate key wins; NaN/Infinity accepted; a lone
-// surrogate escape becomes U+FFFD, which is what tiktoken does with a str holding one). Anything it
-// rejects goes to nlohmann::json for the error message.
-struct Scanner {
-  const char* p;
-  const char* e;
+// A fast, allocation-light JSON scanner that validates one line and extracts one top-level string
+// field with Python's json.loads semantics (the last duplicate key wins; NaN/Infinity accepted; a
+// lone surrogate escape becomes U+FFFD, which is what tiktoken does with a str holding one; control
+// characters inside strings are errors, as with strict=True). The field's bytes are copied as
+// written: invalid UTF-8 is left to the caller, which replaces and counts it. On malformed input it
+// records what went wrong and the byte where it did.
+class LineParser {
+ public:
+  explicit LineParser(std::string_view line) : b_(line.data()), p_(b_), e_(b_ + line.size()) {}
+
+  // Parses the line as one JSON object; copies `field` into out when it is a string. Returns false
+  // on malformed JSON or a value that is not an object (error() and column() say why and where).
+  bool object_field(const std::string& field, std::string& out, Field* status) {
+    *status = Field::kMissing;
+    ws();
+    if (p_ >= e_ || *p_ != '{') return expected(p_, "a JSON object ('{')");
+    ++p_;
+    ws();
+    if (p_ < e_ && *p_ == '}') {
+      ++p_;
+    } else {
+      std::string key, scratch;
+      while (true) {
+        ws();
+        if (p_ >= e_ || *p_ != '"') return expected(p_, "a string key");
+        key.clear();
+        if (!string(&key)) return false;
+        ws();
+        if (p_ >= e_ || *p_ != ':') return expected(p_, "':' after the key");
+        ++p_;
+        ws();
+        // Python decodes the line (invalid bytes become U+FFFD) before it compares keys.
+        if (utf8_sanitize(key, scratch) == field) {
+          if (p_ < e_ && *p_ == '"') {
+            out.clear();
+            if (!string(&out)) return false;
+            *status = Field::kString;
+          } else {
+            found_ = p_;
+            if (!value(2)) return false;
+            *status = Field::kNotString;
+          }
+        } else if (!value(2)) {
+          return false;
+        }
+        ws();
+        if (p_ < e_ && *p_ == ',') {
+          ++p_;
+          continue;
+        }
+        if (p_ < e_ && *p_ == '}') {
+          ++p_;
+          break;
+        }
+        return expected(p_, "',' or '}' after a value");
+      }
+    }
+    ws();
+    if (p_ != e_) return expected(p_, "the end of the line after the JSON object");
+    return true;
+  }
+  const std::string& error() const { return error_; }
+  size_t column() const { return size_t(error_at_ - b_) + 1; }  // 1-based, in bytes
+  // Where the non-string value of the field starts (for the error message).
+  std::string found_value() const { return describe(found_); }
+
+ private:
+  // "a NUL byte", "'x'", "byte 0xC3", "the end of the line"
+  std::string describe(const char* at) const {
+    if (at >= e_) return "the end of the line";
+    unsigned char c = static_cast<unsigned char>(*at);
+    if (c == 0) return "a NUL byte";
+    if (e_ - at >= 3 && std::memcmp(at, "\xEF\xBB\xBF", 3) == 0) return "a UTF-8 byte order mark";
+    char buf[16];
+    if (c >= 0x20 && c < 0x7F) std::snprintf(buf, sizeof buf, "'%c'", c);
+    else std::snprintf(buf, sizeof buf, "byte 0x%02X", c);
+    return buf;
+  }
+  bool error(const char* at, std::string message) {
+    error_at_ = at;
+    error_ = std::move(message);
+    return false;
+  }
+  // NUL bytes and byte order marks are named on their own: they are what breaks most lines that
+  // look right in an editor.
+  bool expected(const char* at, const char* what) {
+    if (at < e_ && *at == 0) return error(at, std::string("NUL byte (expected ") + what + ")");
+    if (e_ - at >= 3 && std::memcmp(at, "\xEF\xBB\xBF", 3) == 0)
+      return error(at, "UTF-8 byte order mark (U+FEFF) inside the file; remove it");
+    return error(at, std::string("expected ") + what + ", found " + describe(at));
+  }
   void ws() {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+    while (p_ < e_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
   }
   static int hex(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -97,34 +207,40 @@ struct Scanner {
     return -1;
   }
   bool hex4(uint32_t* v) {
-    if (e - p < 4) return false;
+    if (e_ - p_ < 4) return false;
     uint32_t r = 0;
     for (int i = 0; i < 4; ++i) {
-      int h = hex(p[i]);
+      int h = hex(p_[i]);
       if (h < 0) return false;
       r = (r << 4) | uint32_t(h);
     }
-    p += 4;
+    p_ += 4;
     *v = r;
     return true;
   }
-  // p at the opening quote; appends the decoded string to out (when non-null).
+  // p_ at the opening quote; appends the decoded string to out (when non-null).
   bool string(std::string* out) {
-    ++p;
+    const char* open = p_++;
     while (true) {
-      const char* start = p;
-      while (p < e && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) ++p;
-      if (out) out->append(start, size_t(p - start));
-      if (p >= e || (unsigned char)*p < 0x20) return false;
-      if (*p == '"') {
-        ++p;
+      const char* start = p_;
+      while (p_ < e_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20) ++p_;
+      if (out) out->append(start, size_t(p_ - start));
+      if (p_ >= e_) return error(open, "unterminated string (the line ends inside it)");
+      unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == 0) return error(p_, "NUL byte inside a string (write it as \\u0000)");
+      if (c < 0x20) {
+        char buf[96];
+        std::snprintf(buf, sizeof buf, "control character U+%04X inside a string (JSON needs it escaped, e.g. \\n)", c);
+        return error(p_, buf);
+      }
+      if (c == '"') {
+        ++p_;
         return true;
       }
-      ++p;  // backslash
-      if (p >= e) return false;
-      char c = *p++;
+      const char* esc = p_++;  // backslash
+      if (p_ >= e_) return error(open, "unterminated string (the line ends inside it)");
       char lit = 0;
-      switch (c) {
+      switch (*p_++) {
         case '"': lit = '"'; break;
         case '\\': lit = '\\'; break;
         case '/': lit = '/'; break;
@@ -135,86 +251,111 @@ struct Scanner {
         case 't': lit = '\t'; break;
         case 'u': {
           uint32_t cp;
-          if (!hex4(&cp)) return false;
-          if (cp >= 0xD800 && cp <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-            const char* save = p;
-            p += 2;
+          if (!hex4(&cp)) return error(esc, "invalid \\u escape (4 hex digits expected)");
+          if (cp >= 0xD800 && cp <= 0xDBFF && e_ - p_ >= 6 && p_[0] == '\\' && p_[1] == 'u') {
+            const char* save = p_;
+            p_ += 2;
             uint32_t lo;
-            if (!hex4(&lo)) return false;
+            if (!hex4(&lo)) return error(save, "invalid \\u escape (4 hex digits expected)");
             if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            else p = save;  // lone high surrogate; the next escape is read on its own
+            else p_ = save;  // lone high surrogate; the next escape is read on its own
           }
           if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
           if (out) utf8_append(*out, cp);
           continue;
         }
         default:
-          return false;
+          return error(esc, "invalid escape \\" + describe(esc + 1) + " in a string");
       }
       if (out) out->push_back(lit);
     }
   }
   bool lit(const char* w) {
     size_t n = std::strlen(w);
-    if (size_t(e - p) < n || std::memcmp(p, w, n) != 0) return false;
-    p += n;
+    if (size_t(e_ - p_) < n || std::memcmp(p_, w, n) != 0)
+      return error(p_, std::string("invalid literal (expected ") + w + ")");
+    p_ += n;
+    return true;
+  }
+  bool digits() {
+    if (p_ >= e_ || *p_ < '0' || *p_ > '9') return false;
+    while (p_ < e_ && *p_ >= '0' && *p_ <= '9') ++p_;
     return true;
   }
   bool number() {
-    if (p < e && *p == '-') {
-      ++p;
-      if (p < e && *p == 'I') return lit("Infinity");
+    const char* start = p_;
+    if (p_ < e_ && *p_ == '-') {
+      ++p_;
+      if (p_ < e_ && *p_ == 'I') return lit("Infinity");
     }
-    if (p >= e) return false;
-    if (*p == '0') ++p;
-    else if (*p >= '1' && *p <= '9') while (p < e && *p >= '0' && *p <= '9') ++p;
-    else return false;
-    if (p < e && *p == '.') {
-      ++p;
-      if (p >= e || *p < '0' || *p > '9') return false;
-      while (p < e && *p >= '0' && *p <= '9') ++p;
+    if (p_ < e_ && *p_ == '0') ++p_;
+    else if (!digits()) return p_ == start ? expected(p_, "a value") : error(start, "invalid number");
+    if (p_ < e_ && *p_ == '.') {
+      ++p_;
+      if (!digits()) return error(start, "invalid number (digits expected after '.')");
     }
-    if (p < e && (*p == 'e' || *p == 'E')) {
-      ++p;
-      if (p < e && (*p == '+' || *p == '-')) ++p;
-      if (p >= e || *p < '0' || *p > '9') return false;
-      while (p < e && *p >= '0' && *p <= '9') ++p;
+    if (p_ < e_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < e_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!digits()) return error(start, "invalid number (digits expected in the exponent)");
     }
     return true;
   }
+  // `depth`: how many arrays/objects are open once this value opens one (the line's object is 1).
   bool value(int depth) {
-    if (depth > 500 || p >= e) return false;
-    switch (*p) {
+    if (p_ >= e_) return expected(p_, "a value");
+    if ((*p_ == '{' || *p_ == '[') && depth > kMaxDepth)
+      return error(p_, "nesting deeper than " + std::to_string(kMaxDepth) + " levels");
+    switch (*p_) {
       case '"': return string(nullptr);
       case '{': {
-        ++p;
+        ++p_;
         ws();
-        if (p < e && *p == '}') { ++p; return true; }
+        if (p_ < e_ && *p_ == '}') {
+          ++p_;
+          return true;
+        }
         while (true) {
           ws();
-          if (p >= e || *p != '"' || !string(nullptr)) return false;
+          if (p_ >= e_ || *p_ != '"') return expected(p_, "a string key");
+          if (!string(nullptr)) return false;
           ws();
-          if (p >= e || *p != ':') return false;
-          ++p;
+          if (p_ >= e_ || *p_ != ':') return expected(p_, "':' after the key");
+          ++p_;
           ws();
           if (!value(depth + 1)) return false;
           ws();
-          if (p < e && *p == ',') { ++p; continue; }
-          if (p < e && *p == '}') { ++p; return true; }
-          return false;
+          if (p_ < e_ && *p_ == ',') {
+            ++p_;
+            continue;
+          }
+          if (p_ < e_ && *p_ == '}') {
+            ++p_;
+            return true;
+          }
+          return expected(p_, "',' or '}' after a value");
         }
       }
       case '[': {
-        ++p;
+        ++p_;
         ws();
-        if (p < e && *p == ']') { ++p; return true; }
+        if (p_ < e_ && *p_ == ']') {
+          ++p_;
+          return true;
+        }
         while (true) {
           ws();
           if (!value(depth + 1)) return false;
           ws();
-          if (p < e && *p == ',') { ++p; continue; }
-          if (p < e && *p == ']') { ++p; return true; }
-          return false;
+          if (p_ < e_ && *p_ == ',') {
+            ++p_;
+            continue;
+          }
+          if (p_ < e_ && *p_ == ']') {
+            ++p_;
+            return true;
+          }
+          return expected(p_, "',' or ']' after a value");
         }
       }
       case 't': return lit("true");
@@ -225,75 +366,27 @@ struct Scanner {
       default: return number();
     }
   }
-};
 
-// 1: found a string, 0: field missing, -1: field present but not a string, -2: not a JSON object, -3: invalid
-int fast_extract(std::string_view line, const std::string& field, std::string& out) {
-  Scanner s{line.data(), line.data() + line.size()};
-  s.ws();
-  if (s.p >= s.e || *s.p != '{') {
-    Scanner t = s;
-    return (t.value(0) && (t.ws(), t.p == t.e)) ? -2 : -3;
-  }
-  ++s.p;
-  int state = 0;
-  std::string key;
-  s.ws();
-  if (s.p < s.e && *s.p == '}') {
-    ++s.p;
-  } else {
-    while (true) {
-      s.ws();
-      if (s.p >= s.e || *s.p != '"') return -3;
-      key.clear();
-      if (!s.string(&key)) return -3;
-      s.ws();
-      if (s.p >= s.e || *s.p != ':') return -3;
-      ++s.p;
-      s.ws();
-      if (key == field) {
-        if (s.p < s.e && *s.p == '"') {
-          out.clear();
-          if (!s.string(&out)) return -3;
-          state = 1;
-        } else {
-          if (!s.value(1)) return -3;
-          state = -1;
-        }
-      } else if (!s.value(1)) {
-        return -3;
-      }
-      s.ws();
-      if (s.p < s.e && *s.p == ',') { ++s.p; continue; }
-      if (s.p < s.e && *s.p == '}') { ++s.p; break; }
-      return -3;
-    }
-  }
-  s.ws();
-  if (s.p != s.e) return -3;
-  return state;
-}
+  const char* b_;
+  const char* p_;
+  const char* e_;
+  const char* found_ = nullptr;
+  const char* error_at_ = nullptr;
+  std::string error_;
+};
 
 }  // namespace
 
 void parse_json_document(std::string_view line, const std::string& field, const std::string& file,
                          uint64_t lineno, std::string& text_out) {
-  std::string scratch;
-  std::string_view clean = utf8_sanitize(line, scratch);
-  int r = fast_extract(clean, field, text_out);
-  if (r == 1) return;
-  if (r == 0) throw InputError(file, "line " + std::to_string(lineno), "no \"" + field + "\" field");
-  if (r == -1) throw InputError(file, "line " + std::to_string(lineno), "\"" + field + "\" is not a string");
-  if (r == -2) throw InputError(file, "line " + std::to_string(lineno), "expected a JSON object");
-  // Invalid JSON: let nlohmann::json describe the problem.
-  try {
-    nlohmann::json j = nlohmann::json::parse(clean.begin(), clean.end());
-    (void)j;
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(file, "line " + std::to_string(lineno) + ", byte " + std::to_string(e.byte),
-                     std::string("invalid JSON: ") + e.what());
-  }
-  throw InputError(file, "line " + std::to_string(lineno), "invalid JSON");
+  LineParser parser(line);
+  Field status;
+  auto at = [&] { return "line " + std::to_string(lineno); };
+  if (!parser.object_field(field, text_out, &status))
+    throw InputError(file, at() + ", column " + std::to_string(parser.column()), parser.error());
+  if (status == Field::kMissing) throw InputError(file, at(), "no \"" + field + "\" field");
+  if (status == Field::kNotString)
+    throw InputError(file, at(), "\"" + field + "\" is not a string (its value starts with " + parser.found_value() + ")");
 }
 
 std::unique_ptr<DocReader> open_jsonl(const std::string& path, const ReaderOptions& opt) {

@@ -23,6 +23,10 @@ struct DocBatch {
   }
 };
 
+// Readers stop filling a batch at this many documents too, so a file of millions of empty
+// documents still travels in bounded batches.
+constexpr size_t kMaxBatchDocs = 1 << 16;
+
 class DocReader {
  public:
   virtual ~DocReader() = default;
@@ -41,6 +45,10 @@ struct ReaderOptions {
   bool split = false;           // text: split on `separator` (llm.c tinyshakespeare style)
   std::string separator = "\n\n";
   bool keep_separator = true;   // text: keep the separator at the end of each section but the last
+  // Largest document (a whole text file, a text section, a JSON line) a reader holds in memory; a
+  // longer one is an error (a missing newline or separator, a decompression bomb), not a run that
+  // grows until memory runs out.
+  uint64_t max_document_bytes = uint64_t(1) << 30;
 };
 
 enum class InputFormat { kAuto, kParquet, kJsonl, kText };
@@ -51,7 +59,12 @@ InputFormat detect_format(const std::string& path);
 std::unique_ptr<DocReader> open_parquet(const std::string& path, const ReaderOptions& opt);
 std::unique_ptr<DocReader> open_jsonl(const std::string& path, const ReaderOptions& opt);
 std::unique_ptr<DocReader> open_text(const std::string& path, const ReaderOptions& opt);
+// Opens the reader for `fmt` (kAuto: from the file name). Its errors are all InputError: a failure
+// that is not (out of memory, say) is reported with the file and the byte offset reached.
 std::unique_ptr<DocReader> open_reader(const std::string& path, InputFormat fmt, const ReaderOptions& opt);
+// The wrapper open_reader() puts around a reader: InputErrors pass, std::bad_alloc and the like
+// become InputErrors naming `path` and the byte offset the reader had reached.
+std::unique_ptr<DocReader> guard_reader(const std::string& path, std::unique_ptr<DocReader> inner);
 
 // Expands inputs (files, globs, directories; directories recursively, sorted by path) into files in
 // a deterministic order. Throws std::runtime_error when an input matches nothing.

@@ -27,15 +27,23 @@ class TextReader : public DocReader {
     if (!opt_.split) {
       std::string all;
       char tmp[1 << 16];
-      while (size_t got = stream_->read(tmp, sizeof tmp)) all.append(tmp, got);
+      while (size_t got = stream_->read(tmp, sizeof tmp)) {
+        all.append(tmp, got);
+        if (all.size() > opt_.max_document_bytes)
+          throw InputError(path_, "", "one document of more than " + std::to_string(opt_.max_document_bytes) +
+                                          " bytes (the whole file); split it into documents with --split-on");
+      }
       batch.bytes += all.size();
       batch.items.push_back(std::move(all));
       done_ = true;
       return true;
     }
     const std::string& sep = opt_.separator;
-    while (batch.bytes < max_bytes) {
+    while (batch.bytes < max_bytes && batch.items.size() < kMaxBatchDocs) {
       size_t hit = std::string_view(buf_).find(sep, start_);
+      if ((hit == std::string::npos ? buf_.size() : hit) - start_ > opt_.max_document_bytes)
+        throw InputError(path_, "section " + std::to_string(section_ + 1),
+                         "longer than " + std::to_string(opt_.max_document_bytes) + " bytes without a separator");
       if (hit == std::string::npos) {
         if (eof_) {
           // last section: everything after the last separator (possibly empty)
@@ -51,6 +59,7 @@ class TextReader : public DocReader {
       batch.items.emplace_back(buf_.data() + start_, end - start_);
       batch.bytes += end - start_;
       start_ = hit + sep.size();
+      ++section_;
       any = true;
     }
     return any;
@@ -63,7 +72,9 @@ class TextReader : public DocReader {
     buf_.erase(0, start_);
     start_ = 0;
     size_t old = buf_.size();
-    size_t want = std::max<size_t>(1 << 20, old);
+    // Reads grow from 16 KiB to 1 MiB: a small file costs no more than it holds.
+    size_t want = std::max(chunk_, old);
+    chunk_ = std::min<size_t>(chunk_ * 2, 1 << 20);
     buf_.resize(old + want);
     size_t got = stream_->read(&buf_[old], want);
     buf_.resize(old + got);
@@ -73,7 +84,8 @@ class TextReader : public DocReader {
   ReaderOptions opt_;
   std::unique_ptr<ByteStream> stream_;
   std::string buf_;
-  size_t start_ = 0;
+  size_t start_ = 0, chunk_ = 1 << 14;
+  uint64_t section_ = 0;  // sections handed out
   bool eof_ = false, done_ = false;
 };
 
