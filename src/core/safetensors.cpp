@@ -242,8 +242,9 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : path_(path) {
       }
       continue;
     }
+    const std::string& tensor_name = name;  // (a lambda may not capture a structured binding)
     auto bad = [&](const std::string& why) {
-      fail(path, ": corrupt safetensors header: tensor '", name, "' ", why);
+      fail(path, ": corrupt safetensors header: tensor '", tensor_name, "' ", why);
     };
     if (!v.is_object()) bad("is not an object {dtype, shape, data_offsets}");
     if (!v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))

@@ -40,6 +40,11 @@ void apply_overrides(json& config, const std::vector<std::string>& sets, const s
     auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0)
       fail("--set '", s, "': expected key.path=value (for example optimizer.matrix.lr=0.02)");
+    try {  // config.json and the logs are JSON: keys and strings must be UTF-8
+      (void)json(s).dump();
+    } catch (const json::type_error&) {
+      fail("--set: the argument is not valid UTF-8 (keys and values must be UTF-8 text)");
+    }
     std::string path = s.substr(0, eq), value = s.substr(eq + 1);
     json v;
     try {
