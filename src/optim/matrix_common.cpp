@@ -85,8 +85,6 @@ void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v) {
   }
 }
 
-double frobenius(Ops& ops, const Tensor& t) { return std::sqrt(ops.sum_squares(t)); }
-
 double RmsAccumulator::rms() const { return count > 0 ? std::sqrt(sum_sq / count) : 0.0; }
 
 bool all_finite(const std::vector<double>& v) {

@@ -165,9 +165,6 @@ struct PowerQrResult {
 };
 PowerQrResult power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const PowerQrScratch& s);
 
-// Frobenius norm as a host double.
-double frobenius(Ops& ops, const Tensor& t);
-
 // Accumulates sum of squares and element counts to report one RMS per group.
 struct RmsAccumulator {
   double sum_sq = 0.0;

@@ -57,7 +57,6 @@ Mousse::Mousse(const ConfigNode& node) {
   for (const char* key : {"eigh_every", "qr"})
     if (refresh_method == Refresh::eigh && node.has(key))
       node.error(key, "only applies with \"refresh\": \"power_qr\"");
-  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
 }
 
 std::string Mousse::describe() const {
@@ -604,8 +603,7 @@ void Mousse::load_extra(const json& j) {
   t_ = j.value("t", int64_t(0));
   failures_ = j.value("eigh_failures", int64_t(0));
   cholesky_qr_failures_ = j.value("cholesky_qr_failures", int64_t(0));
-  // (checkpoints written before the power_qr refresh existed call it eigh_seconds_total)
-  refresh_seconds_total_ = j.value("refresh_seconds_total", j.value("eigh_seconds_total", 0.0));
+  refresh_seconds_total_ = j.value("refresh_seconds_total", 0.0);
   refresh_seconds_window_ = 0.0;
   overlapped_seconds_total_ = j.value("refresh_overlapped_seconds_total", 0.0);
   if (pending_future_.valid()) pending_future_.wait();
