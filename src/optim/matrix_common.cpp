@@ -6,22 +6,24 @@
 
 namespace mousse {
 
-UpdateScale parse_update_scale(const ConfigNode& node, const std::string& key,
-                               const std::string& def) {
-  const std::string s = node.choice(key, def, {"sqrt_out_in", "keller", "moonlight"});
-  if (s == "keller") return UpdateScale::keller;
-  if (s == "moonlight") return UpdateScale::moonlight;
-  return UpdateScale::sqrt_out_in;
+namespace {
+const Named<UpdateScale> kUpdateScales[] = {{"sqrt_out_in", UpdateScale::sqrt_out_in},
+                                            {"keller", UpdateScale::keller},
+                                            {"moonlight", UpdateScale::moonlight}};
+const Named<QrMethod> kQrMethods[] = {{"auto", QrMethod::automatic},
+                                      {"cholesky", QrMethod::cholesky},
+                                      {"householder", QrMethod::householder}};
+const Named<StatsPrecision> kStatsPrecisions[] = {{"auto", StatsPrecision::automatic},
+                                                  {"param", StatsPrecision::param},
+                                                  {"tf32", StatsPrecision::tf32},
+                                                  {"bf16", StatsPrecision::bf16}};
+}  // namespace
+
+UpdateScale parse_update_scale(const ConfigNode& node) {
+  return node.choice("update_scale", UpdateScale::sqrt_out_in, kUpdateScales);
 }
 
-const char* update_scale_name(UpdateScale s) {
-  switch (s) {
-    case UpdateScale::sqrt_out_in: return "sqrt_out_in";
-    case UpdateScale::keller: return "keller";
-    case UpdateScale::moonlight: return "moonlight";
-  }
-  return "?";
-}
+const char* update_scale_name(UpdateScale s) { return choice_name(kUpdateScales, s); }
 
 double update_scale(UpdateScale s, int64_t out, int64_t in) {
   const double o = double(out), i = double(in);
@@ -102,36 +104,16 @@ int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes) {
 }
 
 QrMethod parse_qr_method(const ConfigNode& node) {
-  const std::string m = node.choice("qr", "auto", {"auto", "cholesky", "householder"});
-  return m == "cholesky" ? QrMethod::cholesky
-       : m == "householder" ? QrMethod::householder : QrMethod::automatic;
+  return node.choice("qr", QrMethod::automatic, kQrMethods);
 }
 
-const char* qr_method_name(QrMethod m) {
-  switch (m) {
-    case QrMethod::automatic: return "auto";
-    case QrMethod::cholesky: return "cholesky";
-    case QrMethod::householder: return "householder";
-  }
-  return "?";
-}
+const char* qr_method_name(QrMethod m) { return choice_name(kQrMethods, m); }
 
 StatsPrecision parse_stats_precision(const ConfigNode& node) {
-  const std::string s = node.choice("stats_dtype", "auto", {"auto", "param", "tf32", "bf16"});
-  return s == "param" ? StatsPrecision::param
-       : s == "tf32"  ? StatsPrecision::tf32
-       : s == "bf16"  ? StatsPrecision::bf16 : StatsPrecision::automatic;
+  return node.choice("stats_dtype", StatsPrecision::automatic, kStatsPrecisions);
 }
 
-const char* stats_precision_name(StatsPrecision p) {
-  switch (p) {
-    case StatsPrecision::automatic: return "auto";
-    case StatsPrecision::param: return "param";
-    case StatsPrecision::tf32: return "tf32";
-    case StatsPrecision::bf16: return "bf16";
-  }
-  return "?";
-}
+const char* stats_precision_name(StatsPrecision p) { return choice_name(kStatsPrecisions, p); }
 
 std::string stats_precision_describe(StatsPrecision configured, StatsPrecision resolved) {
   std::string s = stats_precision_name(configured);

@@ -25,8 +25,7 @@ enum class UpdateScale {
   keller,       // max(1, out / in)^0.5           (Keller Jordan's Muon)
   moonlight,    // 0.2 · sqrt(max(out, in))       (Moonlight: matches AdamW's update RMS)
 };
-UpdateScale parse_update_scale(const ConfigNode& node, const std::string& key,
-                               const std::string& def);
+UpdateScale parse_update_scale(const ConfigNode& node);  // key "update_scale"; "sqrt_out_in"
 const char* update_scale_name(UpdateScale s);
 double update_scale(UpdateScale s, int64_t out, int64_t in);
 

@@ -10,15 +10,12 @@
 namespace mousse {
 
 namespace {
-const char* side_name(Mousse::Side s) {
-  switch (s) {
-    case Mousse::Side::both: return "both";
-    case Mousse::Side::output: return "output";
-    case Mousse::Side::input: return "input";
-    case Mousse::Side::smaller: return "smaller";
-  }
-  return "?";
-}
+const Named<Mousse::Side> kSides[] = {{"both", Mousse::Side::both},
+                                      {"output", Mousse::Side::output},
+                                      {"input", Mousse::Side::input},
+                                      {"smaller", Mousse::Side::smaller}};
+const Named<Mousse::Refresh> kRefreshes[] = {{"eigh", Mousse::Refresh::eigh},
+                                             {"power_qr", Mousse::Refresh::power_qr}};
 }  // namespace
 
 Mousse::~Mousse() {
@@ -32,24 +29,19 @@ Mousse::Mousse(const ConfigNode& node) {
   eps = node.number("eps", eps, NumRange::above(0));
   alpha = node.number("alpha", alpha, NumRange::closed(0, 1));
   update_interval = node.integer("update_interval", update_interval, {1, kMaxCount});
-  const std::string w = node.choice("whiten", "both", {"both", "output", "input", "smaller"});
-  whiten = w == "output" ? Side::output : w == "input" ? Side::input
-         : w == "smaller" ? Side::smaller : Side::both;
+  whiten = node.choice("whiten", Side::both, kSides);
   trace_normalize = node.boolean("trace_normalize", trace_normalize);
   pc_bias_correction = node.boolean("pc_bias_correction", pc_bias_correction);
   grafting = node.boolean("grafting", grafting);
-  const std::string wd = node.choice("whiten_dtype", "auto", {"auto", "param", "bf16"});
-  whiten_dtype = wd == "bf16" ? OrthoDtype::bf16 : wd == "param" ? OrthoDtype::param
-               : OrthoDtype::automatic;
+  whiten_dtype = node.choice("whiten_dtype", OrthoDtype::automatic, kOrthoDtypes);
   stats_dtype = parse_stats_precision(node);
-  const std::string rm = node.choice("refresh", "eigh", {"eigh", "power_qr"});
-  refresh_method = rm == "power_qr" ? Refresh::power_qr : Refresh::eigh;
+  refresh_method = node.choice("refresh", Refresh::eigh, kRefreshes);
   eigh_every = node.integer("eigh_every", eigh_every, {0, kMaxCount});  // 0: only the first
   // 0: synchronous refreshes; at most update_interval steps late.
   refresh_overlap = node.integer("refresh_overlap", refresh_overlap, {0, update_interval});
   qr = parse_qr_method(node);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
-  scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
+  scale = parse_update_scale(node);
   weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
   if (refresh_overlap > 0 && refresh_method != Refresh::eigh)
     node.error("refresh_overlap", "only applies with \"refresh\": \"eigh\" (the power_qr "
@@ -74,9 +66,8 @@ std::string Mousse::describe() const {
                 "pc_bias_correction=%s grafting=%s orthogonalizer=%s update_scale=%s "
                 "weight_decay=%g",
                 momentum, nesterov ? "true" : "false", beta_pc, eps, alpha,
-                (long long)update_interval, refresh, side_name(whiten),
-                whiten_dtype == OrthoDtype::bf16 ? "bf16"
-                : whiten_dtype == OrthoDtype::param ? "param" : "auto",
+                (long long)update_interval, refresh, choice_name(kSides, whiten),
+                choice_name(kOrthoDtypes, whiten_dtype),
                 stats_precision_describe(stats_dtype, stats_).c_str(),
                 trace_normalize ? "true" : "false",
                 pc_bias_correction ? "true" : "false", grafting ? "true" : "false",

@@ -9,7 +9,7 @@ Muon::Muon(const ConfigNode& node) {
   momentum = node.number("momentum", momentum, NumRange::right_open(0, 1));
   nesterov = node.boolean("nesterov", nesterov);
   weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
-  scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
+  scale = parse_update_scale(node);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
 }
 
