@@ -439,7 +439,11 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   const bool do_refresh = t_ % update_interval == 0;
   RmsAccumulator rms;
   json precond = json::object();
-  // 2. curvature statistics of every matrix: F ← β_pc F + (1 − β_pc) g gᵀ (g = grad_scale·G)
+  // The step comments carry Algorithm 1's line numbers. Its line 1 (momentum) runs below, per
+  // shape group, after lines 2–6: neither depends on the other, and per group the momentum
+  // lands straight in the group's stack.
+  // Line 2. curvature statistics of every matrix: F ← β_pc F + (1 − β_pc) g gᵀ
+  //    (g = grad_scale·G)
   const double w = (1.0 - beta_pc) * s.grad_scale * s.grad_scale;
   for (size_t i = 0; i < params.size(); i++) {
     const Param& p = *params[i];
@@ -454,7 +458,8 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
         ops.fill(f->scaling, 1.0);
       }
   }
-  // 3. spectral decompositions every T steps (the first included), from this step's statistics;
+  // Lines 3–6. spectral decompositions every T steps (the first included), from this step's
+  //    statistics: trace normalisation, eigh, tempering s = λ^(−α) (refresh_all, set_basis);
   //    overlapped: a refresh started refresh_overlap steps ago takes effect first
   if (pending_apply_at_ == t_) apply_pending_refresh(ops);
   if (do_refresh) {
@@ -485,7 +490,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
                  QR = factor_stack(&State::in, &Factor::basis),
                  SR = factor_stack(&State::in, &Factor::scaling);
 
-    // 1. momentum per matrix, into the group's momentum stack (Nesterov: the look-ahead into X1)
+    // Line 1. momentum per matrix, into the group's momentum stack (Nesterov: the look-ahead into X1)
     for (int64_t j = 0; j < batch; j++) {
       const size_t i = grp.index[size_t(j)];
       momentum_update(ops, st_[i].m, params[i]->grad, momentum, nesterov, s.grad_scale,
@@ -493,7 +498,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     }
     Tensor cur = nesterov ? X1 : group_stack(grp, [](const State& x) -> const Tensor& { return x.m; });
 
-    // 4. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R), the last product landing in the stack
+    // Lines 7–8. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R), the last product landing in the stack
     if (out_on) {
       const Tensor d = in_on ? other(cur) : stack;
       basis_gemm(ops, d, QL, true, cur, true);
@@ -506,12 +511,12 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     if (cur.data != stack.data) ops.copy(stack, cur);
     ops.scale_rows_cols(stack, stack, SL, SR);
 
-    // 5. orthogonalise the whole group in the whitened frame; γ_j = ‖M̄_j‖_F²
+    // Lines 9–10. orthogonalise the whole group in the whitened frame; γ_j = ‖M̄_j‖_F²
     ortho_.run(ops, stack, stack);
     const Tensor gssq = gamma_ssq_.slice(0, Shape{batch});
     if (grafting) ops.sum_squares_batched(gssq, stack);
 
-    // 6. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
+    // Lines 11–12. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
     cur = stack;
     ops.scale_rows_cols(cur, cur, SL, SR);
     if (out_on) {
@@ -523,15 +528,15 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
       basis_gemm(ops, d, QR, true, cur, false);
       cur = d;
     }
-    // 7. grafting: Muon's magnitude γ_j in the original frame (U_j kept when ‖U_j‖ = 0 / not
-    //    finite)
+    // Line 13. grafting: Muon's magnitude γ_j in the original frame (U_j kept when ‖U_j‖ = 0
+    //    or not finite)
     if (grafting) {
       const Tensor ussq = u_ssq_.slice(0, Shape{batch});
       ops.sum_squares_batched(ussq, cur);
       ops.scale_by_ratio(cur, gssq, ussq, 0.5, 1.0, 1.0, 0.0);
     }
 
-    // 8. per matrix: W ← W(1 − lr·wd) − lr·scale·U
+    // Line 14. per matrix: W ← W(1 − lr·wd) − lr·scale·U
     const double sc = update_scale(scale, m, n);
     for (int64_t j = 0; j < batch; j++) {
       Param& p = *params[grp.index[size_t(j)]];
