@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <tuple>
 
 namespace mousse {
 
@@ -17,10 +16,6 @@ const Named<Mousse::Side> kSides[] = {{"both", Mousse::Side::both},
 const Named<Mousse::Refresh> kRefreshes[] = {{"eigh", Mousse::Refresh::eigh},
                                              {"power_qr", Mousse::Refresh::power_qr}};
 }  // namespace
-
-Mousse::~Mousse() {
-  if (pending_future_.valid()) pending_future_.wait();  // (its exception, if any, is dropped)
-}
 
 Mousse::Mousse(const ConfigNode& node) {
   momentum = node.number("momentum", momentum, NumRange::right_open(0, 1));
@@ -325,29 +320,7 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
     for (const PendingSlot& s : pending_slots_)
       damped_factor(ops, pend_a_.slice(s.mat, Shape{s.d, s.d}), *s.f);
   });  // (timed() synchronises: the inputs are complete before the worker reads them)
-  pending_done_.reset();
-  pending_future_ = std::async(std::launch::async, [this] {
-    worker_->bind_thread();
-    const auto t0 = std::chrono::steady_clock::now();
-    PendingResult r;
-    r.status.assign(pending_slots_.size(), -1);
-    try {
-      for (const PendingStack& st : pending_stacks_) {
-        const auto [v, w, a] = pending_stack(st);
-        const std::vector<int> status = worker_->eigh_batched(v, w, a);
-        std::copy(status.begin(), status.end(), r.status.begin() + long(st.first));
-      }
-      worker_->synchronize();  // its results are complete before the caller's stream reads them
-    } catch (...) {  // nothing of it may still run when the caller sees the error
-      try {
-        worker_->synchronize();
-      } catch (...) {
-      }
-      throw;
-    }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return r;
-  });
+  refresh_worker_.start(pending_stack_list());
   pending_apply_at_ = t_ + refresh_overlap;
 }
 
@@ -356,9 +329,9 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
 // input is gone). The wait for the worker, if it is not done yet, is booked as refresh time.
 void Mousse::apply_pending_refresh(Ops& ops) {
   timed(ops, [&] {
-    const PendingResult& r = pending_result();
+    const RefreshWorker::Result& r = refresh_worker_.result();
     for (const PendingStack& st : pending_stacks_) {
-      const std::vector<double> lam = read_vector(ops, std::get<1>(pending_stack(st)));
+      const std::vector<double> lam = read_vector(ops, pending_stack(st).w);
       for (size_t k = 0; k < st.count; k++) {
         const size_t i = st.first + k;
         const PendingSlot& s = pending_slots_[i];
@@ -371,24 +344,10 @@ void Mousse::apply_pending_refresh(Ops& ops) {
     overlapped_seconds_total_ += r.seconds;
   });
   pending_apply_at_ = -1;
-  pending_done_.reset();
+  refresh_worker_.reset();
 }
 
-const Mousse::PendingResult& Mousse::pending_result() const {
-  if (pending_error_) std::rethrow_exception(pending_error_);  // every later caller sees it too
-  if (!pending_done_) {
-    MOUSSE_CHECK(pending_future_.valid(), "mousse: no overlapped refresh to wait for");
-    try {
-      pending_done_ = pending_future_.get();  // rethrows the worker's error
-    } catch (...) {
-      pending_error_ = std::current_exception();
-      throw;
-    }
-  }
-  return *pending_done_;
-}
-
-std::tuple<Tensor, Tensor, Tensor> Mousse::pending_stack(const PendingStack& st) const {
+RefreshWorker::Stack Mousse::pending_stack(const PendingStack& st) const {
   const PendingSlot& first = pending_slots_[st.first];
   const int64_t b = int64_t(st.count), d = st.d;
   std::vector<const Tensor*> vs, ws;
@@ -399,17 +358,10 @@ std::tuple<Tensor, Tensor, Tensor> Mousse::pending_stack(const PendingStack& st)
   return {stack_view(vs), stack_view(ws), pend_a_.slice(first.mat, Shape{b, d, d})};
 }
 
-// The worker backend with every workspace its decompositions need, made while nothing runs
-// (at the first, synchronous refresh): growing a workspace later frees the old one, which on
-// CUDA waits for the whole device in the middle of the steps it should overlap, and a lack of
-// memory shows at step 0 rather than at step T.
-void Mousse::make_refresh_worker(Ops& ops) {
-  std::unique_ptr<Ops> worker = ops.make_worker();
-  for (const PendingStack& st : pending_stacks_) {
-    const auto [v, w, a] = pending_stack(st);
-    worker->reserve_eigh_batched(v, w, a);
-  }
-  worker_ = std::move(worker);  // only once reserved: a failed reservation is retried next time
+std::vector<RefreshWorker::Stack> Mousse::pending_stack_list() const {
+  std::vector<RefreshWorker::Stack> out;
+  for (const PendingStack& st : pending_stacks_) out.push_back(pending_stack(st));
+  return out;
 }
 
 // out (=) op(q) · x (q_left) or x · op(q), for a stack: q [b, d, d] the bases (f32, or bf16 with
@@ -463,7 +415,9 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   //    overlapped: a refresh started refresh_overlap steps ago takes effect first
   if (pending_apply_at_ == t_) apply_pending_refresh(ops);
   if (do_refresh) {
-    if (refresh_overlap > 0 && !worker_) make_refresh_worker(ops);  // first refresh or resume
+    // The worker is made at the first refresh (or the first after a resume), while nothing runs
+    if (refresh_overlap > 0 && !refresh_worker_.made())
+      refresh_worker_.make(ops, pending_stack_list());
     const int64_t k = t_ / update_interval;  // refreshes before this one
     const bool exact = refresh_method == Refresh::eigh || k == 0 ||
                        (eigh_every > 0 && k % eigh_every == 0);
@@ -585,7 +539,7 @@ json Mousse::save_extra() const {
             {"cond", cond}};
   if (refresh_overlap > 0) j["refresh_overlapped_seconds_total"] = overlapped_seconds_total_;
   if (pending_apply_at_ >= 0) {  // its results are state tensors; finish them before they are saved
-    const PendingResult& r = pending_result();
+    const RefreshWorker::Result& r = refresh_worker_.result();
     json status = json::object();  // per matrix and side, so that any rank can take it over
     for (size_t i = 0; i < pending_slots_.size(); i++)
       status[pending_slots_[i].matrix][pending_slots_[i].side] = r.status[i];
@@ -602,9 +556,7 @@ void Mousse::load_extra(const json& j) {
   refresh_seconds_total_ = j.value("refresh_seconds_total", 0.0);
   refresh_seconds_window_ = 0.0;
   overlapped_seconds_total_ = j.value("refresh_overlapped_seconds_total", 0.0);
-  if (pending_future_.valid()) pending_future_.wait();
-  pending_done_.reset();
-  pending_error_ = nullptr;
+  refresh_worker_.reset();
   pending_apply_at_ = -1;
   if (j.contains("pending_refresh")) {  // its eigenvectors and eigenvalues came with the state
     const json& p = j["pending_refresh"];
@@ -614,7 +566,7 @@ void Mousse::load_extra(const json& j) {
     MOUSSE_CHECK(status.is_object(), "mousse: the checkpoint's pending overlapped refresh was ",
                  "saved by an earlier version (per rank, not per matrix); resume it with that ",
                  "version");
-    PendingResult r;
+    RefreshWorker::Result r;
     r.seconds = p.value("seconds", 0.0);
     for (const PendingSlot& s : pending_slots_) {
       MOUSSE_CHECK(status.contains(s.matrix) && status[s.matrix].contains(s.side),
@@ -623,7 +575,7 @@ void Mousse::load_extra(const json& j) {
       r.status.push_back(status[s.matrix][s.side].get<int>());
     }
     pending_apply_at_ = p.at("apply_at").get<int64_t>();
-    pending_done_ = std::move(r);
+    refresh_worker_.restore(std::move(r));
   }
   if (j.contains("cond"))
     for (auto& s : st_)
