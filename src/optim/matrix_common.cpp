@@ -49,6 +49,19 @@ void apply_matrix_update(Ops& ops, const Tensor& w, const Tensor& u, double lr, 
   ops.axpby(w, -lr * scale, u, 1.0 - lr * wd);
 }
 
+std::vector<ShapeGroup> group_by_shape(const std::vector<Param*>& params) {
+  std::vector<ShapeGroup> groups;
+  for (size_t i = 0; i < params.size(); i++) {
+    const Shape& s = params[i]->weight.shape;
+    MOUSSE_CHECK(s.ndim == 2, params[i]->name, " is not a matrix");
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](const ShapeGroup& x) { return x.rows == s[0] && x.cols == s[1]; });
+    if (g == groups.end()) g = groups.insert(groups.end(), ShapeGroup{s[0], s[1], {}});
+    g->index.push_back(i);
+  }
+  return groups;
+}
+
 Tensor scratch_view(const Tensor& flat, Shape s) { return flat.slice(0, s); }
 
 std::vector<double> read_vector(Ops& ops, const Tensor& t) {

@@ -16,6 +16,7 @@
 #include "backend/ops.h"
 #include "core/arena.h"
 #include "core/json_config.h"
+#include "model/params.h"
 
 namespace mousse {
 
@@ -38,6 +39,15 @@ Tensor momentum_update(Ops& ops, const Tensor& m, const Tensor& g, double beta, 
 // W ← W(1 − lr·wd) − lr·scale·U  (decoupled weight decay; one elementwise pass).
 void apply_matrix_update(Ops& ops, const Tensor& w, const Tensor& u, double lr, double wd,
                          double scale);
+
+// The matrices of one shape (rows × cols): the optimizers that batch by shape (Muon, Mousse)
+// stack their work per group.
+struct ShapeGroup {
+  int64_t rows = 0, cols = 0;
+  std::vector<size_t> index;  // into the parameter list, in its order
+};
+// The groups of `params` (all matrices), in the order their shapes first occur.
+std::vector<ShapeGroup> group_by_shape(const std::vector<Param*>& params);
 
 // A [s] view at the start of a flat scratch buffer (which was sized for the largest use).
 Tensor scratch_view(const Tensor& flat, Shape s);

@@ -73,7 +73,6 @@ std::string Mousse::describe() const {
 void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   st_.clear();
   st_.resize(params.size());
-  groups_.clear();
   const bool q16 = whiten_dtype == OrthoDtype::bf16 ||
                    (whiten_dtype == OrthoDtype::automatic && arena.device() == Device::cuda);
   MOUSSE_CHECK(!q16 || arena.device() == Device::cuda,
@@ -88,16 +87,13 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     MOUSSE_CHECK(p.weight.dtype == dt, "mousse: ", p.name, " is ", dtype_name(p.weight.dtype),
                  ", the other matrices ", dtype_name(dt));
     st_[i].name = p.name;
-    auto g = std::find_if(groups_.begin(), groups_.end(),
-                          [&](const Group& x) { return x.rows == p.rows && x.cols == p.cols; });
-    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{p.rows, p.cols, {}});
-    g->index.push_back(i);
   }
+  groups_ = group_by_shape(params);
   // The state of one shape group is planned as stacks (momenta, bases, scalings: one
   // contiguous [batch, ...] tensor each, every matrix's slice keeping its own name), so that the
   // whitening GEMMs and the scalings run once per group, not once per matrix.
   int64_t max_d = 0, max_stack = 0, max_batch = 0;
-  for (const Group& grp : groups_) {
+  for (const ShapeGroup& grp : groups_) {
     const int64_t m = grp.rows, n = grp.cols, b = int64_t(grp.index.size());
     bool use_out = whiten == Side::both || whiten == Side::output,
          use_in = whiten == Side::both || whiten == Side::input;
@@ -380,7 +376,7 @@ void Mousse::basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans
 
 // The [batch, ...] view of one state tensor of a group's matrices (planned as one stack).
 template <class Get>
-Tensor Mousse::group_stack(const Group& grp, Get&& get) const {
+Tensor Mousse::group_stack(const ShapeGroup& grp, Get&& get) const {
   std::vector<const Tensor*> ts;
   for (size_t i : grp.index) ts.push_back(&get(st_[i]));
   return stack_view(ts);
@@ -427,7 +423,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   }
 
   // Per shape group, on [batch, m, n] stacks: every GEMM and scaling below runs once per group.
-  for (const Group& grp : groups_) {
+  for (const ShapeGroup& grp : groups_) {
     const int64_t batch = int64_t(grp.index.size()), m = grp.rows, n = grp.cols;
     const Shape sh{batch, m, n};
     const Tensor X1 = s1_.slice(0, sh), X2 = s2_.slice(0, sh), stack = stack_.slice(0, sh);

@@ -81,10 +81,6 @@ class Mousse : public Optimizer {
     Tensor m;
     Factor out, in;  // L (output side, m×m) and R (input side, n×n)
   };
-  struct Group {  // the matrices of one shape
-    int64_t rows = 0, cols = 0;
-    std::vector<size_t> index;
-  };
   // a = the damped factor that eigh decomposes: f.stat, trace-normalised (or bias-corrected),
   // plus ε on the diagonal; all on the device.
   void damped_factor(Ops& ops, const Tensor& a, const Factor& f);
@@ -100,11 +96,11 @@ class Mousse : public Optimizer {
   void basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans_q, const Tensor& x,
                   bool q_left);
   // The [batch, ...] stack of one state tensor (get(State)) of a group's matrices.
-  template <class Get> Tensor group_stack(const Group& grp, Get&& get) const;
+  template <class Get> Tensor group_stack(const ShapeGroup& grp, Get&& get) const;
 
   Orthogonalizer ortho_;
   std::vector<State> st_;
-  std::vector<Group> groups_;
+  std::vector<ShapeGroup> groups_;
   Tensor s1_, s2_, sq1_, sq2_, lam_;  // scratch
   Tensor stack_;                      // [batch · m · n] whitened momenta of the largest group
   Tensor gamma_ssq_, u_ssq_, tr_;     // device scalars: ‖M̄_j‖², ‖U_j‖², tr(F)
