@@ -5,6 +5,7 @@
 // Every numeric read takes the range the key accepts, so no value is ever wrapped, truncated
 // or accepted out of range: "cfg.json: key 'batch.global_tokens': expected an integer in
 // [1, 2^62], got -256".
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -50,6 +51,21 @@ std::string format_int_bound(int64_t v);
 // nlohmann's message without its "[json.exception.parse_error.101] " prefix, for users.
 std::string json_error_text(const json::exception& e);
 
+// One name of an option enum (a config value) and the value it stands for: the table of an
+// enum's names serves parsing (ConfigNode::choice) and printing (choice_name) alike.
+template <class T>
+struct Named {
+  const char* name;
+  T value;
+};
+// The name of `v` in `table` ("?" when it has none).
+template <class T, size_t N>
+const char* choice_name(const Named<T> (&table)[N], T v) {
+  for (const Named<T>& e : table)
+    if (e.value == v) return e.name;
+  return "?";
+}
+
 class ConfigNode {
  public:
   ConfigNode(const json& j, std::string path, std::string file);
@@ -79,6 +95,10 @@ class ConfigNode {
   // A string that must be one of `choices`.
   std::string choice(const std::string& key, const std::string& def,
                      const std::vector<std::string>& choices) const;
+  // The same, returning the value the name stands for in `table` (choice_name below):
+  //   node.choice("qr", QrMethod::automatic, kQrMethods)
+  template <class T, size_t N>
+  T choice(const std::string& key, T def, const Named<T> (&table)[N]) const;
   // A nested object (an empty one when absent and !required).
   ConfigNode child(const std::string& key, bool required = false) const;
 
@@ -94,5 +114,15 @@ class ConfigNode {
   std::string path_, file_;
   mutable std::set<std::string> read_;
 };
+
+template <class T, size_t N>
+T ConfigNode::choice(const std::string& key, T def, const Named<T> (&table)[N]) const {
+  std::vector<std::string> names;
+  for (const Named<T>& e : table) names.push_back(e.name);
+  const std::string s = choice(key, choice_name(table, def), names);
+  for (const Named<T>& e : table)
+    if (s == e.name) return e.value;
+  return def;  // (not reached: choice() accepts only the table's names)
+}
 
 }  // namespace mousse

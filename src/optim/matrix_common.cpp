@@ -6,22 +6,24 @@
 
 namespace mousse {
 
-UpdateScale parse_update_scale(const ConfigNode& node, const std::string& key,
-                               const std::string& def) {
-  const std::string s = node.choice(key, def, {"sqrt_out_in", "keller", "moonlight"});
-  if (s == "keller") return UpdateScale::keller;
-  if (s == "moonlight") return UpdateScale::moonlight;
-  return UpdateScale::sqrt_out_in;
+namespace {
+const Named<UpdateScale> kUpdateScales[] = {{"sqrt_out_in", UpdateScale::sqrt_out_in},
+                                            {"keller", UpdateScale::keller},
+                                            {"moonlight", UpdateScale::moonlight}};
+const Named<QrMethod> kQrMethods[] = {{"auto", QrMethod::automatic},
+                                      {"cholesky", QrMethod::cholesky},
+                                      {"householder", QrMethod::householder}};
+const Named<StatsPrecision> kStatsPrecisions[] = {{"auto", StatsPrecision::automatic},
+                                                  {"param", StatsPrecision::param},
+                                                  {"tf32", StatsPrecision::tf32},
+                                                  {"bf16", StatsPrecision::bf16}};
+}  // namespace
+
+UpdateScale parse_update_scale(const ConfigNode& node) {
+  return node.choice("update_scale", UpdateScale::sqrt_out_in, kUpdateScales);
 }
 
-const char* update_scale_name(UpdateScale s) {
-  switch (s) {
-    case UpdateScale::sqrt_out_in: return "sqrt_out_in";
-    case UpdateScale::keller: return "keller";
-    case UpdateScale::moonlight: return "moonlight";
-  }
-  return "?";
-}
+const char* update_scale_name(UpdateScale s) { return choice_name(kUpdateScales, s); }
 
 double update_scale(UpdateScale s, int64_t out, int64_t in) {
   const double o = double(out), i = double(in);
@@ -45,6 +47,19 @@ Tensor momentum_update(Ops& ops, const Tensor& m, const Tensor& g, double beta, 
 void apply_matrix_update(Ops& ops, const Tensor& w, const Tensor& u, double lr, double wd,
                          double scale) {
   ops.axpby(w, -lr * scale, u, 1.0 - lr * wd);
+}
+
+std::vector<ShapeGroup> group_by_shape(const std::vector<Param*>& params) {
+  std::vector<ShapeGroup> groups;
+  for (size_t i = 0; i < params.size(); i++) {
+    const Shape& s = params[i]->weight.shape;
+    MOUSSE_CHECK(s.ndim == 2, params[i]->name, " is not a matrix");
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](const ShapeGroup& x) { return x.rows == s[0] && x.cols == s[1]; });
+    if (g == groups.end()) g = groups.insert(groups.end(), ShapeGroup{s[0], s[1], {}});
+    g->index.push_back(i);
+  }
+  return groups;
 }
 
 Tensor scratch_view(const Tensor& flat, Shape s) { return flat.slice(0, s); }
@@ -85,8 +100,6 @@ void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v) {
   }
 }
 
-double frobenius(Ops& ops, const Tensor& t) { return std::sqrt(ops.sum_squares(t)); }
-
 double RmsAccumulator::rms() const { return count > 0 ? std::sqrt(sum_sq / count) : 0.0; }
 
 bool all_finite(const std::vector<double>& v) {
@@ -104,36 +117,16 @@ int64_t refresh_stack_capacity(int64_t d, int64_t count, size_t elem_bytes) {
 }
 
 QrMethod parse_qr_method(const ConfigNode& node) {
-  const std::string m = node.choice("qr", "auto", {"auto", "cholesky", "householder"});
-  return m == "cholesky" ? QrMethod::cholesky
-       : m == "householder" ? QrMethod::householder : QrMethod::automatic;
+  return node.choice("qr", QrMethod::automatic, kQrMethods);
 }
 
-const char* qr_method_name(QrMethod m) {
-  switch (m) {
-    case QrMethod::automatic: return "auto";
-    case QrMethod::cholesky: return "cholesky";
-    case QrMethod::householder: return "householder";
-  }
-  return "?";
-}
+const char* qr_method_name(QrMethod m) { return choice_name(kQrMethods, m); }
 
 StatsPrecision parse_stats_precision(const ConfigNode& node) {
-  const std::string s = node.choice("stats_dtype", "auto", {"auto", "param", "tf32", "bf16"});
-  return s == "param" ? StatsPrecision::param
-       : s == "tf32"  ? StatsPrecision::tf32
-       : s == "bf16"  ? StatsPrecision::bf16 : StatsPrecision::automatic;
+  return node.choice("stats_dtype", StatsPrecision::automatic, kStatsPrecisions);
 }
 
-const char* stats_precision_name(StatsPrecision p) {
-  switch (p) {
-    case StatsPrecision::automatic: return "auto";
-    case StatsPrecision::param: return "param";
-    case StatsPrecision::tf32: return "tf32";
-    case StatsPrecision::bf16: return "bf16";
-  }
-  return "?";
-}
+const char* stats_precision_name(StatsPrecision p) { return choice_name(kStatsPrecisions, p); }
 
 std::string stats_precision_describe(StatsPrecision configured, StatsPrecision resolved) {
   std::string s = stats_precision_name(configured);

@@ -16,6 +16,7 @@
 #include "backend/ops.h"
 #include "core/arena.h"
 #include "core/json_config.h"
+#include "model/params.h"
 
 namespace mousse {
 
@@ -25,8 +26,7 @@ enum class UpdateScale {
   keller,       // max(1, out / in)^0.5           (Keller Jordan's Muon)
   moonlight,    // 0.2 · sqrt(max(out, in))       (Moonlight: matches AdamW's update RMS)
 };
-UpdateScale parse_update_scale(const ConfigNode& node, const std::string& key,
-                               const std::string& def);
+UpdateScale parse_update_scale(const ConfigNode& node);  // key "update_scale"; "sqrt_out_in"
 const char* update_scale_name(UpdateScale s);
 double update_scale(UpdateScale s, int64_t out, int64_t in);
 
@@ -39,6 +39,15 @@ Tensor momentum_update(Ops& ops, const Tensor& m, const Tensor& g, double beta, 
 // W ← W(1 − lr·wd) − lr·scale·U  (decoupled weight decay; one elementwise pass).
 void apply_matrix_update(Ops& ops, const Tensor& w, const Tensor& u, double lr, double wd,
                          double scale);
+
+// The matrices of one shape (rows × cols): the optimizers that batch by shape (Muon, Mousse)
+// stack their work per group.
+struct ShapeGroup {
+  int64_t rows = 0, cols = 0;
+  std::vector<size_t> index;  // into the parameter list, in its order
+};
+// The groups of `params` (all matrices), in the order their shapes first occur.
+std::vector<ShapeGroup> group_by_shape(const std::vector<Param*>& params);
 
 // A [s] view at the start of a flat scratch buffer (which was sized for the largest use).
 Tensor scratch_view(const Tensor& flat, Shape s);
@@ -164,9 +173,6 @@ struct PowerQrResult {
   int householder_fallbacks = 0;  // slices whose Cholesky QR failed, redone with Householder
 };
 PowerQrResult power_qr_step(Ops& ops, const Tensor& q, const Tensor& a, const PowerQrScratch& s);
-
-// Frobenius norm as a host double.
-double frobenius(Ops& ops, const Tensor& t);
 
 // Accumulates sum of squares and element counts to report one RMS per group.
 struct RmsAccumulator {

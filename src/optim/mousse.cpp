@@ -5,25 +5,17 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <tuple>
 
 namespace mousse {
 
 namespace {
-const char* side_name(Mousse::Side s) {
-  switch (s) {
-    case Mousse::Side::both: return "both";
-    case Mousse::Side::output: return "output";
-    case Mousse::Side::input: return "input";
-    case Mousse::Side::smaller: return "smaller";
-  }
-  return "?";
-}
+const Named<Mousse::Side> kSides[] = {{"both", Mousse::Side::both},
+                                      {"output", Mousse::Side::output},
+                                      {"input", Mousse::Side::input},
+                                      {"smaller", Mousse::Side::smaller}};
+const Named<Mousse::Refresh> kRefreshes[] = {{"eigh", Mousse::Refresh::eigh},
+                                             {"power_qr", Mousse::Refresh::power_qr}};
 }  // namespace
-
-Mousse::~Mousse() {
-  if (pending_future_.valid()) pending_future_.wait();  // (its exception, if any, is dropped)
-}
 
 Mousse::Mousse(const ConfigNode& node) {
   momentum = node.number("momentum", momentum, NumRange::right_open(0, 1));
@@ -32,24 +24,19 @@ Mousse::Mousse(const ConfigNode& node) {
   eps = node.number("eps", eps, NumRange::above(0));
   alpha = node.number("alpha", alpha, NumRange::closed(0, 1));
   update_interval = node.integer("update_interval", update_interval, {1, kMaxCount});
-  const std::string w = node.choice("whiten", "both", {"both", "output", "input", "smaller"});
-  whiten = w == "output" ? Side::output : w == "input" ? Side::input
-         : w == "smaller" ? Side::smaller : Side::both;
+  whiten = node.choice("whiten", Side::both, kSides);
   trace_normalize = node.boolean("trace_normalize", trace_normalize);
   pc_bias_correction = node.boolean("pc_bias_correction", pc_bias_correction);
   grafting = node.boolean("grafting", grafting);
-  const std::string wd = node.choice("whiten_dtype", "auto", {"auto", "param", "bf16"});
-  whiten_dtype = wd == "bf16" ? OrthoDtype::bf16 : wd == "param" ? OrthoDtype::param
-               : OrthoDtype::automatic;
+  whiten_dtype = node.choice("whiten_dtype", OrthoDtype::automatic, kOrthoDtypes);
   stats_dtype = parse_stats_precision(node);
-  const std::string rm = node.choice("refresh", "eigh", {"eigh", "power_qr"});
-  refresh_method = rm == "power_qr" ? Refresh::power_qr : Refresh::eigh;
+  refresh_method = node.choice("refresh", Refresh::eigh, kRefreshes);
   eigh_every = node.integer("eigh_every", eigh_every, {0, kMaxCount});  // 0: only the first
   // 0: synchronous refreshes; at most update_interval steps late.
   refresh_overlap = node.integer("refresh_overlap", refresh_overlap, {0, update_interval});
   qr = parse_qr_method(node);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
-  scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
+  scale = parse_update_scale(node);
   weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
   if (refresh_overlap > 0 && refresh_method != Refresh::eigh)
     node.error("refresh_overlap", "only applies with \"refresh\": \"eigh\" (the power_qr "
@@ -57,7 +44,6 @@ Mousse::Mousse(const ConfigNode& node) {
   for (const char* key : {"eigh_every", "qr"})
     if (refresh_method == Refresh::eigh && node.has(key))
       node.error(key, "only applies with \"refresh\": \"power_qr\"");
-  if (weight_decay < 0) node.error("weight_decay", "must be >= 0");
 }
 
 std::string Mousse::describe() const {
@@ -75,9 +61,8 @@ std::string Mousse::describe() const {
                 "pc_bias_correction=%s grafting=%s orthogonalizer=%s update_scale=%s "
                 "weight_decay=%g",
                 momentum, nesterov ? "true" : "false", beta_pc, eps, alpha,
-                (long long)update_interval, refresh, side_name(whiten),
-                whiten_dtype == OrthoDtype::bf16 ? "bf16"
-                : whiten_dtype == OrthoDtype::param ? "param" : "auto",
+                (long long)update_interval, refresh, choice_name(kSides, whiten),
+                choice_name(kOrthoDtypes, whiten_dtype),
                 stats_precision_describe(stats_dtype, stats_).c_str(),
                 trace_normalize ? "true" : "false",
                 pc_bias_correction ? "true" : "false", grafting ? "true" : "false",
@@ -88,7 +73,6 @@ std::string Mousse::describe() const {
 void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   st_.clear();
   st_.resize(params.size());
-  groups_.clear();
   const bool q16 = whiten_dtype == OrthoDtype::bf16 ||
                    (whiten_dtype == OrthoDtype::automatic && arena.device() == Device::cuda);
   MOUSSE_CHECK(!q16 || arena.device() == Device::cuda,
@@ -103,16 +87,13 @@ void Mousse::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     MOUSSE_CHECK(p.weight.dtype == dt, "mousse: ", p.name, " is ", dtype_name(p.weight.dtype),
                  ", the other matrices ", dtype_name(dt));
     st_[i].name = p.name;
-    auto g = std::find_if(groups_.begin(), groups_.end(),
-                          [&](const Group& x) { return x.rows == p.rows && x.cols == p.cols; });
-    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{p.rows, p.cols, {}});
-    g->index.push_back(i);
   }
+  groups_ = group_by_shape(params);
   // The state of one shape group is planned as stacks (momenta, bases, scalings: one
   // contiguous [batch, ...] tensor each, every matrix's slice keeping its own name), so that the
   // whitening GEMMs and the scalings run once per group, not once per matrix.
   int64_t max_d = 0, max_stack = 0, max_batch = 0;
-  for (const Group& grp : groups_) {
+  for (const ShapeGroup& grp : groups_) {
     const int64_t m = grp.rows, n = grp.cols, b = int64_t(grp.index.size());
     bool use_out = whiten == Side::both || whiten == Side::output,
          use_in = whiten == Side::both || whiten == Side::input;
@@ -335,29 +316,7 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
     for (const PendingSlot& s : pending_slots_)
       damped_factor(ops, pend_a_.slice(s.mat, Shape{s.d, s.d}), *s.f);
   });  // (timed() synchronises: the inputs are complete before the worker reads them)
-  pending_done_.reset();
-  pending_future_ = std::async(std::launch::async, [this] {
-    worker_->bind_thread();
-    const auto t0 = std::chrono::steady_clock::now();
-    PendingResult r;
-    r.status.assign(pending_slots_.size(), -1);
-    try {
-      for (const PendingStack& st : pending_stacks_) {
-        const auto [v, w, a] = pending_stack(st);
-        const std::vector<int> status = worker_->eigh_batched(v, w, a);
-        std::copy(status.begin(), status.end(), r.status.begin() + long(st.first));
-      }
-      worker_->synchronize();  // its results are complete before the caller's stream reads them
-    } catch (...) {  // nothing of it may still run when the caller sees the error
-      try {
-        worker_->synchronize();
-      } catch (...) {
-      }
-      throw;
-    }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return r;
-  });
+  refresh_worker_.start(pending_stack_list());
   pending_apply_at_ = t_ + refresh_overlap;
 }
 
@@ -366,9 +325,9 @@ void Mousse::start_overlapped_refresh(Ops& ops) {
 // input is gone). The wait for the worker, if it is not done yet, is booked as refresh time.
 void Mousse::apply_pending_refresh(Ops& ops) {
   timed(ops, [&] {
-    const PendingResult& r = pending_result();
+    const RefreshWorker::Result& r = refresh_worker_.result();
     for (const PendingStack& st : pending_stacks_) {
-      const std::vector<double> lam = read_vector(ops, std::get<1>(pending_stack(st)));
+      const std::vector<double> lam = read_vector(ops, pending_stack(st).w);
       for (size_t k = 0; k < st.count; k++) {
         const size_t i = st.first + k;
         const PendingSlot& s = pending_slots_[i];
@@ -381,24 +340,10 @@ void Mousse::apply_pending_refresh(Ops& ops) {
     overlapped_seconds_total_ += r.seconds;
   });
   pending_apply_at_ = -1;
-  pending_done_.reset();
+  refresh_worker_.reset();
 }
 
-const Mousse::PendingResult& Mousse::pending_result() const {
-  if (pending_error_) std::rethrow_exception(pending_error_);  // every later caller sees it too
-  if (!pending_done_) {
-    MOUSSE_CHECK(pending_future_.valid(), "mousse: no overlapped refresh to wait for");
-    try {
-      pending_done_ = pending_future_.get();  // rethrows the worker's error
-    } catch (...) {
-      pending_error_ = std::current_exception();
-      throw;
-    }
-  }
-  return *pending_done_;
-}
-
-std::tuple<Tensor, Tensor, Tensor> Mousse::pending_stack(const PendingStack& st) const {
+RefreshWorker::Stack Mousse::pending_stack(const PendingStack& st) const {
   const PendingSlot& first = pending_slots_[st.first];
   const int64_t b = int64_t(st.count), d = st.d;
   std::vector<const Tensor*> vs, ws;
@@ -409,17 +354,10 @@ std::tuple<Tensor, Tensor, Tensor> Mousse::pending_stack(const PendingStack& st)
   return {stack_view(vs), stack_view(ws), pend_a_.slice(first.mat, Shape{b, d, d})};
 }
 
-// The worker backend with every workspace its decompositions need, made while nothing runs
-// (at the first, synchronous refresh): growing a workspace later frees the old one, which on
-// CUDA waits for the whole device in the middle of the steps it should overlap, and a lack of
-// memory shows at step 0 rather than at step T.
-void Mousse::make_refresh_worker(Ops& ops) {
-  std::unique_ptr<Ops> worker = ops.make_worker();
-  for (const PendingStack& st : pending_stacks_) {
-    const auto [v, w, a] = pending_stack(st);
-    worker->reserve_eigh_batched(v, w, a);
-  }
-  worker_ = std::move(worker);  // only once reserved: a failed reservation is retried next time
+std::vector<RefreshWorker::Stack> Mousse::pending_stack_list() const {
+  std::vector<RefreshWorker::Stack> out;
+  for (const PendingStack& st : pending_stacks_) out.push_back(pending_stack(st));
+  return out;
 }
 
 // out (=) op(q) · x (q_left) or x · op(q), for a stack: q [b, d, d] the bases (f32, or bf16 with
@@ -438,7 +376,7 @@ void Mousse::basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans
 
 // The [batch, ...] view of one state tensor of a group's matrices (planned as one stack).
 template <class Get>
-Tensor Mousse::group_stack(const Group& grp, Get&& get) const {
+Tensor Mousse::group_stack(const ShapeGroup& grp, Get&& get) const {
   std::vector<const Tensor*> ts;
   for (size_t i : grp.index) ts.push_back(&get(st_[i]));
   return stack_view(ts);
@@ -449,7 +387,11 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   const bool do_refresh = t_ % update_interval == 0;
   RmsAccumulator rms;
   json precond = json::object();
-  // 2. curvature statistics of every matrix: F ← β_pc F + (1 − β_pc) g gᵀ (g = grad_scale·G)
+  // The step comments carry Algorithm 1's line numbers. Its line 1 (momentum) runs below, per
+  // shape group, after lines 2–6: neither depends on the other, and per group the momentum
+  // lands straight in the group's stack.
+  // Line 2. curvature statistics of every matrix: F ← β_pc F + (1 − β_pc) g gᵀ
+  //    (g = grad_scale·G)
   const double w = (1.0 - beta_pc) * s.grad_scale * s.grad_scale;
   for (size_t i = 0; i < params.size(); i++) {
     const Param& p = *params[i];
@@ -464,11 +406,14 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
         ops.fill(f->scaling, 1.0);
       }
   }
-  // 3. spectral decompositions every T steps (the first included), from this step's statistics;
+  // Lines 3–6. spectral decompositions every T steps (the first included), from this step's
+  //    statistics: trace normalisation, eigh, tempering s = λ^(−α) (refresh_all, set_basis);
   //    overlapped: a refresh started refresh_overlap steps ago takes effect first
   if (pending_apply_at_ == t_) apply_pending_refresh(ops);
   if (do_refresh) {
-    if (refresh_overlap > 0 && !worker_) make_refresh_worker(ops);  // first refresh or resume
+    // The worker is made at the first refresh (or the first after a resume), while nothing runs
+    if (refresh_overlap > 0 && !refresh_worker_.made())
+      refresh_worker_.make(ops, pending_stack_list());
     const int64_t k = t_ / update_interval;  // refreshes before this one
     const bool exact = refresh_method == Refresh::eigh || k == 0 ||
                        (eigh_every > 0 && k % eigh_every == 0);
@@ -478,7 +423,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
   }
 
   // Per shape group, on [batch, m, n] stacks: every GEMM and scaling below runs once per group.
-  for (const Group& grp : groups_) {
+  for (const ShapeGroup& grp : groups_) {
     const int64_t batch = int64_t(grp.index.size()), m = grp.rows, n = grp.cols;
     const Shape sh{batch, m, n};
     const Tensor X1 = s1_.slice(0, sh), X2 = s2_.slice(0, sh), stack = stack_.slice(0, sh);
@@ -495,7 +440,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
                  QR = factor_stack(&State::in, &Factor::basis),
                  SR = factor_stack(&State::in, &Factor::scaling);
 
-    // 1. momentum per matrix, into the group's momentum stack (Nesterov: the look-ahead into X1)
+    // Line 1. momentum per matrix, into the group's momentum stack (Nesterov: the look-ahead into X1)
     for (int64_t j = 0; j < batch; j++) {
       const size_t i = grp.index[size_t(j)];
       momentum_update(ops, st_[i].m, params[i]->grad, momentum, nesterov, s.grad_scale,
@@ -503,7 +448,7 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     }
     Tensor cur = nesterov ? X1 : group_stack(grp, [](const State& x) -> const Tensor& { return x.m; });
 
-    // 4. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R), the last product landing in the stack
+    // Lines 7–8. whiten: M̃ = diag(s_L) Q_Lᵀ M Q_R diag(s_R), the last product landing in the stack
     if (out_on) {
       const Tensor d = in_on ? other(cur) : stack;
       basis_gemm(ops, d, QL, true, cur, true);
@@ -516,12 +461,12 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
     if (cur.data != stack.data) ops.copy(stack, cur);
     ops.scale_rows_cols(stack, stack, SL, SR);
 
-    // 5. orthogonalise the whole group in the whitened frame; γ_j = ‖M̄_j‖_F²
+    // Lines 9–10. orthogonalise the whole group in the whitened frame; γ_j = ‖M̄_j‖_F²
     ortho_.run(ops, stack, stack);
     const Tensor gssq = gamma_ssq_.slice(0, Shape{batch});
     if (grafting) ops.sum_squares_batched(gssq, stack);
 
-    // 6. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
+    // Lines 11–12. un-whiten with the same −α power: U = Q_L diag(s_L) M̄ diag(s_R) Q_Rᵀ
     cur = stack;
     ops.scale_rows_cols(cur, cur, SL, SR);
     if (out_on) {
@@ -533,15 +478,15 @@ void Mousse::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& 
       basis_gemm(ops, d, QR, true, cur, false);
       cur = d;
     }
-    // 7. grafting: Muon's magnitude γ_j in the original frame (U_j kept when ‖U_j‖ = 0 / not
-    //    finite)
+    // Line 13. grafting: Muon's magnitude γ_j in the original frame (U_j kept when ‖U_j‖ = 0
+    //    or not finite)
     if (grafting) {
       const Tensor ussq = u_ssq_.slice(0, Shape{batch});
       ops.sum_squares_batched(ussq, cur);
       ops.scale_by_ratio(cur, gssq, ussq, 0.5, 1.0, 1.0, 0.0);
     }
 
-    // 8. per matrix: W ← W(1 − lr·wd) − lr·scale·U
+    // Line 14. per matrix: W ← W(1 − lr·wd) − lr·scale·U
     const double sc = update_scale(scale, m, n);
     for (int64_t j = 0; j < batch; j++) {
       Param& p = *params[grp.index[size_t(j)]];
@@ -590,7 +535,7 @@ json Mousse::save_extra() const {
             {"cond", cond}};
   if (refresh_overlap > 0) j["refresh_overlapped_seconds_total"] = overlapped_seconds_total_;
   if (pending_apply_at_ >= 0) {  // its results are state tensors; finish them before they are saved
-    const PendingResult& r = pending_result();
+    const RefreshWorker::Result& r = refresh_worker_.result();
     json status = json::object();  // per matrix and side, so that any rank can take it over
     for (size_t i = 0; i < pending_slots_.size(); i++)
       status[pending_slots_[i].matrix][pending_slots_[i].side] = r.status[i];
@@ -604,13 +549,10 @@ void Mousse::load_extra(const json& j) {
   t_ = j.value("t", int64_t(0));
   failures_ = j.value("eigh_failures", int64_t(0));
   cholesky_qr_failures_ = j.value("cholesky_qr_failures", int64_t(0));
-  // (checkpoints written before the power_qr refresh existed call it eigh_seconds_total)
-  refresh_seconds_total_ = j.value("refresh_seconds_total", j.value("eigh_seconds_total", 0.0));
+  refresh_seconds_total_ = j.value("refresh_seconds_total", 0.0);
   refresh_seconds_window_ = 0.0;
   overlapped_seconds_total_ = j.value("refresh_overlapped_seconds_total", 0.0);
-  if (pending_future_.valid()) pending_future_.wait();
-  pending_done_.reset();
-  pending_error_ = nullptr;
+  refresh_worker_.reset();
   pending_apply_at_ = -1;
   if (j.contains("pending_refresh")) {  // its eigenvectors and eigenvalues came with the state
     const json& p = j["pending_refresh"];
@@ -620,7 +562,7 @@ void Mousse::load_extra(const json& j) {
     MOUSSE_CHECK(status.is_object(), "mousse: the checkpoint's pending overlapped refresh was ",
                  "saved by an earlier version (per rank, not per matrix); resume it with that ",
                  "version");
-    PendingResult r;
+    RefreshWorker::Result r;
     r.seconds = p.value("seconds", 0.0);
     for (const PendingSlot& s : pending_slots_) {
       MOUSSE_CHECK(status.contains(s.matrix) && status[s.matrix].contains(s.side),
@@ -629,7 +571,7 @@ void Mousse::load_extra(const json& j) {
       r.status.push_back(status[s.matrix][s.side].get<int>());
     }
     pending_apply_at_ = p.at("apply_at").get<int64_t>();
-    pending_done_ = std::move(r);
+    refresh_worker_.restore(std::move(r));
   }
   if (j.contains("cond"))
     for (auto& s : st_)

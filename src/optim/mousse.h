@@ -1,13 +1,8 @@
 #pragma once
-#include <exception>
-#include <future>
-#include <memory>
-#include <optional>
-#include <tuple>
-
 #include "optim/matrix_common.h"
 #include "optim/newton_schulz.h"
 #include "optim/optimizer.h"
+#include "optim/refresh_worker.h"
 
 namespace mousse {
 
@@ -36,7 +31,6 @@ class Mousse : public Optimizer {
  public:
   enum class Side { both, output, input, smaller };
   explicit Mousse(const ConfigNode& node);
-  ~Mousse() override;  // waits for an overlapped refresh still running
   std::string type() const override { return "mousse"; }
   std::string describe() const override;
   void reserve_state(Arena& arena, const std::vector<Param*>& params) override;
@@ -87,10 +81,6 @@ class Mousse : public Optimizer {
     Tensor m;
     Factor out, in;  // L (output side, m×m) and R (input side, n×n)
   };
-  struct Group {  // the matrices of one shape
-    int64_t rows = 0, cols = 0;
-    std::vector<size_t> index;
-  };
   // a = the damped factor that eigh decomposes: f.stat, trace-normalised (or bias-corrected),
   // plus ε on the diagonal; all on the device.
   void damped_factor(Ops& ops, const Tensor& a, const Factor& f);
@@ -106,11 +96,11 @@ class Mousse : public Optimizer {
   void basis_gemm(Ops& ops, const Tensor& out, const Tensor& q, bool trans_q, const Tensor& x,
                   bool q_left);
   // The [batch, ...] stack of one state tensor (get(State)) of a group's matrices.
-  template <class Get> Tensor group_stack(const Group& grp, Get&& get) const;
+  template <class Get> Tensor group_stack(const ShapeGroup& grp, Get&& get) const;
 
   Orthogonalizer ortho_;
   std::vector<State> st_;
-  std::vector<Group> groups_;
+  std::vector<ShapeGroup> groups_;
   Tensor s1_, s2_, sq1_, sq2_, lam_;  // scratch
   Tensor stack_;                      // [batch · m · n] whitened momenta of the largest group
   Tensor gamma_ssq_, u_ssq_, tr_;     // device scalars: ‖M̄_j‖², ‖U_j‖², tr(F)
@@ -118,8 +108,8 @@ class Mousse : public Optimizer {
   PowerQrScratch power_;              // refresh "power_qr" only
   int64_t cholesky_qr_failures_ = 0;  // power_qr steps whose Cholesky QR fell back
   // Overlapped refresh: the damped factors of step t (refresh_input, not overlaid with anything)
-  // and the eigenvectors and eigenvalues the worker writes, laid out stack by stack as
-  // refresh_all's. The results are state, one tensor per factor named after its matrix
+  // and the eigenvectors and eigenvalues the worker (refresh_worker.h) writes, laid out stack by
+  // stack as refresh_all's. The results are state, one tensor per factor named after its matrix
   // ("mousse.pending_QL.<name>", "mousse.pending_lambdaL.<name>"): a checkpoint taken while a
   // refresh is pending resumes it exactly, on any number of ranks.
   struct PendingSlot {
@@ -133,24 +123,17 @@ class Mousse : public Optimizer {
     size_t first, count;  // pending_slots_[first, first + count), all of size d
     int64_t d;
   };
-  struct PendingResult {
-    std::vector<int> status;  // per slot: 0 = decomposed
-    double seconds = 0.0;     // the worker's wall time
-  };
   void start_overlapped_refresh(Ops& ops);
   void apply_pending_refresh(Ops& ops);
-  const PendingResult& pending_result() const;  // waits for the worker the first time
-  // A stack's eigenvectors, eigenvalues and input, as eigh_batched takes them.
-  std::tuple<Tensor, Tensor, Tensor> pending_stack(const PendingStack& st) const;
-  void make_refresh_worker(Ops& ops);
+  // A stack's eigenvectors, eigenvalues and input, as eigh_batched takes them; all stacks.
+  RefreshWorker::Stack pending_stack(const PendingStack& st) const;
+  std::vector<RefreshWorker::Stack> pending_stack_list() const;
   std::vector<PendingSlot> pending_slots_;  // not resized after reserve_state (arena targets)
   std::vector<PendingStack> pending_stacks_;
   Tensor pend_a_;
-  std::unique_ptr<Ops> worker_;                   // made at the first refresh (make_refresh_worker)
-  mutable std::future<PendingResult> pending_future_;
-  mutable std::optional<PendingResult> pending_done_;
-  mutable std::exception_ptr pending_error_;      // the worker's error, rethrown to every caller
-  int64_t pending_apply_at_ = -1;                 // the step (t_) it takes effect; -1: none
+  // Made at the first refresh (its status is per slot); declared after the tensors it writes.
+  RefreshWorker refresh_worker_;
+  int64_t pending_apply_at_ = -1;  // the step (t_) it takes effect; -1: none
   double overlapped_seconds_total_ = 0.0;
   Tensor cur16_;  // bf16 copy of the matrix a bf16 basis multiplies (and of G for bf16 stats)
   StatsPrecision stats_ = StatsPrecision::automatic;  // stats_dtype, resolved by reserve_state

@@ -9,7 +9,7 @@ Muon::Muon(const ConfigNode& node) {
   momentum = node.number("momentum", momentum, NumRange::right_open(0, 1));
   nesterov = node.boolean("nesterov", nesterov);
   weight_decay = node.number("weight_decay", weight_decay, NumRange::at_least(0));
-  scale = parse_update_scale(node, "update_scale", "sqrt_out_in");
+  scale = parse_update_scale(node);
   ortho_ = Orthogonalizer(parse_ortho_options(node));
 }
 
@@ -24,7 +24,6 @@ std::string Muon::describe() const {
 
 void Muon::reserve_state(Arena& arena, const std::vector<Param*>& params) {
   m_.resize(params.size());
-  groups_.clear();
   int64_t max_stack = 0;
   DType dt = DType::f32;
   for (size_t i = 0; i < params.size(); i++) {
@@ -32,13 +31,9 @@ void Muon::reserve_state(Arena& arena, const std::vector<Param*>& params) {
     MOUSSE_CHECK(p.weight.shape.ndim == 2, "muon: ", p.name, " is not a matrix");
     arena.reserve(m_[i], "optimizer", "muon.m." + p.name, p.weight.dtype, p.weight.shape);
     dt = p.weight.dtype;
-    const int64_t r = p.weight.shape[0], c = p.weight.shape[1];
-    auto g = std::find_if(groups_.begin(), groups_.end(),
-                          [&](const Group& x) { return x.rows == r && x.cols == c; });
-    if (g == groups_.end()) g = groups_.insert(groups_.end(), Group{r, c, {}});
-    g->index.push_back(i);
   }
-  for (const Group& g : groups_) {
+  groups_ = group_by_shape(params);
+  for (const ShapeGroup& g : groups_) {
     const int64_t b = int64_t(g.index.size());
     ortho_.plan(b, g.rows, g.cols);
     max_stack = std::max(max_stack, b * g.rows * g.cols);
@@ -51,7 +46,7 @@ void Muon::reserve_state(Arena& arena, const std::vector<Param*>& params) {
 void Muon::step(Ops& ops, const std::vector<Param*>& params, const OptimStep& s) {
   MOUSSE_CHECK(params.size() == m_.size(), "Muon: params changed since reserve_state");
   RmsAccumulator rms;
-  for (const Group& g : groups_) {
+  for (const ShapeGroup& g : groups_) {
     const int64_t b = int64_t(g.index.size()), mn = g.rows * g.cols;
     const Shape sh{g.rows, g.cols};
     Tensor stack = stack_.slice(0, Shape{b, g.rows, g.cols});

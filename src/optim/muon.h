@@ -27,13 +27,9 @@ class Muon : public Optimizer {
   UpdateScale scale = UpdateScale::sqrt_out_in;
 
  private:
-  struct Group {                  // the matrices of one shape
-    int64_t rows = 0, cols = 0;
-    std::vector<size_t> index;    // into params
-  };
   Orthogonalizer ortho_;
   std::vector<Tensor> m_;    // momentum per matrix
-  std::vector<Group> groups_;
+  std::vector<ShapeGroup> groups_;
   Tensor stack_;             // scratch [batch · m · n] for the largest group
   json diag_ = json::object();
 };

@@ -34,12 +34,12 @@ std::string OrthoOptions::describe() const {
 
 OrthoOptions parse_ortho_options(const ConfigNode& node) {
   OrthoOptions o;
-  const std::string k = node.choice("orthogonalizer", "ns5", {"ns5", "polar_express", "exact"});
-  o.kind = k == "exact" ? OrthoKind::exact
-         : k == "polar_express" ? OrthoKind::polar_express : OrthoKind::ns5;
+  static const Named<OrthoKind> kinds[] = {{"ns5", OrthoKind::ns5},
+                                           {"polar_express", OrthoKind::polar_express},
+                                           {"exact", OrthoKind::exact}};
+  o.kind = node.choice("orthogonalizer", OrthoKind::ns5, kinds);
   o.steps = int(node.integer("ns_steps", 5, {1, 100}));
-  const std::string d = node.choice("ns_dtype", "auto", {"auto", "param", "bf16"});
-  o.dtype = d == "bf16" ? OrthoDtype::bf16 : d == "param" ? OrthoDtype::param : OrthoDtype::automatic;
+  o.dtype = node.choice("ns_dtype", OrthoDtype::automatic, kOrthoDtypes);
   return o;
 }
 

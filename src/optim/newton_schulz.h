@@ -36,6 +36,9 @@ namespace mousse {
 
 enum class OrthoKind { ns5, polar_express, exact };
 enum class OrthoDtype { automatic, param, bf16 };
+// Its config names (ns_dtype, Mousse's whiten_dtype).
+inline const Named<OrthoDtype> kOrthoDtypes[] = {
+    {"auto", OrthoDtype::automatic}, {"param", OrthoDtype::param}, {"bf16", OrthoDtype::bf16}};
 
 struct OrthoOptions {
   OrthoKind kind = OrthoKind::ns5;

@@ -147,6 +147,26 @@ TEST_CASE("config: numbers are finite and inside open or closed bounds") {
   CHECK(format_int_bound(1000) == "1000");
 }
 
+TEST_CASE("config: an option enum is read through its table of names, every name and the default") {
+  enum class Colour { red, green, blue };
+  const Named<Colour> colours[] = {{"red", Colour::red}, {"green", Colour::green},
+                                   {"blue", Colour::blue}};
+  // every name, in random order of keys, maps to its own value; an absent key to the default
+  std::mt19937 rng(std::random_device{}());
+  for (int trial = 0; trial < 20; trial++) {
+    const Named<Colour>& pick = colours[rng() % 3];
+    const Colour def = colours[rng() % 3].value;
+    ConfigNode n(json{{"c", pick.name}}, "opt", "f.json");
+    CHECK(n.choice("c", def, colours) == pick.value);
+    CHECK(n.choice("absent", def, colours) == def);
+    CHECK(std::string(choice_name(colours, pick.value)) == pick.name);
+  }
+  ConfigNode bad(json{{"c", "Red"}, {"n", 3}}, "opt", "f.json");
+  CHECK(error_of([&] { bad.choice("c", Colour::red, colours); }) ==
+        "f.json: key 'opt.c': 'Red' is not one of: red, green, blue");
+  CHECK_THAT(error_of([&] { bad.choice("n", Colour::red, colours); }), Catch::Contains("'opt.n'"));
+}
+
 TEST_CASE("config: every numeric key of the run config rejects values outside its range") {
   REQUIRE(parse_error(toy_config()).empty());
   // key, the smallest and largest accepted values (null: unbounded), and a non-number.

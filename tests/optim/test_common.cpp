@@ -194,6 +194,41 @@ TEST_CASE("update scale conventions", "[optim][config]") {
   CHECK(update_scale(UpdateScale::moonlight, 768, 3072) == Approx(0.2 * std::sqrt(3072.0)));
 }
 
+TEST_CASE("matrices are grouped by shape in the order their shapes first occur", "[optim]") {
+  std::mt19937 rng(std::random_device{}());
+  for (int trial = 0; trial < 20; trial++) {
+    std::vector<Param> ps(1 + rng() % 12);
+    for (size_t i = 0; i < ps.size(); i++) {
+      ps[i].name = "w" + std::to_string(i);
+      ps[i].weight.shape = Shape{int64_t(1 + rng() % 3), int64_t(1 + rng() % 3)};
+    }
+    std::vector<Param*> params;
+    for (Param& p : ps) params.push_back(&p);
+    const std::vector<ShapeGroup> groups = group_by_shape(params);
+    std::vector<int> seen(ps.size(), 0);
+    size_t first_prev = 0;
+    for (size_t g = 0; g < groups.size(); g++) {
+      REQUIRE(!groups[g].index.empty());
+      CHECK((g == 0 || groups[g].index[0] > first_prev));  // first occurrences in order
+      first_prev = groups[g].index[0];
+      CHECK(std::is_sorted(groups[g].index.begin(), groups[g].index.end()));
+      for (size_t i : groups[g].index) {
+        seen[i]++;
+        CHECK(ps[i].weight.shape[0] == groups[g].rows);
+        CHECK(ps[i].weight.shape[1] == groups[g].cols);
+      }
+      for (size_t h = 0; h < g; h++)
+        CHECK((groups[h].rows != groups[g].rows || groups[h].cols != groups[g].cols));
+    }
+    CHECK(std::all_of(seen.begin(), seen.end(), [](int c) { return c == 1; }));
+  }
+  Param vec;
+  vec.name = "ln.bias";
+  vec.weight.shape = Shape{7};
+  std::vector<Param*> bad{&vec};
+  CHECK_THROWS_WITH(group_by_shape(bad), Catch::Contains("ln.bias is not a matrix"));
+}
+
 TEST_CASE("grad_scale multiplies the gradient first, in every optimizer", "[optim][robust]") {
   for (const json& cfg : all_configs()) {
     INFO(cfg.dump());
