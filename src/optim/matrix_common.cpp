@@ -64,6 +64,14 @@ std::vector<ShapeGroup> group_by_shape(const std::vector<Param*>& params) {
 
 Tensor scratch_view(const Tensor& flat, Shape s) { return flat.slice(0, s); }
 
+void sum_refresh_failures_to_rank0(const std::vector<json>& saved, int rank, json& out) {
+  for (const char* key : {"eigh_failures", "cholesky_qr_failures"}) {
+    int64_t sum = 0;
+    for (const json& s : saved) sum += s.value(key, int64_t(0));
+    out[key] = rank == 0 ? sum : 0;
+  }
+}
+
 std::vector<double> read_vector(Ops& ops, const Tensor& t) {
   const size_t n = size_t(t.numel());
   std::vector<double> out(n);

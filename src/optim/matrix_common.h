@@ -54,6 +54,11 @@ Tensor scratch_view(const Tensor& flat, Shape s);
 
 // Small host <-> device vector transfers for f32/f64/i32 tensors, as doubles (eigenvalues read
 // back, permutations and scalings written). Synchronises.
+// Resharding a checkpoint (Optimizer::merge_extra): the refresh failure counts saved by every
+// rank ("eigh_failures", "cholesky_qr_failures") summed into the new rank 0's `out`, zero on the
+// other ranks, since the ranks' diagnostics are summed.
+void sum_refresh_failures_to_rank0(const std::vector<json>& saved, int rank, json& out);
+
 std::vector<double> read_vector(Ops& ops, const Tensor& t);
 void write_vector(Ops& ops, const Tensor& t, const std::vector<double>& v);
 // True when every value is finite (eigenvalues read back: a failed decomposition shows as NaN).

@@ -588,11 +588,7 @@ void Mousse::load_extra(const json& j) {
 json Mousse::merge_extra(const std::vector<json>& saved, int rank) const {
   if (saved.empty()) return json::object();
   json out = saved[0];
-  for (const char* key : {"eigh_failures", "cholesky_qr_failures"}) {
-    int64_t sum = 0;
-    for (const json& s : saved) sum += s.value(key, int64_t(0));
-    out[key] = rank == 0 ? sum : 0;
-  }
+  sum_refresh_failures_to_rank0(saved, rank, out);
   for (const char* key : {"refresh_seconds_total", "refresh_overlapped_seconds_total"}) {
     double mx = 0.0;
     for (const json& s : saved) mx = std::max(mx, s.value(key, 0.0));

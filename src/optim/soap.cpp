@@ -226,11 +226,7 @@ void Soap::load_extra(const json& j) {
 json Soap::merge_extra(const std::vector<json>& saved, int rank) const {
   if (saved.empty()) return json::object();
   json out = saved[0];
-  for (const char* key : {"eigh_failures", "cholesky_qr_failures"}) {
-    int64_t sum = 0;
-    for (const json& s : saved) sum += s.value(key, int64_t(0));
-    out[key] = rank == 0 ? sum : 0;
-  }
+  sum_refresh_failures_to_rank0(saved, rank, out);
   for (const json& s : saved)
     MOUSSE_CHECK(s.value("calls", int64_t(-1)) == out.value("calls", int64_t(-1)),
                  "soap: the ranks of the checkpoint saved different step counts");
