@@ -57,7 +57,9 @@ void parallel_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
   const bool by_rows = M >= N || M >= 64 * threads;
   const int64_t extent = by_rows ? M : N;
   const int64_t block = (extent + threads - 1) / threads;
-#pragma omp parallel for schedule(static)
+  // One block per thread, handed out dynamically: where a thread starts late (a busy machine),
+  // the other computes both blocks instead of waiting for it.
+#pragma omp parallel for schedule(dynamic, 1)
   for (int t = 0; t < threads; t++) {
     const int64_t lo = std::min<int64_t>(extent, t * block), hi = std::min(extent, lo + block);
     if (lo >= hi) continue;

@@ -15,6 +15,11 @@ namespace cpu {
 
 constexpr double kRmsNormEps = 1e-6;  // rmsnorm(x) = x / sqrt(mean(x²) + 1e-6) everywhere
 constexpr int64_t kParallelMin = 1 << 14;  // below this many elements, OpenMP costs more than it saves
+// Loops whose iterations are independent take them in chunks, dynamically: on a busy machine a
+// thread that gets a core late takes fewer chunks instead of holding the others at the barrier
+// with a fixed half (the results do not depend on which thread computes a chunk).
+constexpr int kRowChunk = 16;        // rows per chunk
+constexpr int kElementChunk = 4096;  // elements per chunk of an elementwise loop
 
 // Defined (or empty) and on the CPU.
 inline void check_cpu(const char* op, const char* what, const Tensor& t) {

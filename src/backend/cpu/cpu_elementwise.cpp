@@ -15,7 +15,7 @@ namespace {
 
 template <class Dst, class Src>
 void convert(Dst* dst, const Src* src, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kElementChunk) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) dst[i] = Dst(src[i]);
 }
 
@@ -51,7 +51,7 @@ void CpuOps::fill(const Tensor& x, double value) {
     using T = decltype(tag);
     T* p = x.ptr<T>();
     const T v = T(value);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kElementChunk) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) p[i] = v;
   });
 }
@@ -83,7 +83,7 @@ void CpuOps::scale(const Tensor& x, double alpha) {
     using T = decltype(tag);
     T* p = x.ptr<T>();
     const T a = T(alpha);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kElementChunk) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) p[i] *= a;
   });
 }
@@ -92,7 +92,7 @@ namespace {
 template <class TY, class TX>
 void axpby_kernel(TY* y, double a, const TX* x, double b, int64_t n) {
   const TY ta = TY(a), tb = TY(b);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kElementChunk) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) y[i] = ta * TY(x[i]) + (b == 0.0 ? TY(0) : tb * y[i]);
 }
 }  // namespace
@@ -146,7 +146,7 @@ void CpuOps::relu2_forward(const Tensor& out, const Tensor& inp) {
     using T = decltype(tag);
     const T* x = inp.ptr<T>();
     T* y = out.ptr<T>();
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kElementChunk) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) {
       const T r = x[i] > T(0) ? x[i] : T(0);
       y[i] = r * r;
@@ -167,7 +167,7 @@ void CpuOps::relu2_backward(const Tensor& dinp, const Tensor& dout, const Tensor
     const T* x = inp.ptr<T>();
     const T* dy = dout.ptr<T>();
     T* dx = dinp.ptr<T>();
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kElementChunk) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) dx[i] = x[i] > T(0) ? T(2) * x[i] * dy[i] : T(0);
   });
 }

@@ -39,7 +39,7 @@ void CpuOps::embedding_forward(const Tensor& out, const Tensor& wte, const Tenso
     using T = decltype(tag);
     const T* w = wte.ptr<T>();
     T* o = out.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kRowChunk) if (N * C >= kParallelMin)
     for (int64_t n = 0; n < N; n++) std::copy(w + tok[n] * C, w + (tok[n] + 1) * C, o + n * C);
   });
 }
@@ -58,7 +58,7 @@ void CpuOps::embedding_backward(const Tensor& dwte, const Tensor& dout, const Te
     const T* dy = dout.ptr<T>();
     constexpr int64_t kChunk = 64;  // channels per task
     const int64_t nchunks = (C + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, 1) if (N * C >= kParallelMin)
     for (int64_t chunk = 0; chunk < nchunks; chunk++) {
       const int64_t c0 = chunk * kChunk, c1 = std::min(C, c0 + kChunk);
       for (int64_t n = 0; n < N; n++) {

@@ -65,7 +65,7 @@ void CpuOps::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor
     const T* x = inp.ptr<T>();
     T* y = out.ptr<T>();
     T* rs = rstd.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kRowChunk) if (N * C >= kParallelMin)
     for (int64_t n = 0; n < N; n++) {
       const T r = T(inv_rms(x + n * C, C));
       normalize(y + n * C, x + n * C, r, C);
@@ -95,7 +95,7 @@ void CpuOps::add_rmsnorm_forward(const Tensor& res_out, const Tensor& norm_out,
     T* r_out = res_out.ptr<T>();  // may alias res_in: each element is read before it is written
     T* y = norm_out.ptr<T>();
     T* rs = rstd.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kRowChunk) if (N * C >= kParallelMin)
     for (int64_t n = 0; n < N; n++) {
       T* row = r_out + n * C;
       for (int64_t c = 0; c < C; c++) row[c] = a[n * C + c] + d[n * C + c];
@@ -124,7 +124,7 @@ void CpuOps::rmsnorm_backward(const Tensor& dinp, const Tensor& dout, const Tens
     const T* dy = dout.ptr<T>();
     const T* rs = rstd.ptr<T>();
     T* dx = dinp.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kRowChunk) if (N * C >= kParallelMin)
     for (int64_t n = 0; n < N; n++)
       rmsnorm_grad(dx + n * C, dy + n * C, x + n * C, rs[n], C, /*accumulate=*/true);
   });
@@ -189,7 +189,7 @@ void CpuOps::qknorm_rope_forward(const Tensor& qkv_out, const Tensor& rstd, cons
     const T* in = qkv_in.ptr<T>();
     T* out = qkv_out.ptr<T>();
     T* rs = rstd.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * 3 * C >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kRowChunk) if (N * 3 * C >= kParallelMin)
     for (int64_t n = 0; n < N; n++) {
       const int64_t t = n % d.T;
       const double* cs = rope.cos_.data() + t * half;
@@ -234,7 +234,7 @@ void CpuOps::qknorm_rope_backward(const Tensor& dqkv_in, const Tensor& dqkv_out,
     const T* dout = dqkv_out.ptr<T>();
     T* dinp = dqkv_in.ptr<T>();
     const T* rs = rstd.ptr<T>();
-#pragma omp parallel for schedule(static) if (N * 3 * C >= kParallelMin)
+#pragma omp parallel for schedule(dynamic, kRowChunk) if (N * 3 * C >= kParallelMin)
     for (int64_t n = 0; n < N; n++) {
       thread_local std::vector<T> dn_buf;  // gradient w.r.t. the normalised head vector
       T* dn = grow(dn_buf, size_t(hd));
