@@ -156,7 +156,7 @@ TEST_CASE("cpu classifier: vectorised f32 rows vs the f64 path, extreme logits, 
   CHECK(std::memcmp(lg1.v.data(), lg32.v.data(), lg1.v.size() * 4) == 0);
 }
 
-TEST_CASE("cpu vec: adamw_range and lion_range follow ops.h's formulas", "[backend][cpu]") {
+TEST_CASE("cpu vec: adamw_range and lion_range follow their formulas", "[backend][cpu]") {
   std::mt19937_64 rng(74);
   const int64_t n = 1000 + int64_t(rng() % 100);
   auto p = randn<float>(Shape{n}, rng), g = randn<float>(Shape{n}, rng);
@@ -172,8 +172,12 @@ TEST_CASE("cpu vec: adamw_range and lion_range follow ops.h's formulas", "[backe
     const double mi = a.beta1 * double(m[i]) + (1 - a.beta1) * gi;
     const double vi = a.beta2 * double(v[i]) + (1 - a.beta2) * gi * gi;
     const double pi = double(p[i]) * (1 - a.lr * a.weight_decay) -
-                      a.lr * (mi / a.bias_correction1) /
-                          (std::sqrt(vi / a.bias_correction2) + a.eps);
+                      a.lr / a.bias_correction1 * mi /
+                          (std::sqrt(vi) * (1 / std::sqrt(a.bias_correction2)) + a.eps);
+    const double ops_h = double(p[i]) * (1 - a.lr * a.weight_decay) -
+                         a.lr * (mi / a.bias_correction1) /
+                             (std::sqrt(vi / a.bias_correction2) + a.eps);
+    CHECK(std::fabs(pi - ops_h) <= 1e-15 * std::fabs(ops_h));  // ops.h's formula, to round-off
     CHECK(m1[i] == float(mi));
     CHECK(v1[i] == float(vi));
     CHECK(p1[i] == float(pi));

@@ -44,9 +44,10 @@ void probabilities(float* S, const float* lse, int64_t Tn) {
   }
 }
 
-// lse_i (=) log Σ_{j<=i} exp(S_ij) of each row's causal prefix, max-subtracted, summed in double.
+// The forward's softmax in place on S: lse_i (=) log Σ_{j<=i} exp(S_ij) over each row's causal
+// prefix (max-subtracted, summed in double) and S (=) P as probabilities() leaves it.
 template <class T>
-void causal_lse(T* L, const T* S, int64_t Tn) {
+void causal_softmax(T* S, T* L, int64_t Tn) {
   for (int64_t i = 0; i < Tn; i++) {
     const T* row = S + i * Tn;
     const double m = double(*std::max_element(row, row + i + 1));
@@ -54,12 +55,18 @@ void causal_lse(T* L, const T* S, int64_t Tn) {
     for (int64_t j = 0; j <= i; j++) sum += std::exp(double(row[j]) - m);
     L[i] = T(m + std::log(sum));
   }
+  probabilities(S, L, Tn);
 }
-void causal_lse(float* L, const float* S, int64_t Tn) {
+// f32: each exponential computed once, P = e / Σe (the backward recomputes P as exp(S − lse),
+// equal to f32 round-off).
+void causal_softmax(float* S, float* L, int64_t Tn) {
   for (int64_t i = 0; i < Tn; i++) {
-    const float* row = S + i * Tn;
+    float* row = S + i * Tn;
     const float m = max_f32(row, i + 1);
-    L[i] = float(double(m) + std::log(exp_sum_f32(row, i + 1, m)));
+    const double sum = exp_sum_inplace_f32(row, i + 1, m);
+    L[i] = float(double(m) + std::log(sum));
+    scale_f32(row, i + 1, float(1.0 / sum));
+    std::fill(row + i + 1, row + Tn, 0.f);
   }
 }
 
@@ -89,8 +96,7 @@ void CpuOps::attention_forward(const Tensor& out, const Tensor& lse, const Tenso
         T* O = out.ptr<T>() + b * Tn * C + h * hd;  // [T, hd], leading dim C
         T* L = lse.ptr<T>() + (b * d.H + h) * Tn;   // [T]
         gemm(false, true, Tn, Tn, hd, scale, Q, 3 * C, K, 3 * C, 0.0, S, Tn);  // S = scale Q Kᵀ
-        causal_lse(L, S, Tn);
-        probabilities(S, L, Tn);
+        causal_softmax(S, L, Tn);
         gemm(false, false, Tn, hd, Tn, 1.0, S, Tn, V, 3 * C, 0.0, O, C);  // O = P V
       }
   });
