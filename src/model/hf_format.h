@@ -1,5 +1,5 @@
 #pragma once
-// Our GPT (design §2) as a Hugging Face `transformers` model: Qwen3ForCausalLM computes exactly
+// Our GPT (docs/architecture.md, "The model") as a Hugging Face `transformers` model: Qwen3ForCausalLM computes exactly
 // the same function with these weights and settings.
 //
 //   ours                      Qwen3 (model.layers.{i}. prefix inside a block)

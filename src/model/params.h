@@ -28,7 +28,7 @@ struct Param {
 };
 
 // A parameter's name, role and (out, in) shape, before any memory exists: the one list of the
-// model's weights (design §2), from which the table is built and weight files are checked.
+// model's weights (docs/architecture.md, "The model"), from which the table is built and weight files are checked.
 struct ParamSpec {
   std::string name;
   ParamRole role;

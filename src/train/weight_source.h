@@ -1,5 +1,5 @@
 #pragma once
-// Trained weights under their canonical names (design §2), from any file a user may hand to
+// Trained weights under their canonical names (docs/architecture.md, "The model"), from any file a user may hand to
 // `init_from`, `mousse sample -w` or `mousse export`: a checkpoint (or a checkpoint directory:
 // its newest), a .safetensors written by `mousse export`, or a Hugging Face directory written by
 // `mousse export --format hf` (model/hf_format.h). Everything is checked when it is opened,

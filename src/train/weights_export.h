@@ -9,7 +9,7 @@
 
 namespace mousse {
 
-// A .safetensors of the canonical weights (design §2 names, [padded_vocab, C] embeddings) in
+// A .safetensors of the canonical weights (the names in docs/architecture.md, "The model"; [padded_vocab, C] embeddings) in
 // `dtype`, with the model config and step as metadata: what `init_from` and `mousse sample -w`
 // load. The same weights give the same bytes, whichever run made them (so no run config).
 void export_safetensors(const WeightSource& src, const std::string& out, DType dtype,
