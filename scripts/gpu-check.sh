@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # gpu-check.sh: one command for a GPU machine. Configures the CUDA build, builds the needed
-# targets, runs the GPU tests (ctest -L gpu: every op vs its CPU twin, a full f32 training step
-# vs the CPU, a bf16 loss curve vs f32), the op micro-benchmark, `mousse bench` on the 162m
-# config (synthetic tokens), the torch.compile reference of the same model at the same B, T
-# (scripts/torch_reference.py), the matrix optimizers' benchmarks and the NCCL path, then prints
-# a summary table with both throughputs last. It fits in one 10-minute call by a time budget
-# (GPU_CHECK_BUDGET_S below): steps run in priority order and what the budget cuts is listed
-# with the GPU_CHECK_ONLY line that runs it in a second call.
+# targets (or takes the binaries scripts/gpu-check-prepare.sh packed: PREBUILT_DIR), then, in
+# priority order: every GPU test (ctest -L gpu: every op vs its CPU twin, a full f32 training
+# step vs the CPU, a bf16 loss curve vs f32, every optimizer vs the CPU); `mousse bench` on the
+# 162m config with a per-op profile next to the torch.compile reference of the same model at the
+# same B, T (scripts/torch_reference.py); the optimizers inside the training step at the paper's
+# micro-batch (scripts/gpu-bench-optimizers.sh); NCCL's data-parallel path forced with one rank
+# against the single process; then the op and optimizer micro-benchmarks and two more NCCL runs.
+# It prints a summary table with both throughputs last.
 #
 #   scripts/gpu-check.sh                 # build dir ./build, sm_90, -j16
 #   BUILD_DIR=build-h100 MOUSSE_CUDA_ARCH=90 JOBS=16 PYTHON=python3 scripts/gpu-check.sh
@@ -14,18 +15,20 @@
 #   BENCH_B=16 (mousse vs torch.compile), OPTIM_BENCH_B=32 (the optimizer table, the paper's
 #   micro-batch), SKIP_OPTIMIZER_STEPS=1, BENCH_OPTIM_PRESET=162m|834m|all
 #   GPU_CHECK_ONLY="gpu-tests bench-optim" only those steps (configure build gpu-tests
-#   bench-ops bench-model bench-optim bench-train-optim nccl-1rank nccl-forced nccl-grouped
-#   bench-torch);
+#   bench-model bench-torch bench-train-optim nccl-forced bench-optim bench-ops nccl-1rank
+#   nccl-grouped);
 #   FULL_STEP_MS=514 the full 162m step bench-optim judges Mousse's overhead against
-#   GPU_CHECK_BUDGET_S=540 the whole run's time budget (default 540 s, so that it fits in one
-#       10-minute call with room to unpack): each step's time limit is cut to what is left, a
-#       step that cannot start with at least 30 s left is listed as CUT, and the summary says
-#       which GPU_CHECK_ONLY call runs the rest. Steps run in priority order: build, GPU tests,
-#       the 162m step vs torch.compile (the targets in docs/cuda.md), op and optimizer benchmarks, NCCL.
-#       GPU_CHECK_BUDGET_S=0: no budget (each step keeps its own limit).
+#   GPU_CHECK_BUDGET_S=450 the whole run's time budget (default 450 s, so that the call with its
+#       unpacking stays under 8 minutes and a failed step can be fixed and rerun within a
+#       15-minute lease): each step's time limit is cut to what is left, a step that cannot
+#       start with at least 30 s left is listed as CUT, and the summary says which
+#       GPU_CHECK_ONLY call runs the rest. GPU_CHECK_BUDGET_S=0: no budget.
 #   PREBUILT_DIR=DIR scripts/gpu-check.sh
 #       no configure/build: run the binaries that scripts/pack-gpu-build.sh gathered in DIR
 #       (for a GPU machine that lacks our build dependencies; LOGS_DIR=... to keep the logs)
+#   RESULTS_DIR=DIR: also write the summary (summary.txt) and the logs grouped by step into at
+#       most 8 files there (a results folder small enough to bring back).
+#   DIST_DATA=DIR: the folder with tiny_shakespeare_train.bin for the NCCL comparisons.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD_DIR:-$ROOT/build}
@@ -49,7 +52,7 @@ mkdir -p "$LOGS"
 
 names=() results=() secs=() notes=()
 record() { names+=("$1"); results+=("$2"); secs+=("$3"); notes+=("$4"); }
-BUDGET=${GPU_CHECK_BUDGET_S:-540}
+BUDGET=${GPU_CHECK_BUDGET_S:-450}
 START=$(date +%s)
 SUMMARY_RESERVE=10  # seconds kept for the summary table
 cut=()              # steps the budget did not let run (or finish)
@@ -169,7 +172,40 @@ if [ $ok -eq 1 ]; then
     run_step bench-torch 300 "$PYTHON" "$ROOT/scripts/torch_reference.py" --preset 162m \
       --batch "$BENCH_B" --seq "$BENCH_T" --steps 20 --warmup 5
   fi
-  run_step bench-ops 120 "$BIN/bench-ops-cuda"
+  # In the order of what matters most, so that the budget cuts the least important: the GPU tests
+  # (above), the 162m step against torch.compile (above), the optimizers in the training step,
+  # NCCL's data-parallel path against the single process; then the op and optimizer
+  # micro-benchmarks, a plain one-rank NCCL run and the grouped NCCL path.
+  # The optimizers inside the training step, at the paper's micro-batch (32 × 1024 per GPU,
+  # configs/paper): docs/cuda.md's memory target compares total device memory at that batch.
+  if [ "${SKIP_OPTIMIZER_STEPS:-0}" != 1 ] && [ -x "$BIN/mousse" ]; then
+    run_step bench-train-optim 360 env LOGS_DIR="$LOGS/optimizers" STEPS=12 \
+      "$ROOT/scripts/gpu-bench-optimizers.sh" "$BIN/mousse" 162m "${OPTIM_BENCH_B:-32}"
+  fi
+  # The NCCL path (needs mousse built with MPI + NCCL: MOUSSE_NCCL_BIN, default $BIN/mousse-mpi,
+  # else $BIN/mousse when it links libmpi; and an mpirun on the PATH, scripts/pack-openmpi.sh for a
+  # machine without one). First the data-parallel path forced with one rank against the plain
+  # single process, f32 (in-place reduce-scatter / all-gather; DIST_DATA: a folder with
+  # tiny_shakespeare_train.bin); then a plain one-rank training run and the grouped per-part path.
+  NCCL_BIN=${MOUSSE_NCCL_BIN:-$BIN/mousse-mpi}
+  if [ ! -x "$NCCL_BIN" ] && ldd "$BIN/mousse" 2>/dev/null | grep -q libmpi; then
+    NCCL_BIN=$BIN/mousse
+  fi
+  DIST_DATA=${DIST_DATA:-$ROOT/data/tinyshakespeare}
+  nccl_skip=
+  if ! [ -x "$NCCL_BIN" ] || ! ldd "$NCCL_BIN" 2>/dev/null | grep -q libmpi; then
+    nccl_skip="no mousse built with MPI + NCCL (MOUSSE_NCCL_BIN)"
+  elif ! command -v mpirun >/dev/null 2>&1; then
+    nccl_skip="no mpirun on the PATH (scripts/pack-openmpi.sh)"
+  fi
+  if [ -n "$nccl_skip" ]; then
+    record nccl-forced SKIP 0 "$nccl_skip"
+  elif ! [ -f "$DIST_DATA/tiny_shakespeare_train.bin" ]; then
+    record nccl-forced SKIP 0 "no $DIST_DATA/tiny_shakespeare_train.bin (set DIST_DATA)"
+  else
+    run_step nccl-forced 240 "$PYTHON" "$ROOT/tests/dist/dist_test.py" forced mousse \
+      --device cuda --mousse "$NCCL_BIN" --mpirun mpirun --data "$DIST_DATA" --work "$LOGS/dist"
+  fi
   # Matrix optimizers on the GPU (docs/cuda.md's optimizer targets): step and refresh times at the 162m / 834m shapes.
   # Mousse's overhead is judged against a full 162m step at the paper's per-GPU batch: 2M tokens
   # per step over 8 GPUs = 262,144 tokens per GPU, at the tokens/s bench-model just measured.
@@ -179,106 +215,116 @@ if [ $ok -eq 1 ]; then
     echo "full 162m step at the paper's per-GPU batch (262,144 tokens): ${full_ms:-unknown} ms"
     run_step bench-optim 240 "$BIN/bench-optim-cuda" "${BENCH_OPTIM_PRESET:-162m}" $full_ms
   fi
-  # The optimizers inside the training step, at the paper's micro-batch (32 × 1024 per GPU,
-  # configs/paper): docs/cuda.md's memory target compares total device memory at that batch.
-  if [ "${SKIP_OPTIMIZER_STEPS:-0}" != 1 ] && [ -x "$BIN/mousse" ]; then
-    run_step bench-train-optim 360 env LOGS_DIR="$LOGS/optimizers" STEPS=12 \
-      "$ROOT/scripts/gpu-bench-optimizers.sh" "$BIN/mousse" 162m "${OPTIM_BENCH_B:-32}"
-  fi
-  # The NCCL path end to end with one rank (mpirun -np 1): needs mousse built with MPI + NCCL
-  # (MOUSSE_NCCL_BIN; default $BIN/mousse-mpi, else $BIN/mousse when it links libmpi) and an
-  # mpirun on the PATH (scripts/pack-openmpi.sh for a machine without one).
-  NCCL_BIN=${MOUSSE_NCCL_BIN:-$BIN/mousse-mpi}
-  if [ ! -x "$NCCL_BIN" ] && ldd "$BIN/mousse" 2>/dev/null | grep -q libmpi; then
-    NCCL_BIN=$BIN/mousse
-  fi
-  if ! [ -x "$NCCL_BIN" ] || ! ldd "$NCCL_BIN" 2>/dev/null | grep -q libmpi; then
-    record nccl-1rank SKIP 0 "no mousse built with MPI + NCCL (MOUSSE_NCCL_BIN)"
-  elif ! command -v mpirun >/dev/null 2>&1; then
-    record nccl-1rank SKIP 0 "no mpirun on the PATH (scripts/pack-openmpi.sh)"
+  run_step bench-ops 120 "$BIN/bench-ops-cuda"
+  if [ -n "$nccl_skip" ]; then
+    record nccl-1rank SKIP 0 "$nccl_skip"
   else
     run_step nccl-1rank 180 env MOUSSE_DISTRIBUTED=1 mpirun --allow-run-as-root -np 1 \
       -x MOUSSE_DISTRIBUTED -x LD_LIBRARY_PATH -x PATH "$NCCL_BIN" train -c "$ROOT/configs/tiny.json" \
       --set device=cuda --set steps=60 --set eval.every=30 \
       --set log.dir="$LOGS/nccl-run" --overwrite ${NCCL_TRAIN_ARGS:-}
     rm -rf "$LOGS/nccl-run/checkpoints"  # keep the logs folder small enough to copy back
-    # The data-parallel NCCL path (forced with one rank) against the plain single process, f32:
-    # in-place reduce-scatter / all-gather, then the grouped per-part path (DIST_DATA: a folder
-    # with tiny_shakespeare_train.bin).
-    DIST_DATA=${DIST_DATA:-$ROOT/data/tinyshakespeare}
     if [ -f "$DIST_DATA/tiny_shakespeare_train.bin" ]; then
-      run_step nccl-forced 240 "$PYTHON" "$ROOT/tests/dist/dist_test.py" forced mousse \
-        --device cuda --mousse "$NCCL_BIN" --mpirun mpirun --data "$DIST_DATA" --work "$LOGS/dist"
       run_step nccl-grouped 240 env MOUSSE_NCCL_GROUPED=1 "$PYTHON" \
         "$ROOT/tests/dist/dist_test.py" forced adamw --device cuda --mousse "$NCCL_BIN" \
         --mpirun mpirun --data "$DIST_DATA" --work "$LOGS/dist"
-      find "$LOGS/dist" -name '*.safetensors' -delete
     else
-      record nccl-forced SKIP 0 "no $DIST_DATA/tiny_shakespeare_train.bin (set DIST_DATA)"
+      record nccl-grouped SKIP 0 "no $DIST_DATA/tiny_shakespeare_train.bin (set DIST_DATA)"
     fi
   fi
+  find "$LOGS/dist" -name '*.safetensors' -delete 2>/dev/null || true
 fi
 
-echo
-echo "=== summary (logs in $LOGS)"
-printf "%-17s %-6s %8s  %s\n" step result seconds note
-fail=0
-for i in "${!names[@]}"; do
-  printf "%-17s %-6s %8s  %s\n" "${names[$i]}" "${results[$i]}" "${secs[$i]}" "${notes[$i]}"
-  [ "${results[$i]}" = FAIL ] && fail=1
-done
-if [ ${#cut[@]} -gt 0 ]; then
-  echo "cut by the ${BUDGET}s time budget: ${cut[*]}; run them in another call with"
-  echo "  GPU_CHECK_ONLY=\"${cut[*]}\" (plus PREBUILT_DIR / BUILD_DIR as in this one)"
-fi
-if [ -f "$LOGS/gpu-tests.log" ]; then
-  grep -E "test cases|assertions|SKIPPED|tests passed|tests failed" "$LOGS/gpu-tests.log" | tail -4
-fi
-if [ -f "$LOGS/bench-train-optim.log" ]; then
-  echo "--- optimizers in the training step (scripts/gpu-bench-optimizers.sh)"
-  awk '/^=== 162m/{p=1} p' "$LOGS/bench-train-optim.log"
-fi
-if [ -f "$LOGS/bench-optim.log" ]; then
-  echo "--- bench-optim-cuda (last 30 lines)"
-  tail -30 "$LOGS/bench-optim.log"
-fi
-if [ -f "$LOGS/bench-ops.log" ]; then
-  echo "--- op benchmark"
-  awk '/^op +shape/{p=1} p' "$LOGS/bench-ops.log"
-fi
-# Throughput last: mousse bench vs the torch.compile reference (same model, B, T, GPU, run).
-bench_field() {  # bench_field LOG KEY -> value from the "BENCH ..." line
-  [ -f "$1" ] || return 0
-  grep -E "^BENCH " "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+summary() {
+  echo
+  echo "=== summary (logs in $LOGS)"
+  printf "%-17s %-6s %8s  %s\n" step result seconds note
+  for i in "${!names[@]}"; do
+    printf "%-17s %-6s %8s  %s\n" "${names[$i]}" "${results[$i]}" "${secs[$i]}" "${notes[$i]}"
+  done
+  if [ ${#cut[@]} -gt 0 ]; then
+    echo "cut by the ${BUDGET}s time budget: ${cut[*]}; run them in another call with"
+    echo "  GPU_CHECK_ONLY=\"${cut[*]}\" (plus PREBUILT_DIR / BUILD_DIR as in this one)"
+  fi
+  if [ -f "$LOGS/gpu-tests.log" ]; then
+    grep -E "test cases|assertions|SKIPPED|tests passed|tests failed" "$LOGS/gpu-tests.log" | tail -4
+  fi
+  if [ -f "$LOGS/bench-train-optim.log" ]; then
+    echo "--- optimizers in the training step (scripts/gpu-bench-optimizers.sh)"
+    awk '/^=== 162m/{p=1} p' "$LOGS/bench-train-optim.log"
+  fi
+  if [ -f "$LOGS/bench-optim.log" ]; then
+    echo "--- bench-optim-cuda (last 30 lines)"
+    tail -30 "$LOGS/bench-optim.log"
+  fi
+  if [ -f "$LOGS/bench-ops.log" ]; then
+    echo "--- op benchmark"
+    awk '/^op +shape/{p=1} p' "$LOGS/bench-ops.log"
+  fi
+  # Throughput last: mousse bench vs the torch.compile reference (same model, B, T, GPU, run).
+  bench_field() {  # bench_field LOG KEY -> value from the "BENCH ..." line
+    [ -f "$1" ] || return 0
+    grep -E "^BENCH " "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+  }
+  m_tps=$(bench_field "$LOGS/bench-model.log" tokens_per_s)
+  t_tps=$(bench_field "$LOGS/bench-torch.log" tokens_per_s)
+  echo "--- 162m training step, B=$BENCH_B T=$BENCH_T, bf16 (logs: bench-model.log, bench-torch.log)"
+  printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" impl tokens/s MFU step_ms fwd_ms bwd_ms opt_ms mem_GiB
+  if [ -n "$m_tps" ]; then
+    L=$LOGS/bench-model.log
+    printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" mousse "$m_tps" "$(bench_field $L mfu)" \
+      "$(bench_field $L step_ms)" "$(bench_field $L forward_ms)" "$(bench_field $L backward_ms)" \
+      "$(bench_field $L optimizer_ms)" "$(bench_field $L mem_gib)"
+  else
+    echo "mousse   (no result)"
+  fi
+  if [ -n "$t_tps" ]; then
+    L=$LOGS/bench-torch.log
+    printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" torch "$t_tps" "$(bench_field $L mfu)" \
+      "$(bench_field $L step_ms)" - - - "$(bench_field $L mem_gib)"
+  else
+    echo "torch    (no result)"
+  fi
+  if [ -n "$m_tps" ] && [ -n "$t_tps" ]; then
+    awk -v m="$m_tps" -v t="$t_tps" -v f="$(bench_field "$LOGS/bench-model.log" mfu)" 'BEGIN {
+      r = m / t
+      speed = "NOT met"; if (r >= 1.3) speed = "met"
+      printf "mousse / torch.compile: %.2fx (target >= 1.3x: %s)", r, speed
+      if (f != "n/a" && f != "") {
+        mfu = "NOT met"; if (f + 0 >= 0.5) mfu = "met"
+        printf "; mousse MFU %.1f%% (target >= 50%%: %s)", 100 * f, mfu
+      }
+      printf "\n" }'
+  fi
 }
-m_tps=$(bench_field "$LOGS/bench-model.log" tokens_per_s)
-t_tps=$(bench_field "$LOGS/bench-torch.log" tokens_per_s)
-echo "--- 162m training step, B=$BENCH_B T=$BENCH_T, bf16 (logs: bench-model.log, bench-torch.log)"
-printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" impl tokens/s MFU step_ms fwd_ms bwd_ms opt_ms mem_GiB
-if [ -n "$m_tps" ]; then
-  L=$LOGS/bench-model.log
-  printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" mousse "$m_tps" "$(bench_field $L mfu)" \
-    "$(bench_field $L step_ms)" "$(bench_field $L forward_ms)" "$(bench_field $L backward_ms)" \
-    "$(bench_field $L optimizer_ms)" "$(bench_field $L mem_gib)"
+
+# RESULTS_DIR (e.g. the GPU machine tool's $OUT): the summary and the step logs grouped into at
+# most 8 files, small enough to bring back; the full logs stay in $LOGS.
+collect_results() {
+  local R=$1
+  mkdir -p "$R"
+  group() {  # group FILE LOG... : the logs that exist, each under a header, into $R/FILE
+    local out=$R/$1 f; shift
+    for f in "$@"; do
+      [ -f "$LOGS/$f" ] || continue
+      echo "===== $f"; cat "$LOGS/$f"
+    done >"$out"
+    [ -s "$out" ] || rm -f "$out"
+  }
+  group build.log configure.log build.log
+  group tests.log gpu-tests.log
+  group model.log bench-model.log bench-mousse.json bench-torch.log
+  group optimizers.log bench-train-optim.log
+  group nccl.log nccl-forced.log nccl-1rank.log nccl-grouped.log
+  group micro.log bench-optim.log bench-ops.log
+}
+
+fail=0
+for r in "${results[@]}"; do [ "$r" = FAIL ] && fail=1; done
+if [ -n "${RESULTS_DIR:-}" ]; then
+  collect_results "$RESULTS_DIR"
+  summary | tee "$RESULTS_DIR/summary.txt"
 else
-  echo "mousse   (no result)"
-fi
-if [ -n "$t_tps" ]; then
-  L=$LOGS/bench-torch.log
-  printf "%-8s %12s %8s %9s %10s %10s %10s %9s\n" torch "$t_tps" "$(bench_field $L mfu)" \
-    "$(bench_field $L step_ms)" - - - "$(bench_field $L mem_gib)"
-else
-  echo "torch    (no result)"
-fi
-if [ -n "$m_tps" ] && [ -n "$t_tps" ]; then
-  awk -v m="$m_tps" -v t="$t_tps" -v f="$(bench_field "$LOGS/bench-model.log" mfu)" 'BEGIN {
-    r = m / t
-    speed = "NOT met"; if (r >= 1.3) speed = "met"
-    printf "mousse / torch.compile: %.2fx (target >= 1.3x: %s)", r, speed
-    if (f != "n/a" && f != "") {
-      mfu = "NOT met"; if (f + 0 >= 0.5) mfu = "met"
-      printf "; mousse MFU %.1f%% (target >= 50%%: %s)", 100 * f, mfu
-    }
-    printf "\n" }'
+  summary
 fi
 exit $fail
