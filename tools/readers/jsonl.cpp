@@ -22,29 +22,29 @@ class JsonlReader : public DocReader {
     if (!started_) skip_byte_order_mark();
     bool any = false;
     while (batch.bytes < max_bytes && batch.items.size() < kMaxBatchDocs) {
-      // find the next line in buf_[start_, end)
-      const char* base = buf_.data();
-      const char* nl = static_cast<const char*>(std::memchr(base + start_, '\n', buf_.size() - start_));
+      // the next line in the unread window
+      const char* base = win_.buf.data();
+      const char* nl = static_cast<const char*>(std::memchr(base + win_.start, '\n', win_.buf.size() - win_.start));
       if (!nl) {
-        if (buf_.size() - start_ > max_line_)
+        if (win_.buf.size() - win_.start > max_line_)
           throw InputError(path_, "line " + std::to_string(lineno_ + 1),
                            "longer than " + std::to_string(max_line_) + " bytes without a newline (not JSON Lines?)");
-        if (eof_) {
-          if (start_ < buf_.size()) {
-            any |= emit(batch, std::string_view(base + start_, buf_.size() - start_));
-            start_ = buf_.size();
+        if (win_.eof) {
+          if (win_.start < win_.buf.size()) {
+            any |= emit(batch, std::string_view(base + win_.start, win_.buf.size() - win_.start));
+            win_.start = win_.buf.size();
           }
           break;
         }
-        refill();
+        win_.refill(*stream_);
         continue;
       }
-      size_t len = size_t(nl - (base + start_));
+      size_t len = size_t(nl - (base + win_.start));
       if (len > max_line_)
         throw InputError(path_, "line " + std::to_string(lineno_ + 1),
                          "longer than " + std::to_string(max_line_) + " bytes, more than one document may hold");
-      any |= emit(batch, std::string_view(base + start_, len));
-      start_ += len + 1;
+      any |= emit(batch, std::string_view(base + win_.start, len));
+      win_.start += len + 1;
     }
     return any;
   }
@@ -56,10 +56,10 @@ class JsonlReader : public DocReader {
   // does (some editors write one); a UTF-16 or UTF-32 one means the file is not UTF-8 at all.
   void skip_byte_order_mark() {
     started_ = true;
-    while (!eof_ && buf_.size() < 4) refill();
-    auto starts = [&](const char* m, size_t n) { return buf_.size() >= n && std::memcmp(buf_.data(), m, n) == 0; };
+    while (!win_.eof && win_.buf.size() < 4) win_.refill(*stream_);
+    auto starts = [&](const char* m, size_t n) { return win_.buf.size() >= n && std::memcmp(win_.buf.data(), m, n) == 0; };
     if (starts("\xEF\xBB\xBF", 3)) {
-      start_ = 3;
+      win_.start = 3;
     } else if (starts("\xFF\xFE", 2) || starts("\xFE\xFF", 2) || starts("\0\0\xFE\xFF", 4)) {
       throw InputError(path_, "byte offset 0",
                        "UTF-16 or UTF-32 byte order mark: JSON Lines must be UTF-8 (convert the file, e.g. with "
@@ -78,26 +78,12 @@ class JsonlReader : public DocReader {
     batch.bytes += line.size();
     return true;
   }
-  void refill() {
-    // keep the partial line, read more after it
-    buf_.erase(0, start_);
-    start_ = 0;
-    size_t old = buf_.size();
-    // Reads grow from 16 KiB to 1 MiB: a small file costs no more than it holds.
-    size_t want = std::max(chunk_, old);
-    chunk_ = std::min<size_t>(chunk_ * 2, 1 << 20);
-    buf_.resize(old + want);
-    size_t got = stream_->read(&buf_[old], want);
-    buf_.resize(old + got);
-    if (got == 0) eof_ = true;
-  }
 
   std::string path_;
   uint64_t max_line_;
   std::unique_ptr<ByteStream> stream_;
-  std::string buf_;
-  size_t start_ = 0, chunk_ = 1 << 14;
-  bool eof_ = false, started_ = false;
+  StreamWindow win_;
+  bool started_ = false;
   uint64_t lineno_ = 0;
 };
 

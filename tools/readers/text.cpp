@@ -40,25 +40,25 @@ class TextReader : public DocReader {
     }
     const std::string& sep = opt_.separator;
     while (batch.bytes < max_bytes && batch.items.size() < kMaxBatchDocs) {
-      size_t hit = std::string_view(buf_).find(sep, start_);
-      if ((hit == std::string::npos ? buf_.size() : hit) - start_ > opt_.max_document_bytes)
+      size_t hit = std::string_view(win_.buf).find(sep, win_.start);
+      if ((hit == std::string::npos ? win_.buf.size() : hit) - win_.start > opt_.max_document_bytes)
         throw InputError(path_, "section " + std::to_string(section_ + 1),
                          "longer than " + std::to_string(opt_.max_document_bytes) + " bytes without a separator");
       if (hit == std::string::npos) {
-        if (eof_) {
+        if (win_.eof) {
           // last section: everything after the last separator (possibly empty)
-          batch.items.emplace_back(buf_.data() + start_, buf_.size() - start_);
-          batch.bytes += buf_.size() - start_;
+          batch.items.emplace_back(win_.buf.data() + win_.start, win_.buf.size() - win_.start);
+          batch.bytes += win_.buf.size() - win_.start;
           done_ = true;
           return true;
         }
-        refill();
+        win_.refill(*stream_);
         continue;
       }
       size_t end = opt_.keep_separator ? hit + sep.size() : hit;
-      batch.items.emplace_back(buf_.data() + start_, end - start_);
-      batch.bytes += end - start_;
-      start_ = hit + sep.size();
+      batch.items.emplace_back(win_.buf.data() + win_.start, end - win_.start);
+      batch.bytes += end - win_.start;
+      win_.start = hit + sep.size();
       ++section_;
       any = true;
     }
@@ -68,25 +68,12 @@ class TextReader : public DocReader {
   uint64_t total() const override { return stream_->total(); }
 
  private:
-  void refill() {
-    buf_.erase(0, start_);
-    start_ = 0;
-    size_t old = buf_.size();
-    // Reads grow from 16 KiB to 1 MiB: a small file costs no more than it holds.
-    size_t want = std::max(chunk_, old);
-    chunk_ = std::min<size_t>(chunk_ * 2, 1 << 20);
-    buf_.resize(old + want);
-    size_t got = stream_->read(&buf_[old], want);
-    buf_.resize(old + got);
-    if (got == 0) eof_ = true;
-  }
   std::string path_;
   ReaderOptions opt_;
   std::unique_ptr<ByteStream> stream_;
-  std::string buf_;
-  size_t start_ = 0, chunk_ = 1 << 14;
+  StreamWindow win_;
   uint64_t section_ = 0;  // sections handed out
-  bool eof_ = false, done_ = false;
+  bool done_ = false;
 };
 
 }  // namespace
