@@ -119,12 +119,10 @@ void launch_fwd(const Tensor& out, const Tensor& lse, const Tensor& qkv, int B, 
 
 }  // namespace
 
-// Shared with attention_backward.cu: validates shapes, returns B, T, H, hd.
+// Shared with attention_backward.cu: B, T, H, hd of qkv [B, T, 3C] (its shape checked by the Ops
+// front), and the kernels' limits on them.
 void attention_dims(const Tensor& qkv, int n_head, const char* op, int& B, int& T_, int& H, int& hd) {
-  if (qkv.shape.ndim != 3) fail("cuda ", op, ": qkv must be 3-D [B, T, 3C], got ", qkv.shape.str());
   const int64_t C3 = qkv.shape[2];
-  if (n_head <= 0 || C3 % (3 * int64_t(n_head)) != 0)
-    fail("cuda ", op, ": qkv width ", C3, " is not 3 * n_head * hd (n_head ", n_head, ")");
   B = static_cast<int>(qkv.shape[0]);
   T_ = static_cast<int>(qkv.shape[1]);
   H = n_head;
@@ -133,17 +131,15 @@ void attention_dims(const Tensor& qkv, int n_head, const char* op, int& B, int& 
   if (int64_t(B) * H > 65535) fail("cuda ", op, ": B*H = ", int64_t(B) * H, " exceeds 65535");
 }
 
-void CudaOps::attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, int n_head) {
+void CudaOps::attention_forward_impl(const Tensor& out, const Tensor& lse, const Tensor& qkv,
+                                     int n_head) {
   const char* op = "attention_forward";
   require_cuda(out, op, "out");
   require_cuda(lse, op, "lse");
   require_cuda(qkv, op, "qkv");
   int B, T_, H, hd;
   attention_dims(qkv, n_head, op, B, T_, H, hd);
-  if (out.numel() != int64_t(B) * T_ * H * hd)
-    fail("cuda ", op, ": out ", out.shape.str(), " is not [B, T, C]");
-  if (lse.dtype != DType::f32 || lse.numel() != int64_t(B) * H * T_)
-    fail("cuda ", op, ": lse must be f32 [B, H, T]");
+  if (lse.dtype != DType::f32) fail("cuda ", op, ": lse must be f32 [B, H, T]");
   if (out.dtype != qkv.dtype) fail("cuda ", op, ": out and qkv must share a dtype");
   if (int64_t(B) * T_ == 0) return;
   // bf16: cuDNN's tensor-core fused attention where available (attention_cudnn.h).

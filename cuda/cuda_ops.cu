@@ -52,11 +52,6 @@ void require_cuda(const Tensor& t, const char* op, const char* what) {
          ", expected cuda");
 }
 
-void require_same_numel(const Tensor& a, const Tensor& b, const char* op) {
-  if (a.numel() != b.numel())
-    fail("cuda ", op, ": element counts differ: ", a.shape.str(), " vs ", b.shape.str());
-}
-
 CudaOps::CudaOps(size_t lt_workspace_bytes, size_t scratch_bytes) {
   CUDA_CHECK(cudaGetDevice(&device_));
   cudaDeviceProp prop;

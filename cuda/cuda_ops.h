@@ -7,6 +7,9 @@
 // scratch buffer only ever grows (a one-time cudaMalloc on first use of a larger size, outside
 // the steady state of the training loop).
 //
+// Each op of MOUSSE_OPS (backend/ops.h) is implemented as `name_impl`, declared below by
+// expanding that list: the Ops front has checked the arguments' shapes before it is called, and
+// the body checks what is CUDA's own (dtype combinations, device residency, launch limits).
 // Methods are implemented in one file per area:
 //   cuda_ops.cu            construction, memory, make_cuda_ops(), cuda_available()
 //   elementwise.cu         fill, copy, copy_stochastic, scale, axpby, sum, sum_squares, relu2
@@ -67,77 +70,16 @@ class CudaOps final : public Ops {
   size_t device_memory_used() const override;
   size_t device_memory_total() const override;
 
-  void fill(const Tensor& x, double value) override;
-  void copy(const Tensor& dst, const Tensor& src) override;
-  void copy_stochastic(const Tensor& dst, const Tensor& src, uint64_t seed) override;
-  void scale(const Tensor& x, double alpha) override;
-  void axpby(const Tensor& y, double a, const Tensor& x, double b) override;
-  double sum(const Tensor& x) override;
-  double sum_squares(const Tensor& x) override;
-
-  void matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-              double alpha, double beta) override;
-  void matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                      bool trans_b, double alpha, double beta) override;
-  void matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b, bool trans_b,
-                   double alpha, double beta) override;
-
-  void embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) override;
-  void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) override;
-  void add_rmsnorm_forward(const Tensor& res_out, const Tensor& norm_out, const Tensor& rstd,
-                           const Tensor& res_in, const Tensor& delta) override;
-  void qknorm_rope_forward(const Tensor& qkv_out, const Tensor& rstd, const Tensor& qkv_in,
-                           int n_head, float rope_base) override;
-  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv,
-                         int n_head) override;
-  void relu2_forward(const Tensor& out, const Tensor& inp) override;
-  void classifier(const Tensor& losses, const Tensor& logits, const Tensor& targets,
-                  int64_t vocab_size, double grad_scale, bool compute_grad) override;
-
-  void embedding_backward(const Tensor& dwte, const Tensor& dout, const Tensor& tokens) override;
-  void rmsnorm_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp,
-                        const Tensor& rstd) override;
-  void qknorm_rope_backward(const Tensor& dqkv_in, const Tensor& dqkv_out, const Tensor& qkv_in,
-                            const Tensor& rstd, int n_head, float rope_base) override;
-  void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
-                          const Tensor& out, const Tensor& lse, int n_head) override;
-  void relu2_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp) override;
-
-  void adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                    const AdamWArgs& args, const ComputeCopy& copy = {}) override;
-  void lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args,
-                   const ComputeCopy& copy = {}) override;
-
-  int eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) override;
-  void qr_orthonormal(const Tensor& q, const Tensor& a) override;
-  void scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
-                       const Tensor& col_scale) override;
-  void pow_clamped(const Tensor& out, const Tensor& inp, double exponent, double floor) override;
-  void add_to_diagonal(const Tensor& a, double value) override;
-  double trace(const Tensor& a) override;
-  void transpose(const Tensor& out, const Tensor& inp) override;
-  void gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) override;
-  void gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) override;
-  void column_dots(const Tensor& out, const Tensor& a, const Tensor& b) override;
-  void ema_square(const Tensor& v, const Tensor& x, double beta) override;
-  void adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
-                      double bias_correction1, double bias_correction2) override;
-  void sum_squares_batched(const Tensor& out, const Tensor& x) override;
-  void trace_to(const Tensor& out, const Tensor& a) override;
-  void scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
-                      double c, double alpha, double eps) override;
-  std::vector<int> eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
-                                const Tensor& a) override;
   void reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                             const Tensor& a) override;
-  std::vector<int> cholesky_batched(const Tensor& a) override;
-  void solve_upper_right_batched(const Tensor& x, const Tensor& r) override;
 
   cudaStream_t stream() const { return stream_; }
   // cuDNN's fused attention for bf16 (attention_cudnn.h), created on first use.
   cuda::CudnnAttention& cudnn_attention();
 
  private:
+  MOUSSE_OPS(MOUSSE_OP_OVERRIDE, MOUSSE_OP_OVERRIDE)
+
   // Device scratch of at least `bytes` (256-byte aligned). Grows (one cudaMalloc, after a
   // device synchronisation) only when a larger size is requested than ever before; contents are
   // not preserved across calls. Valid until the next scratch() call.
@@ -153,8 +95,9 @@ class CudaOps final : public Ops {
   // Returns a device [T, hd/2] float2 table of (cos, sin) for RoPE, recomputed (in double) only
   // when (T, hd, base) change.
   const void* rope_table(int64_t T, int hd, float base);
-  int eigh_impl(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a,
-                bool use_f64);
+  // eigh in one working precision (f32, or f64 when use_f64): the eigh op tries f32 first.
+  int eigh_in(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a,
+              bool use_f64);
 
   int device_ = 0;
   std::string name_;
@@ -194,8 +137,7 @@ class CudaOps final : public Ops {
   std::unique_ptr<cuda::CudnnAttention> cudnn_attention_;
 };
 
-// Checks shared by the op implementations (host side).
+// Device residency, checked by the op implementations (host side).
 void require_cuda(const Tensor& t, const char* op, const char* what);
-void require_same_numel(const Tensor& a, const Tensor& b, const char* op);
 
 }  // namespace mousse

@@ -134,7 +134,7 @@ constexpr int kSumMaxBlocks = 1024;
 
 }  // namespace
 
-void CudaOps::fill(const Tensor& x, double value) {
+void CudaOps::fill_impl(const Tensor& x, double value) {
   require_cuda(x, "fill", "x");
   const int64_t n = x.numel();
   if (n == 0) return;
@@ -154,10 +154,9 @@ void CudaOps::fill(const Tensor& x, double value) {
   });
 }
 
-void CudaOps::copy(const Tensor& dst, const Tensor& src) {
+void CudaOps::copy_impl(const Tensor& dst, const Tensor& src) {
   require_cuda(dst, "copy", "dst");
   require_cuda(src, "copy", "src");
-  require_same_numel(dst, src, "copy");
   const int64_t n = dst.numel();
   if (n == 0) return;
   if (dst.dtype == src.dtype) {
@@ -176,11 +175,10 @@ void CudaOps::copy(const Tensor& dst, const Tensor& src) {
   });
 }
 
-void CudaOps::copy_stochastic(const Tensor& dst, const Tensor& src, uint64_t seed) {
-  if (dst.dtype != DType::bf16 || src.dtype != DType::f32) return copy(dst, src);
+void CudaOps::copy_stochastic_impl(const Tensor& dst, const Tensor& src, uint64_t seed) {
+  if (dst.dtype != DType::bf16 || src.dtype != DType::f32) return copy_impl(dst, src);
   require_cuda(dst, "copy_stochastic", "dst");
   require_cuda(src, "copy_stochastic", "src");
-  require_same_numel(dst, src, "copy_stochastic");
   const int64_t n = dst.numel();
   if (n == 0) return;
   auto* d = static_cast<bf16*>(dst.data);
@@ -192,7 +190,7 @@ void CudaOps::copy_stochastic(const Tensor& dst, const Tensor& src, uint64_t see
   CUDA_CHECK_LAUNCH();
 }
 
-void CudaOps::scale(const Tensor& x, double alpha) {
+void CudaOps::scale_impl(const Tensor& x, double alpha) {
   require_cuda(x, "scale", "x");
   const int64_t n = x.numel();
   if (n == 0) return;
@@ -203,10 +201,9 @@ void CudaOps::scale(const Tensor& x, double alpha) {
   });
 }
 
-void CudaOps::axpby(const Tensor& y, double a, const Tensor& x, double b) {
+void CudaOps::axpby_impl(const Tensor& y, double a, const Tensor& x, double b) {
   require_cuda(y, "axpby", "y");
   require_cuda(x, "axpby", "x");
-  require_same_numel(y, x, "axpby");
   const int64_t n = y.numel();
   if (n == 0) return;
   dispatch_fdb(y.dtype, "axpby", [&](auto ty) {
@@ -222,7 +219,7 @@ void CudaOps::axpby(const Tensor& y, double a, const Tensor& x, double b) {
 
 namespace {
 template <bool Square>
-double sum_impl(CudaOps& ops, const Tensor& x, double* partials, int blocks, cudaStream_t s) {
+double sum_partials(CudaOps& ops, const Tensor& x, double* partials, int blocks, cudaStream_t s) {
   dispatch_fdb(x.dtype, Square ? "sum_squares" : "sum", [&](auto t) {
     using T = decltype(t);
     sum_partials_kernel<T, Square><<<blocks, kSumThreads, 0, s>>>(
@@ -234,28 +231,27 @@ double sum_impl(CudaOps& ops, const Tensor& x, double* partials, int blocks, cud
 }
 }  // namespace
 
-double CudaOps::sum(const Tensor& x) {
+double CudaOps::sum_impl(const Tensor& x) {
   require_cuda(x, "sum", "x");
   if (x.numel() == 0) return 0.0;
   const int blocks = static_cast<int>(grid_for(x.numel(), kSumThreads, kSumMaxBlocks));
   double* partials = static_cast<double*>(scratch(sizeof(double) * kSumMaxBlocks));
-  sum_impl<false>(*this, x, partials, blocks, stream_);
+  sum_partials<false>(*this, x, partials, blocks, stream_);
   return finish_partials(partials, blocks);
 }
 
-double CudaOps::sum_squares(const Tensor& x) {
+double CudaOps::sum_squares_impl(const Tensor& x) {
   require_cuda(x, "sum_squares", "x");
   if (x.numel() == 0) return 0.0;
   const int blocks = static_cast<int>(grid_for(x.numel(), kSumThreads, kSumMaxBlocks));
   double* partials = static_cast<double*>(scratch(sizeof(double) * kSumMaxBlocks));
-  sum_impl<true>(*this, x, partials, blocks, stream_);
+  sum_partials<true>(*this, x, partials, blocks, stream_);
   return finish_partials(partials, blocks);
 }
 
-void CudaOps::relu2_forward(const Tensor& out, const Tensor& inp) {
+void CudaOps::relu2_forward_impl(const Tensor& out, const Tensor& inp) {
   require_cuda(out, "relu2_forward", "out");
   require_cuda(inp, "relu2_forward", "inp");
-  require_same_numel(out, inp, "relu2_forward");
   const int64_t n = out.numel();
   if (n == 0) return;
   dispatch_fdb(out.dtype, "relu2_forward", [&](auto to) {
@@ -275,12 +271,10 @@ void CudaOps::relu2_forward(const Tensor& out, const Tensor& inp) {
   });
 }
 
-void CudaOps::relu2_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp) {
+void CudaOps::relu2_backward_impl(const Tensor& dinp, const Tensor& dout, const Tensor& inp) {
   require_cuda(dinp, "relu2_backward", "dinp");
   require_cuda(dout, "relu2_backward", "dout");
   require_cuda(inp, "relu2_backward", "inp");
-  require_same_numel(dinp, dout, "relu2_backward");
-  require_same_numel(dinp, inp, "relu2_backward");
   const int64_t n = dinp.numel();
   if (n == 0) return;
   dispatch_fb(dinp.dtype, "relu2_backward", [&](auto td) {

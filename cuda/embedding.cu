@@ -71,15 +71,13 @@ size_t align256(size_t b) { return (b + 255) & ~size_t(255); }
 
 }  // namespace
 
-void CudaOps::embedding_forward(const Tensor& out, const Tensor& wte, const Tensor& tokens) {
+void CudaOps::embedding_forward_impl(const Tensor& out, const Tensor& wte, const Tensor& tokens) {
   const char* op = "embedding_forward";
   require_cuda(out, op, "out");
   require_cuda(wte, op, "wte");
   require_cuda(tokens, op, "tokens");
   if (tokens.dtype != DType::i32) fail("cuda ", op, ": tokens must be i32");
-  const int64_t N = tokens.numel(), C = wte.cols();
-  if (out.numel() != N * C)
-    fail("cuda ", op, ": out ", out.shape.str(), " is not [", N, ", ", C, "]");
+  const int64_t N = tokens.numel(), C = wte.cols();  // out [N, C]: checked by the Ops front
   if (N == 0) return;
   dispatch_fb(out.dtype, op, [&](auto to) {
     using To = decltype(to);
@@ -97,15 +95,15 @@ void CudaOps::embedding_forward(const Tensor& out, const Tensor& wte, const Tens
   });
 }
 
-void CudaOps::embedding_backward(const Tensor& dwte, const Tensor& dout, const Tensor& tokens) {
+void CudaOps::embedding_backward_impl(const Tensor& dwte, const Tensor& dout,
+                                      const Tensor& tokens) {
   const char* op = "embedding_backward";
   require_cuda(dwte, op, "dwte");
   require_cuda(dout, op, "dout");
   require_cuda(tokens, op, "tokens");
   if (tokens.dtype != DType::i32) fail("cuda ", op, ": tokens must be i32");
+  // dout [N, C]: checked by the Ops front
   const int64_t N = tokens.numel(), C = dwte.cols(), V = dwte.rows();
-  if (dout.numel() != N * C)
-    fail("cuda ", op, ": dout ", dout.shape.str(), " is not [", N, ", ", C, "]");
   if (N == 0 || C == 0) return;  // nothing to add (and no zero-thread launch)
   if (N > INT32_MAX) fail("cuda ", op, ": too many positions (", N, ")");
   int end_bit = 1;

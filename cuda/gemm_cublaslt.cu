@@ -78,28 +78,17 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
   require_cuda(out, opname, "out");
   require_cuda(a, opname, "a");
   require_cuda(b, opname, "b");
-  int64_t ar, ac, br, bc, orr, oc;
+  // The shapes multiply (checked by the Ops front; batched: all 3-D with one batch size).
+  int64_t ar, ac, br, bc;
   if (batch > 0) {
-    if (a.shape.ndim != 3 || b.shape.ndim != 3 || out.shape.ndim != 3)
-      fail("cuda ", opname, ": expected 3-D [batch, rows, cols] tensors, got a ", a.shape.str(),
-           " b ", b.shape.str(), " out ", out.shape.str());
-    if (a.shape[0] != batch || b.shape[0] != batch || out.shape[0] != batch)
-      fail("cuda ", opname, ": batch sizes differ: a ", a.shape.str(), " b ", b.shape.str(),
-           " out ", out.shape.str());
     ar = a.shape[1]; ac = a.shape[2];
     br = b.shape[1]; bc = b.shape[2];
-    orr = out.shape[1]; oc = out.shape[2];
   } else {
     ar = a.rows(); ac = a.cols();
     br = b.rows(); bc = b.cols();
-    orr = out.rows(); oc = out.cols();
   }
   const int64_t M = trans_a ? ac : ar, K = trans_a ? ar : ac;
-  const int64_t N = trans_b ? br : bc, Kb = trans_b ? bc : br;
-  if (K != Kb || orr != M || oc != N)
-    fail("cuda ", opname, ": shape mismatch: op(a) is ", M, "x", K, ", op(b) is ", Kb, "x", N,
-         ", out is ", orr, "x", oc, " (a ", a.shape.str(), trans_a ? "ᵀ" : "", ", b ",
-         b.shape.str(), trans_b ? "ᵀ" : "", ")");
+  const int64_t N = trans_b ? br : bc;
   if (M == 0 || N == 0) return;
   if (a.dtype != b.dtype)
     fail("cuda ", opname, ": a and b must share a dtype, got ", dtype_name(a.dtype), " and ",
@@ -114,8 +103,8 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
     fail("cuda ", opname, ": f32 tensors only (TF32 is a way to multiply f32), got ",
          dtype_name(a.dtype));
   if (K == 0) {  // out = beta * out
-    if (beta == 0.0) fill(out, 0.0);
-    else if (beta != 1.0) scale(out, beta);
+    if (beta == 0.0) fill_impl(out, 0.0);
+    else if (beta != 1.0) scale_impl(out, beta);
     return;
   }
   const bool f64 = a.dtype == DType::f64;
@@ -198,21 +187,19 @@ void CudaOps::gemm(const Tensor& out, const Tensor& a, bool trans_a, const Tenso
   }
 }
 
-void CudaOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                     bool trans_b, double alpha, double beta) {
+void CudaOps::matmul_impl(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                          bool trans_b, double alpha, double beta) {
   gemm(out, a, trans_a, b, trans_b, alpha, beta, 0, false, "matmul");
 }
 
-void CudaOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                             bool trans_b, double alpha, double beta) {
-  if (a.shape.ndim != 3)
-    fail("cuda matmul_batched: expected 3-D [batch, rows, cols] tensors, got a ", a.shape.str());
-  if (a.shape[0] == 0) return;
+void CudaOps::matmul_batched_impl(const Tensor& out, const Tensor& a, bool trans_a,
+                                  const Tensor& b, bool trans_b, double alpha, double beta) {
+  if (a.shape[0] == 0) return;  // (a is 3-D: checked by the Ops front)
   gemm(out, a, trans_a, b, trans_b, alpha, beta, a.shape[0], false, "matmul_batched");
 }
 
-void CudaOps::matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                          bool trans_b, double alpha, double beta) {
+void CudaOps::matmul_tf32_impl(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                               bool trans_b, double alpha, double beta) {
   gemm(out, a, trans_a, b, trans_b, alpha, beta, 0, true, "matmul_tf32");
 }
 

@@ -113,16 +113,12 @@ template <> struct SolverQr<double> {
 
 }  // namespace
 
-int CudaOps::eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) {
+int CudaOps::eigh_impl(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) {
   const char* op = "eigh";
   require_cuda(eigenvectors, op, "eigenvectors");
   require_cuda(eigenvalues, op, "eigenvalues");
   require_cuda(a, op, "a");
-  const int64_t n = a.cols();
-  if (a.rows() != n) fail("cuda ", op, ": a ", a.shape.str(), " is not square");
-  if (eigenvectors.rows() != n || eigenvectors.cols() != n || eigenvalues.numel() != n)
-    fail("cuda ", op, ": outputs ", eigenvectors.shape.str(), " / ", eigenvalues.shape.str(),
-         " do not match a ", a.shape.str());
+  const int64_t n = a.cols();  // a [n, n], eigenvectors [n, n], eigenvalues [n]: the Ops front's
   for (const Tensor* t : {&eigenvectors, &eigenvalues, &a})
     if (t->dtype != DType::f32 && t->dtype != DType::f64)
       fail("cuda ", op, ": tensors must be f32 or f64, got ", dtype_name(t->dtype));
@@ -130,14 +126,14 @@ int CudaOps::eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const T
   const bool any_f64 = a.dtype == DType::f64 || eigenvectors.dtype == DType::f64 ||
                        eigenvalues.dtype == DType::f64;
   if (!any_f64) {
-    const int rc = eigh_impl(eigenvectors, eigenvalues, a, false);
+    const int rc = eigh_in(eigenvectors, eigenvalues, a, false);
     if (rc == 0) return 0;
   }
-  return eigh_impl(eigenvectors, eigenvalues, a, true);
+  return eigh_in(eigenvectors, eigenvalues, a, true);
 }
 
-int CudaOps::eigh_impl(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a,
-                       bool use_f64) {
+int CudaOps::eigh_in(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a,
+                     bool use_f64) {
   const int64_t n = a.cols();
   const size_t esz = use_f64 ? sizeof(double) : sizeof(float);
   const cudaDataType_t dt = use_f64 ? CUDA_R_64F : CUDA_R_32F;
@@ -204,14 +200,11 @@ int CudaOps::eigh_impl(const Tensor& eigenvectors, const Tensor& eigenvalues, co
   return 0;
 }
 
-void CudaOps::qr_orthonormal(const Tensor& q, const Tensor& a) {
+void CudaOps::qr_orthonormal_impl(const Tensor& q, const Tensor& a) {
   const char* op = "qr_orthonormal";
   require_cuda(q, op, "q");
   require_cuda(a, op, "a");
-  const int64_t m = a.rows(), n = a.cols();
-  if (m < n) fail("cuda ", op, ": a ", a.shape.str(), " must have rows >= cols");
-  if (q.rows() != m || q.cols() != n)
-    fail("cuda ", op, ": q ", q.shape.str(), " does not match a ", a.shape.str());
+  const int64_t m = a.rows(), n = a.cols();  // m >= n, q like a: checked by the Ops front
   if (q.dtype != a.dtype) fail("cuda ", op, ": q and a must share a dtype");
   if (m > INT32_MAX || n > INT32_MAX) fail("cuda ", op, ": too large");
   if (m * n == 0) return;
@@ -276,11 +269,11 @@ template <> struct Trsm<double> {
 
 }  // namespace
 
-std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
+std::vector<int> CudaOps::cholesky_batched_impl(const Tensor& a) {
   const char* op = "cholesky_batched";
   require_cuda(a, op, "a");
-  const SquareStack sq = square_stack(std::string("cuda ") + op, "a", a);
-  const int64_t b = sq.batch, n = sq.n;
+  // a [b, n, n] or [n, n]: checked by the Ops front
+  const int64_t b = a.shape.ndim == 3 ? a.shape[0] : 1, n = a.shape[a.shape.ndim - 1];
   if (a.dtype != DType::f32 && a.dtype != DType::f64)
     fail("cuda ", op, ": a must be f32 or f64, got ", dtype_name(a.dtype));
   std::vector<int> status(size_t(b), 0);
@@ -317,17 +310,16 @@ std::vector<int> CudaOps::cholesky_batched(const Tensor& a) {
   return status;
 }
 
-void CudaOps::solve_upper_right_batched(const Tensor& x, const Tensor& r) {
+void CudaOps::solve_upper_right_batched_impl(const Tensor& x, const Tensor& r) {
   const char* op = "solve_upper_right_batched";
   require_cuda(x, op, "x");
   require_cuda(r, op, "r");
-  const SquareStack sq = square_stack(std::string("cuda ") + op, "r", r);
-  const int64_t b = sq.batch, n = sq.n;
+  // r [b, n, n] or [n, n], x [b, m, n] (or [m, n]), apart: checked by the Ops front
+  const int64_t b = r.shape.ndim == 3 ? r.shape[0] : 1, n = r.shape[r.shape.ndim - 1];
   if (x.dtype != r.dtype || (x.dtype != DType::f32 && x.dtype != DType::f64))
     fail("cuda ", op, ": x and r must both be f32 or both f64, got ", dtype_name(x.dtype),
          " and ", dtype_name(r.dtype));
-  const int64_t m = solve_rows(std::string("cuda ") + op, x, r, sq);
-  if (x.data == r.data) fail("cuda ", op, ": x and r must be different memory");
+  const int64_t m = b > 0 && n > 0 ? x.numel() / (b * n) : 0;
   if (m * n == 0) return;
   if (m > INT32_MAX || n > INT32_MAX) fail("cuda ", op, ": too large");
   dispatch_fd(x.dtype, op, [&](auto t) {

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/op_checks.h"
 #include "bf16.cuh"
 #include "check.h"
 #include "cuda_ops.h"
@@ -85,30 +86,26 @@ __global__ void batched_transpose_kernel(T* out, const T* in, int64_t n, int64_t
   }
 }
 
-// The checked arguments of eigh_batched: b matrices of n x n in dt.
+// The arguments of eigh_batched: b matrices of n x n in dt.
 struct EighProblem {
   int64_t b = 0, n = 0;
   cudaDataType_t dt = CUDA_R_32F;
   size_t esz = sizeof(float);
 };
 
-EighProblem check_eigh_batched(const char* op, const Tensor& eigenvectors,
-                               const Tensor& eigenvalues, const Tensor& a) {
+// The CUDA side of the arguments (devices, dtypes); their shapes are checked by the Ops front
+// (check_eigh_batched in backend/op_checks.h; reserve_eigh_batched calls it itself).
+EighProblem cuda_eigh_batched(const char* op, const Tensor& eigenvectors,
+                              const Tensor& eigenvalues, const Tensor& a) {
   require_cuda(eigenvectors, op, "eigenvectors");
   require_cuda(eigenvalues, op, "eigenvalues");
   require_cuda(a, op, "a");
-  if (a.shape.ndim != 3 || a.shape[1] != a.shape[2])
-    fail("cuda ", op, ": a ", a.shape.str(), " must be [batch, n, n]");
   EighProblem p;
   p.b = a.shape[0];
   p.n = a.shape[1];
-  if (eigenvectors.numel() != p.b * p.n * p.n || eigenvalues.numel() != p.b * p.n)
-    fail("cuda ", op, ": outputs ", eigenvectors.shape.str(), " / ", eigenvalues.shape.str(),
-         " do not match a ", a.shape.str());
   if (eigenvectors.dtype != a.dtype || eigenvalues.dtype != a.dtype ||
       (a.dtype != DType::f32 && a.dtype != DType::f64))
     fail("cuda ", op, ": a, eigenvectors, eigenvalues must all be f32 or all f64");
-  if (eigenvectors.data == a.data) fail("cuda ", op, ": eigenvectors must not alias a");
   const bool f64 = a.dtype == DType::f64;
   p.dt = f64 ? CUDA_R_64F : CUDA_R_32F;
   p.esz = f64 ? sizeof(double) : sizeof(float);
@@ -143,7 +140,9 @@ WorkspaceBytes syevd_workspace(cusolverDnHandle_t h, cusolverDnParams_t prm, con
 
 void CudaOps::reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
                                    const Tensor& a) {
-  const EighProblem p = check_eigh_batched("reserve_eigh_batched", eigenvectors, eigenvalues, a);
+  const char* op = "reserve_eigh_batched";
+  check_eigh_batched(op, eigenvectors, eigenvalues, a);  // (not an op with a front)
+  const EighProblem p = cuda_eigh_batched(op, eigenvectors, eigenvalues, a);
   if (p.b == 0 || p.n == 0) return;
   // Enough for either path (the batched driver may still refuse the problem at the call).
   WorkspaceBytes ws = syevd_workspace(solver_, solver_params_, p, a.data, eigenvalues.data);
@@ -157,10 +156,10 @@ void CudaOps::reserve_eigh_batched(const Tensor& eigenvectors, const Tensor& eig
   host_staging(sizeof(int) * size_t(2 * p.b));
 }
 
-std::vector<int> CudaOps::eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
-                                       const Tensor& a) {
+std::vector<int> CudaOps::eigh_batched_impl(const Tensor& eigenvectors,
+                                            const Tensor& eigenvalues, const Tensor& a) {
   const char* op = "eigh_batched";
-  const EighProblem p = check_eigh_batched(op, eigenvectors, eigenvalues, a);
+  const EighProblem p = cuda_eigh_batched(op, eigenvectors, eigenvalues, a);
   const int64_t b = p.b, n = p.n;
   std::vector<int> status(size_t(b), 0);
   if (b == 0 || n == 0) return status;

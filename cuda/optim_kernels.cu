@@ -302,13 +302,13 @@ template <class F> void dispatch_all(DType dt, const char* op, F&& f) {
   else dispatch_fdb(dt, op, f);
 }
 
-// The device side of a ComputeCopy for the update of p: a bf16 dst of p's numel (p f32) is
-// written by the kernel; a dst of p's own dtype is copied after it (`after`); none: nothing.
+// The device side of a ComputeCopy for the update of p: a bf16 dst of p's numel (p f32; the
+// numel checked by the Ops front) is written by the kernel; a dst of p's own dtype is copied
+// after it (`after`); none: nothing.
 CopyOut device_copy(const ComputeCopy& c, const Tensor& p, const char* op, bool& after) {
   after = false;
   if (!c.dst.defined() || c.dst.data == p.data) return CopyOut{nullptr, 0, 0};
   require_cuda(c.dst, op, "copy.dst");
-  require_same_numel(p, c.dst, op);
   if (c.dst.dtype == p.dtype) {
     after = true;
     return CopyOut{nullptr, 0, 0};
@@ -331,11 +331,10 @@ constexpr int kUpdateVec = 4;
 
 }  // namespace
 
-void CudaOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                           const AdamWArgs& args, const ComputeCopy& copy) {
+void CudaOps::adamw_update_impl(const Tensor& p, const Tensor& g, const Tensor& m,
+                                const Tensor& v, const AdamWArgs& args, const ComputeCopy& copy) {
   const char* op = "adamw_update";
   require_cuda(p, op, "p"); require_cuda(g, op, "g"); require_cuda(m, op, "m"); require_cuda(v, op, "v");
-  require_same_numel(p, g, op); require_same_numel(p, m, op); require_same_numel(p, v, op);
   if (m.dtype != p.dtype || v.dtype != p.dtype) fail("cuda ", op, ": p, m, v must share a dtype");
   const int64_t n = p.numel();
   if (n == 0) return;
@@ -363,14 +362,13 @@ void CudaOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, co
       CUDA_CHECK_LAUNCH();
     });
   });
-  if (copy_after) this->copy(copy.dst, p);
+  if (copy_after) copy_impl(copy.dst, p);
 }
 
-void CudaOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args,
-                          const ComputeCopy& copy) {
+void CudaOps::lion_update_impl(const Tensor& p, const Tensor& g, const Tensor& m,
+                               const LionArgs& args, const ComputeCopy& copy) {
   const char* op = "lion_update";
   require_cuda(p, op, "p"); require_cuda(g, op, "g"); require_cuda(m, op, "m");
-  require_same_numel(p, g, op); require_same_numel(p, m, op);
   if (m.dtype != p.dtype) fail("cuda ", op, ": p and m must share a dtype");
   const int64_t n = p.numel();
   if (n == 0) return;
@@ -397,13 +395,12 @@ void CudaOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, con
       CUDA_CHECK_LAUNCH();
     });
   });
-  if (copy_after) this->copy(copy.dst, p);
+  if (copy_after) copy_impl(copy.dst, p);
 }
 
-void CudaOps::ema_square(const Tensor& v, const Tensor& x, double beta) {
+void CudaOps::ema_square_impl(const Tensor& v, const Tensor& x, double beta) {
   const char* op = "ema_square";
   require_cuda(v, op, "v"); require_cuda(x, op, "x");
-  require_same_numel(v, x, op);
   const int64_t n = v.numel();
   if (n == 0) return;
   dispatch_fdb(v.dtype, op, [&](auto tv) {
@@ -417,11 +414,10 @@ void CudaOps::ema_square(const Tensor& v, const Tensor& x, double beta) {
   });
 }
 
-void CudaOps::adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
-                             double bias_correction1, double bias_correction2) {
+void CudaOps::adam_direction_impl(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
+                                  double bias_correction1, double bias_correction2) {
   const char* op = "adam_direction";
   require_cuda(out, op, "out"); require_cuda(m, op, "m"); require_cuda(v, op, "v");
-  require_same_numel(out, m, op); require_same_numel(out, v, op);
   if (m.dtype != v.dtype) fail("cuda ", op, ": m and v must share a dtype");
   const int64_t n = out.numel();
   if (n == 0) return;
@@ -437,24 +433,17 @@ void CudaOps::adam_direction(const Tensor& out, const Tensor& m, const Tensor& v
   });
 }
 
-void CudaOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
-                              const Tensor& col_scale) {
+void CudaOps::scale_rows_cols_impl(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
+                                   const Tensor& col_scale) {
   const char* op = "scale_rows_cols";
   require_cuda(out, op, "out"); require_cuda(inp, op, "inp");
-  require_same_numel(out, inp, op);
   if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
   const int64_t rows = inp.rows(), cols = inp.cols();
-  // a 3-D inp: a stack of matrices of m rows, each with its own column scales
-  const bool stacked = inp.shape.ndim == 3;
-  const int64_t m = stacked ? inp.shape[1] : rows, b = stacked ? inp.shape[0] : 1;
-  if (row_scale.defined()) {
-    require_cuda(row_scale, op, "row_scale");
-    if (row_scale.numel() != rows) fail("cuda ", op, ": row_scale has ", row_scale.numel(), " elements, expected ", rows);
-  }
-  if (col_scale.defined()) {
-    require_cuda(col_scale, op, "col_scale");
-    if (col_scale.numel() != b * cols) fail("cuda ", op, ": col_scale has ", col_scale.numel(), " elements, expected ", b * cols);
-  }
+  // a 3-D inp: a stack of matrices of m rows, each with its own column scales (the scales'
+  // element counts checked by the Ops front)
+  const int64_t m = inp.shape.ndim == 3 ? inp.shape[1] : rows;
+  if (row_scale.defined()) require_cuda(row_scale, op, "row_scale");
+  if (col_scale.defined()) require_cuda(col_scale, op, "col_scale");
   if (row_scale.defined() && col_scale.defined() && row_scale.dtype != col_scale.dtype)
     fail("cuda ", op, ": row_scale and col_scale must share a dtype");
   const DType sdt = row_scale.defined() ? row_scale.dtype : (col_scale.defined() ? col_scale.dtype : inp.dtype);
@@ -478,10 +467,10 @@ void CudaOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor
   });
 }
 
-void CudaOps::pow_clamped(const Tensor& out, const Tensor& inp, double exponent, double floor) {
+void CudaOps::pow_clamped_impl(const Tensor& out, const Tensor& inp, double exponent,
+                               double floor) {
   const char* op = "pow_clamped";
   require_cuda(out, op, "out"); require_cuda(inp, op, "inp");
-  require_same_numel(out, inp, op);
   const int64_t n = out.numel();
   if (n == 0) return;
   dispatch_fdb(out.dtype, op, [&](auto to) {
@@ -495,7 +484,7 @@ void CudaOps::pow_clamped(const Tensor& out, const Tensor& inp, double exponent,
   });
 }
 
-void CudaOps::add_to_diagonal(const Tensor& a, double value) {
+void CudaOps::add_to_diagonal_impl(const Tensor& a, double value) {
   const char* op = "add_to_diagonal";
   require_cuda(a, op, "a");
   const int64_t rows = a.rows(), cols = a.cols();
@@ -508,7 +497,7 @@ void CudaOps::add_to_diagonal(const Tensor& a, double value) {
   });
 }
 
-double CudaOps::trace(const Tensor& a) {
+double CudaOps::trace_impl(const Tensor& a) {
   const char* op = "trace";
   require_cuda(a, op, "a");
   const int64_t rows = a.rows(), cols = a.cols();
@@ -523,15 +512,12 @@ double CudaOps::trace(const Tensor& a) {
   return finish_partials(d, 1);
 }
 
-void CudaOps::transpose(const Tensor& out, const Tensor& inp) {
+void CudaOps::transpose_impl(const Tensor& out, const Tensor& inp) {
   const char* op = "transpose";
   require_cuda(out, op, "out"); require_cuda(inp, op, "inp");
   if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
   const int64_t rows = inp.rows(), cols = inp.cols();
-  if (out.rows() != cols || out.cols() != rows)
-    fail("cuda ", op, ": out ", out.shape.str(), " is not the transpose of ", inp.shape.str());
   if (rows * cols == 0) return;
-  if (out.data == inp.data) fail("cuda ", op, ": out must not alias inp");
   const int64_t gx = (cols + 31) / 32, gy = (rows + 31) / 32;
   if (gy > 65535) fail("cuda ", op, ": too many rows (", rows, ")");
   dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
@@ -543,14 +529,12 @@ void CudaOps::transpose(const Tensor& out, const Tensor& inp) {
   });
 }
 
-void CudaOps::gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) {
+void CudaOps::gather_columns_impl(const Tensor& out, const Tensor& inp, const Tensor& index) {
   const char* op = "gather_columns";
   require_cuda(out, op, "out"); require_cuda(inp, op, "inp"); require_cuda(index, op, "index");
   if (index.dtype != DType::i32) fail("cuda ", op, ": index must be i32");
   if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
   const int64_t rows = inp.rows(), k = index.numel();
-  if (out.rows() != rows || out.cols() != k)
-    fail("cuda ", op, ": out ", out.shape.str(), " is not [", rows, ", ", k, "]");
   if (rows * k == 0) return;
   dispatch_all(inp.dtype, op, [&](auto t) {
     using T = decltype(t);
@@ -561,14 +545,12 @@ void CudaOps::gather_columns(const Tensor& out, const Tensor& inp, const Tensor&
   });
 }
 
-void CudaOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) {
+void CudaOps::gather_rows_impl(const Tensor& out, const Tensor& inp, const Tensor& index) {
   const char* op = "gather_rows";
   require_cuda(out, op, "out"); require_cuda(inp, op, "inp"); require_cuda(index, op, "index");
   if (index.dtype != DType::i32) fail("cuda ", op, ": index must be i32");
   if (out.dtype != inp.dtype) fail("cuda ", op, ": out and inp must share a dtype");
   const int64_t k = index.numel(), cols = inp.cols();
-  if (out.rows() != k || out.cols() != cols)
-    fail("cuda ", op, ": out ", out.shape.str(), " is not [", k, ", ", cols, "]");
   if (k * cols == 0) return;
   dispatch_all(inp.dtype, op, [&](auto t) {
     using T = decltype(t);
@@ -579,16 +561,12 @@ void CudaOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& in
   });
 }
 
-void CudaOps::column_dots(const Tensor& out, const Tensor& a, const Tensor& b) {
+void CudaOps::column_dots_impl(const Tensor& out, const Tensor& a, const Tensor& b) {
   const char* op = "column_dots";
   require_cuda(out, op, "out"); require_cuda(a, op, "a"); require_cuda(b, op, "b");
   if (b.dtype != a.dtype || out.dtype != a.dtype)
     fail("cuda ", op, ": out, a and b must share a dtype (a is ", dtype_name(a.dtype), ")");
   const int64_t rows = a.rows(), cols = a.cols();
-  if (b.rows() != rows || b.cols() != cols)
-    fail("cuda ", op, ": b ", b.shape.str(), " must have a's shape ", a.shape.str());
-  if (out.numel() != cols)
-    fail("cuda ", op, ": out ", out.shape.str(), " must hold ", cols, " values (a's columns)");
   if (cols == 0) return;
   dispatch_fd(a.dtype, op, [&](auto t) {
     using T = decltype(t);
@@ -599,11 +577,11 @@ void CudaOps::column_dots(const Tensor& out, const Tensor& a, const Tensor& b) {
   });
 }
 
-void CudaOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
+void CudaOps::sum_squares_batched_impl(const Tensor& out, const Tensor& x) {
   const char* op = "sum_squares_batched";
   require_cuda(out, op, "out"); require_cuda(x, op, "x");
   const int64_t k = out.numel();
-  const int64_t len = slice_length(std::string("cuda ") + op, x, k, "out");
+  const int64_t len = x.numel() / k;  // k > 0 and divides x.numel(): checked by the Ops front
   if (k > 65535) fail("cuda ", op, ": at most 65535 slices, got ", k);
   // Enough blocks per slice to fill the GPU for one big matrix; a fixed split (deterministic).
   int64_t parts = len / (256 * 16);
@@ -624,12 +602,10 @@ void CudaOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
   });
 }
 
-void CudaOps::trace_to(const Tensor& out, const Tensor& a) {
+void CudaOps::trace_to_impl(const Tensor& out, const Tensor& a) {
   const char* op = "trace_to";
   require_cuda(out, op, "out"); require_cuda(a, op, "a");
-  if (out.numel() != 1) fail("cuda ", op, ": out must have one element, got ", out.shape.str());
-  const int64_t rows = a.rows(), cols = a.cols();
-  if (rows != cols) fail("cuda ", op, ": a ", a.shape.str(), " is not square");
+  const int64_t rows = a.rows(), cols = a.cols();  // out [1], a [n, n]: checked by the Ops front
   dispatch_fd(out.dtype, op, [&](auto to) {
     using To = decltype(to);
     dispatch_fdb(a.dtype, op, [&](auto t) {
@@ -641,15 +617,14 @@ void CudaOps::trace_to(const Tensor& out, const Tensor& a) {
   });
 }
 
-void CudaOps::scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
-                             double c, double alpha, double eps) {
+void CudaOps::scale_by_ratio_impl(const Tensor& x, const Tensor& num, const Tensor& den,
+                                  double power, double c, double alpha, double eps) {
   const char* op = "scale_by_ratio";
   require_cuda(x, op, "x"); require_cuda(den, op, "den");
   const int64_t k = den.numel();
-  const int64_t len = slice_length(std::string("cuda ") + op, x, k, "den");
+  const int64_t len = x.numel() / k;  // k > 0 and divides x.numel(): checked by the Ops front
   if (num.defined()) {
     require_cuda(num, op, "num");
-    require_same_numel(num, den, op);
     if (num.dtype != den.dtype) fail("cuda ", op, ": num and den must share a dtype");
   }
   const int64_t n = x.numel();

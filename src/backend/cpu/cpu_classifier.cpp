@@ -63,18 +63,14 @@ double classifier_row(T* lg, int64_t V, int64_t Vp, int32_t tgt, double grad_sca
 
 }  // namespace
 
-void CpuOps::classifier(const Tensor& losses, const Tensor& logits, const Tensor& targets,
-                        int64_t vocab_size, double grad_scale, bool compute_grad) {
+void CpuOps::classifier_impl(const Tensor& losses, const Tensor& logits, const Tensor& targets,
+                             int64_t vocab_size, double grad_scale, bool compute_grad) {
   const char* op = "classifier";
   check_float(op, "logits", logits);
   check_dtype(op, "losses", losses, "logits", logits);
   check_i32(op, "targets", targets);
   const int64_t N = logits.rows(), Vp = logits.cols(), V = vocab_size;
   if (logits.numel() == 0) fail(op, ": empty logits ", logits.shape.str());
-  if (V <= 0 || V > Vp)
-    fail(op, ": vocab_size ", V, " must be in [1, ", Vp, "] (the logits' padded width)");
-  check_numel(op, "losses", losses, N, "one per row of logits");
-  check_numel(op, "targets", targets, N, "one per row of logits");
   const int32_t* tgt = targets.ptr<int32_t>();
   for (int64_t n = 0; n < N; n++)
     if (tgt[n] < 0 || tgt[n] >= V)

@@ -1,12 +1,15 @@
 #pragma once
-// Argument checks and dtype dispatch shared by the CPU kernels (internal to backend/cpu).
-//
-// Every failure names the op and the offending tensor ("rmsnorm_forward: out [4, 8] and inp
-// [4, 9] differ in shape"), so a mistake in the model or an optimizer is found at the call.
+// The CPU backend's own argument checks and dtype dispatch, shared by its kernels (internal to
+// backend/cpu). The shapes are checked before a kernel runs, by the Ops fronts (backend/ops.cpp,
+// with the helpers of backend/op_checks.h, which the kernels use for their dimensions too); what
+// is checked here is the CPU's: cpu tensors, f32 or f64 (one dtype per op), i32 indices, no empty
+// operands where BLAS/LAPACK or the reference's loops need one. Every failure names the op and
+// the offending tensor ("scale: x is bf16; ...").
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "backend/op_checks.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -52,24 +55,9 @@ inline void check_i32(const char* op, const char* what, const Tensor& t) {
     fail(op, ": ", what, " is ", dtype_name(t.dtype), "; expected i32 indices");
 }
 
-inline void check_same_numel(const char* op, const char* what, const Tensor& t,
-                             const char* ref_what, const Tensor& ref) {
-  if (t.numel() != ref.numel())
-    fail(op, ": ", what, " ", t.shape.str(), " and ", ref_what, " ", ref.shape.str(),
-         " differ in size (", t.numel(), " vs ", ref.numel(), " elements)");
-}
-
-inline void check_same_shape(const char* op, const char* what, const Tensor& t,
-                             const char* ref_what, const Tensor& ref) {
-  if (t.rows() != ref.rows() || t.cols() != ref.cols())
-    fail(op, ": ", what, " ", t.shape.str(), " and ", ref_what, " ", ref.shape.str(),
-         " differ in shape");
-}
-
-inline void check_numel(const char* op, const char* what, const Tensor& t, int64_t n,
-                        const char* expected) {
-  if (t.numel() != n)
-    fail(op, ": ", what, " ", t.shape.str(), " should have ", n, " elements (", expected, ")");
+// Not empty (the CPU computes no empty products, norms or decompositions).
+inline void check_not_empty(const char* op, const char* what, const Tensor& t) {
+  if (t.numel() == 0) fail(op, ": ", what, " ", t.shape.str(), " is empty");
 }
 
 // Runs f(T{}) with T = float or double according to dt; anything else is an error naming op.
@@ -101,23 +89,6 @@ template <class T>
 T* grow(std::vector<T>& buf, size_t n) {
   if (buf.size() < n) buf.resize(n);
   return buf.data();
-}
-
-// The fused qkv layout [B, T, 3C] = (q | k | v), head h at columns h*hd .. (h+1)*hd of each C.
-struct QkvDims {
-  int64_t B, T, C, H, hd;
-};
-
-inline QkvDims qkv_dims(const char* op, const Tensor& qkv, int n_head) {
-  if (qkv.shape.ndim != 3)
-    fail(op, ": qkv ", qkv.shape.str(), " must be 3-D [B, T, 3C] (T sets the RoPE positions)");
-  const int64_t B = qkv.shape[0], T = qkv.shape[1], C3 = qkv.shape[2];
-  if (B <= 0 || T <= 0 || C3 <= 0 || C3 % 3 != 0)
-    fail(op, ": qkv ", qkv.shape.str(), " must be [B, T, 3C] with B, T, C > 0");
-  const int64_t C = C3 / 3;
-  if (n_head <= 0 || C % n_head != 0)
-    fail(op, ": n_head ", n_head, " does not divide the model width C = ", C);
-  return {B, T, C, n_head, C / n_head};
 }
 
 }  // namespace cpu

@@ -13,34 +13,25 @@ using namespace cpu;
 
 namespace {
 
-// The matrix shapes of one product, checked: op(a) is [M, K], op(b) is [K, N], out is [M, N].
+// The BLAS arguments of one product whose shapes the front has checked (op_checks.h gemm_dims):
+// op(a) is [M, K], op(b) is [K, N], out is [M, N], leading dimensions lda, ldb. BLAS takes
+// 32-bit dimensions.
 struct GemmShape {
   int64_t M, N, K, lda, ldb;
 };
 
-GemmShape gemm_shape(const char* op, int64_t out_r, int64_t out_c, int64_t a_r, int64_t a_c,
-                     bool ta, int64_t b_r, int64_t b_c, bool tb, const Tensor& out,
-                     const Tensor& a, const Tensor& b) {
-  const int64_t M = ta ? a_c : a_r, Ka = ta ? a_r : a_c;
-  const int64_t Kb = tb ? b_c : b_r, N = tb ? b_r : b_c;
-  if (Ka != Kb || out_r != M || out_c != N)
-    fail(op, ": shapes do not multiply: out ", out.shape.str(), " = a", ta ? "^T " : " ",
-         a.shape.str(), " @ b", tb ? "^T " : " ", b.shape.str(), " (op(a) is [", M, ", ", Ka,
-         "], op(b) is [", Kb, ", ", N, "])");
-  if (M == 0 || N == 0 || Ka == 0)
-    fail(op, ": empty matrix product: out ", out.shape.str(), ", a ", a.shape.str(), ", b ",
-         b.shape.str());
+GemmShape gemm_shape(const char* op, const GemmDims& d) {
   const int64_t kIntMax = 2147483647;
-  if (a_r > kIntMax || a_c > kIntMax || b_r > kIntMax || b_c > kIntMax)
+  if (d.a_rows > kIntMax || d.a_cols > kIntMax || d.b_rows > kIntMax || d.b_cols > kIntMax)
     fail(op, ": matrix dimension beyond BLAS's 32-bit range");
-  return {M, N, Ka, a_c, b_c};
+  return {d.M, d.N, d.K, d.a_cols, d.b_cols};
 }
 
 void check_gemm_dtypes(const char* op, const Tensor& out, const Tensor& a, const Tensor& b) {
   check_float(op, "out", out);
   check_dtype(op, "a", a, "out", out);
   check_dtype(op, "b", b, "out", out);
-  // (before any rows(): a [.., 0] tensor has no row count)
+  // no empty operand: BLAS wants leading dimensions >= 1 (the CUDA backend accepts empty ones)
   if (out.numel() == 0 || a.numel() == 0 || b.numel() == 0)
     fail(op, ": empty matrix product: out ", out.shape.str(), ", a ", a.shape.str(), ", b ",
          b.shape.str());
@@ -48,12 +39,11 @@ void check_gemm_dtypes(const char* op, const Tensor& out, const Tensor& a, const
 
 }  // namespace
 
-void CpuOps::matmul(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                    bool trans_b, double alpha, double beta) {
+void CpuOps::matmul_impl(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                         bool trans_b, double alpha, double beta) {
   const char* op = "matmul";
   check_gemm_dtypes(op, out, a, b);
-  const GemmShape s = gemm_shape(op, out.rows(), out.cols(), a.rows(), a.cols(), trans_a,
-                                 b.rows(), b.cols(), trans_b, out, a, b);
+  const GemmShape s = gemm_shape(op, gemm_dims(op, out, a, trans_a, b, trans_b, /*batched=*/false));
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
     parallel_gemm(trans_a, trans_b, s.M, s.N, s.K, double(alpha), a.ptr<T>(), s.lda, b.ptr<T>(),
@@ -75,14 +65,13 @@ float round_to_tf32(float x) {
 }
 }  // namespace
 
-void CpuOps::matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                         bool trans_b, double alpha, double beta) {
+void CpuOps::matmul_tf32_impl(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                              bool trans_b, double alpha, double beta) {
   const char* op = "matmul_tf32";
   check_gemm_dtypes(op, out, a, b);
   if (out.dtype != DType::f32)
     fail(op, ": f32 tensors only (TF32 is a way to multiply f32), got ", dtype_name(out.dtype));
-  const GemmShape s = gemm_shape(op, out.rows(), out.cols(), a.rows(), a.cols(), trans_a,
-                                 b.rows(), b.cols(), trans_b, out, a, b);
+  const GemmShape s = gemm_shape(op, gemm_dims(op, out, a, trans_a, b, trans_b, /*batched=*/false));
   auto rounded = [](std::vector<float>& buf, const Tensor& t) {
     buf.resize(size_t(t.numel()));
     const float* src = t.ptr<float>();
@@ -96,20 +85,13 @@ void CpuOps::matmul_tf32(const Tensor& out, const Tensor& a, bool trans_a, const
                 out.ptr<float>(), s.N);
 }
 
-void CpuOps::matmul_batched(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
-                            bool trans_b, double alpha, double beta) {
+void CpuOps::matmul_batched_impl(const Tensor& out, const Tensor& a, bool trans_a, const Tensor& b,
+                                 bool trans_b, double alpha, double beta) {
   const char* op = "matmul_batched";
   check_gemm_dtypes(op, out, a, b);
-  if (out.shape.ndim != 3 || a.shape.ndim != 3 || b.shape.ndim != 3)
-    fail(op, ": out ", out.shape.str(), ", a ", a.shape.str(), ", b ", b.shape.str(),
-         " must all be 3-D [batch, rows, cols]");
-  const int64_t batch = out.shape[0];
-  if (a.shape[0] != batch || b.shape[0] != batch)
-    fail(op, ": batch sizes differ: out ", out.shape.str(), ", a ", a.shape.str(), ", b ",
-         b.shape.str());
-  if (batch == 0) fail(op, ": empty batch");
-  const GemmShape s = gemm_shape(op, out.shape[1], out.shape[2], a.shape[1], a.shape[2], trans_a,
-                                 b.shape[1], b.shape[2], trans_b, out, a, b);
+  const GemmDims d = gemm_dims(op, out, a, trans_a, b, trans_b, /*batched=*/true);
+  const int64_t batch = d.batch;
+  const GemmShape s = gemm_shape(op, d);
   const int64_t sa = a.shape[1] * a.shape[2], sb = b.shape[1] * b.shape[2], so = s.M * s.N;
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);

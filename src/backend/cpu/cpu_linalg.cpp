@@ -49,31 +49,17 @@ lapack_int orgqr(float* a, lapack_int m, lapack_int n, const float* tau) {
   return LAPACKE_sorgqr(LAPACK_ROW_MAJOR, m, n, n, a, n, tau);
 }
 
-void check_square(const char* op, const char* what, const Tensor& a) {
-  if (a.shape.ndim != 2 || a.shape[0] != a.shape[1] || a.numel() == 0)
-    fail(op, ": ", what, " ", a.shape.str(), " must be a non-empty square matrix [n, n]");
-}
-
-void check_no_alias(const char* op, const Tensor& out, const Tensor& inp) {
-  if (out.data == inp.data && out.numel() > 0)
-    fail(op, ": out and inp must be different memory");
-}
-
 }  // namespace
 
 // LAPACK ?syevd on the lower triangle (row-major). Returns 0 on success, LAPACK's info (> 0)
 // if it did not converge, -1 if the lower triangle holds a non-finite value.
-int CpuOps::eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) {
+int CpuOps::eigh_impl(const Tensor& eigenvectors, const Tensor& eigenvalues, const Tensor& a) {
   const char* op = "eigh";
   check_float(op, "a", a);
   check_dtype(op, "eigenvectors", eigenvectors, "a", a);
   check_dtype(op, "eigenvalues", eigenvalues, "a", a);
-  check_square(op, "a", a);
+  check_not_empty(op, "a", a);
   const int64_t n = a.shape[0];
-  if (eigenvectors.rows() != n || eigenvectors.cols() != n)
-    fail(op, ": eigenvectors ", eigenvectors.shape.str(), " must be [", n, ", ", n, "] like a ",
-         a.shape.str());
-  check_numel(op, "eigenvalues", eigenvalues, n, "one per row of a");
   int result = 0;
   dispatch_float(op, a.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -95,14 +81,12 @@ int CpuOps::eigh(const Tensor& eigenvectors, const Tensor& eigenvalues, const Te
 
 // Thin Householder QR via ?geqrf + ?orgqr; column j of Q is negated where R[j, j] < 0 so that
 // diag(R) >= 0 (the factorisation is then unique for full-rank a).
-void CpuOps::qr_orthonormal(const Tensor& q, const Tensor& a) {
+void CpuOps::qr_orthonormal_impl(const Tensor& q, const Tensor& a) {
   const char* op = "qr_orthonormal";
   check_float(op, "a", a);
   check_dtype(op, "q", q, "a", a);
+  check_not_empty(op, "a", a);
   const int64_t m = a.rows(), n = a.cols();
-  if (a.numel() == 0 || m < n)
-    fail(op, ": a ", a.shape.str(), " must be a non-empty [m, n] matrix with m >= n");
-  check_same_shape(op, "q", q, "a", a);
   dispatch_float(op, a.dtype, [&](auto tag) {
     using T = decltype(tag);
     T* pq = q.ptr<T>();
@@ -128,24 +112,16 @@ void CpuOps::qr_orthonormal(const Tensor& q, const Tensor& a) {
   });
 }
 
-void CpuOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
-                             const Tensor& col_scale) {
+void CpuOps::scale_rows_cols_impl(const Tensor& out, const Tensor& inp, const Tensor& row_scale,
+                                  const Tensor& col_scale) {
   const char* op = "scale_rows_cols";
   check_float(op, "inp", inp);
   check_dtype(op, "out", out, "inp", inp);
-  check_same_shape(op, "out", out, "inp", inp);
   const int64_t R = inp.rows(), C = inp.cols();
   // a 3-D inp: b matrices of m rows, matrix k's column scales at col_scale[k·C]
-  const bool stacked = inp.shape.ndim == 3;
-  const int64_t m = stacked ? inp.shape[1] : R, b = stacked ? inp.shape[0] : 1;
-  if (row_scale.defined()) {
-    check_dtype(op, "row_scale", row_scale, "inp", inp);
-    check_numel(op, "row_scale", row_scale, R, "one per row of inp");
-  }
-  if (col_scale.defined()) {
-    check_dtype(op, "col_scale", col_scale, "inp", inp);
-    check_numel(op, "col_scale", col_scale, b * C, "one per column of each matrix of inp");
-  }
+  const int64_t m = inp.shape.ndim == 3 ? inp.shape[1] : R;
+  if (row_scale.defined()) check_dtype(op, "row_scale", row_scale, "inp", inp);
+  if (col_scale.defined()) check_dtype(op, "col_scale", col_scale, "inp", inp);
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = inp.ptr<T>();
@@ -161,11 +137,11 @@ void CpuOps::scale_rows_cols(const Tensor& out, const Tensor& inp, const Tensor&
   });
 }
 
-void CpuOps::pow_clamped(const Tensor& out, const Tensor& inp, double exponent, double floor) {
+void CpuOps::pow_clamped_impl(const Tensor& out, const Tensor& inp, double exponent,
+                              double floor) {
   const char* op = "pow_clamped";
   check_float(op, "inp", inp);
   check_dtype(op, "out", out, "inp", inp);
-  check_same_numel(op, "out", out, "inp", inp);
   const int64_t n = inp.numel();
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -176,10 +152,10 @@ void CpuOps::pow_clamped(const Tensor& out, const Tensor& inp, double exponent, 
   });
 }
 
-void CpuOps::add_to_diagonal(const Tensor& a, double value) {
+void CpuOps::add_to_diagonal_impl(const Tensor& a, double value) {
   const char* op = "add_to_diagonal";
   check_float(op, "a", a);
-  check_square(op, "a", a);
+  check_not_empty(op, "a", a);
   const int64_t n = a.shape[0];
   dispatch_float(op, a.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -188,10 +164,10 @@ void CpuOps::add_to_diagonal(const Tensor& a, double value) {
   });
 }
 
-double CpuOps::trace(const Tensor& a) {
+double CpuOps::trace_impl(const Tensor& a) {
   const char* op = "trace";
   check_float(op, "a", a);
-  check_square(op, "a", a);
+  check_not_empty(op, "a", a);
   const int64_t n = a.shape[0];
   double t = 0.0;
   dispatch_float(op, a.dtype, [&](auto tag) {
@@ -202,15 +178,11 @@ double CpuOps::trace(const Tensor& a) {
   return t;
 }
 
-void CpuOps::transpose(const Tensor& out, const Tensor& inp) {
+void CpuOps::transpose_impl(const Tensor& out, const Tensor& inp) {
   const char* op = "transpose";
   check_float(op, "inp", inp);
   check_dtype(op, "out", out, "inp", inp);
   const int64_t m = inp.rows(), n = inp.cols();
-  if (out.rows() != n || out.cols() != m)
-    fail(op, ": out ", out.shape.str(), " must be [", n, ", ", m, "], the transpose of inp ",
-         inp.shape.str());
-  check_no_alias(op, out, inp);
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = inp.ptr<T>();
@@ -234,16 +206,12 @@ void check_index(const char* op, const Tensor& index, int64_t bound, const char*
 }
 }  // namespace
 
-void CpuOps::gather_columns(const Tensor& out, const Tensor& inp, const Tensor& index) {
+void CpuOps::gather_columns_impl(const Tensor& out, const Tensor& inp, const Tensor& index) {
   const char* op = "gather_columns";
   check_float(op, "inp", inp);
   check_dtype(op, "out", out, "inp", inp);
   const int64_t R = inp.rows(), Cin = inp.cols(), Cout = index.numel();
-  if (out.rows() != R || out.cols() != Cout)
-    fail(op, ": out ", out.shape.str(), " must be [", R, ", ", Cout,
-         "] (inp's rows, one column per index)");
   check_index(op, index, Cin, "columns");
-  check_no_alias(op, out, inp);
   const int32_t* idx = index.ptr<int32_t>();
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -255,16 +223,12 @@ void CpuOps::gather_columns(const Tensor& out, const Tensor& inp, const Tensor& 
   });
 }
 
-void CpuOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& index) {
+void CpuOps::gather_rows_impl(const Tensor& out, const Tensor& inp, const Tensor& index) {
   const char* op = "gather_rows";
   check_float(op, "inp", inp);
   check_dtype(op, "out", out, "inp", inp);
   const int64_t Rin = inp.rows(), C = inp.cols(), Rout = index.numel();
-  if (out.rows() != Rout || out.cols() != C)
-    fail(op, ": out ", out.shape.str(), " must be [", Rout, ", ", C,
-         "] (one row per index, inp's columns)");
   check_index(op, index, Rin, "rows");
-  check_no_alias(op, out, inp);
   const int32_t* idx = index.ptr<int32_t>();
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -275,15 +239,12 @@ void CpuOps::gather_rows(const Tensor& out, const Tensor& inp, const Tensor& ind
   });
 }
 
-void CpuOps::column_dots(const Tensor& out, const Tensor& a, const Tensor& b) {
+void CpuOps::column_dots_impl(const Tensor& out, const Tensor& a, const Tensor& b) {
   const char* op = "column_dots";
   check_float(op, "a", a);
   check_dtype(op, "b", b, "a", a);
   check_dtype(op, "out", out, "a", a);
   const int64_t m = a.rows(), n = a.cols();
-  if (b.rows() != m || b.cols() != n)
-    fail(op, ": b ", b.shape.str(), " must have a's shape ", a.shape.str());
-  if (out.numel() != n) fail(op, ": out ", out.shape.str(), " must hold ", n, " values (a's columns)");
   dispatch_float(op, a.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T *x = a.ptr<T>(), *y = b.ptr<T>();
@@ -316,10 +277,10 @@ void trsm_right_upper(int64_t m, int64_t n, const float* r, float* x) {
 // LAPACK ?potrf ('U', row-major) per slice: a = Rᵀ R, R upper; the strict lower triangle is
 // zeroed so that the slice IS R. Status: LAPACK's info (> 0: not positive definite), -1 when
 // the upper triangle holds a non-finite value.
-std::vector<int> CpuOps::cholesky_batched(const Tensor& a) {
+std::vector<int> CpuOps::cholesky_batched_impl(const Tensor& a) {
   const char* op = "cholesky_batched";
   check_float(op, "a", a);
-  const SquareStack sq = square_stack(op, "a", a);
+  const SquareStack sq = square_stack(op, "a", a);  // (checked by the front: the dimensions)
   const int64_t b = sq.batch, n = sq.n;
   std::vector<int> status(size_t(b), 0);
   dispatch_float(op, a.dtype, [&](auto tag) {
@@ -345,13 +306,12 @@ std::vector<int> CpuOps::cholesky_batched(const Tensor& a) {
   return status;
 }
 
-void CpuOps::solve_upper_right_batched(const Tensor& x, const Tensor& r) {
+void CpuOps::solve_upper_right_batched_impl(const Tensor& x, const Tensor& r) {
   const char* op = "solve_upper_right_batched";
   check_float(op, "x", x);
   check_dtype(op, "r", r, "x", x);
-  const SquareStack sq = square_stack(op, "r", r);
+  const SquareStack sq = square_stack(op, "r", r);  // (checked by the front: the dimensions)
   const int64_t b = sq.batch, n = sq.n, m = solve_rows(op, x, r, sq);
-  check_no_alias(op, x, r);
   dispatch_float(op, x.dtype, [&](auto tag) {
     using T = decltype(tag);
     for (int64_t k = 0; k < b; k++)

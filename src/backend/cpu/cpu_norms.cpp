@@ -45,21 +45,16 @@ void rmsnorm_grad(T* dx, const T* dy, const T* x, T r, int64_t n, bool accumulat
   }
 }
 
-void check_rows(const char* op, const Tensor& inp) {
-  if (inp.numel() == 0 || inp.cols() == 0) fail(op, ": empty input ", inp.shape.str());
-}
 
 }  // namespace
 
-void CpuOps::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& inp) {
+void CpuOps::rmsnorm_forward_impl(const Tensor& out, const Tensor& rstd, const Tensor& inp) {
   const char* op = "rmsnorm_forward";
   check_float(op, "inp", inp);
   check_dtype(op, "out", out, "inp", inp);
   check_dtype(op, "rstd", rstd, "inp", inp);
-  check_rows(op, inp);
-  check_same_shape(op, "out", out, "inp", inp);
+  check_not_empty(op, "inp", inp);
   const int64_t N = inp.rows(), C = inp.cols();
-  check_numel(op, "rstd", rstd, N, "one per row of inp");
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = inp.ptr<T>();
@@ -74,20 +69,17 @@ void CpuOps::rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor
   });
 }
 
-void CpuOps::add_rmsnorm_forward(const Tensor& res_out, const Tensor& norm_out,
-                                 const Tensor& rstd, const Tensor& res_in, const Tensor& delta) {
+void CpuOps::add_rmsnorm_forward_impl(const Tensor& res_out, const Tensor& norm_out,
+                                      const Tensor& rstd, const Tensor& res_in,
+                                      const Tensor& delta) {
   const char* op = "add_rmsnorm_forward";
   check_float(op, "res_in", res_in);
   check_dtype(op, "delta", delta, "res_in", res_in);
   check_dtype(op, "res_out", res_out, "res_in", res_in);
   check_dtype(op, "norm_out", norm_out, "res_in", res_in);
   check_dtype(op, "rstd", rstd, "res_in", res_in);
-  check_rows(op, res_in);
-  check_same_shape(op, "delta", delta, "res_in", res_in);
-  check_same_shape(op, "res_out", res_out, "res_in", res_in);
-  check_same_shape(op, "norm_out", norm_out, "res_in", res_in);
+  check_not_empty(op, "res_in", res_in);
   const int64_t N = res_in.rows(), C = res_in.cols();
-  check_numel(op, "rstd", rstd, N, "one per row of res_in");
   dispatch_float(op, res_in.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* a = res_in.ptr<T>();
@@ -106,18 +98,15 @@ void CpuOps::add_rmsnorm_forward(const Tensor& res_out, const Tensor& norm_out,
   });
 }
 
-void CpuOps::rmsnorm_backward(const Tensor& dinp, const Tensor& dout, const Tensor& inp,
-                              const Tensor& rstd) {
+void CpuOps::rmsnorm_backward_impl(const Tensor& dinp, const Tensor& dout, const Tensor& inp,
+                                   const Tensor& rstd) {
   const char* op = "rmsnorm_backward";
   check_float(op, "inp", inp);
   check_dtype(op, "dinp", dinp, "inp", inp);
   check_dtype(op, "dout", dout, "inp", inp);
   check_dtype(op, "rstd", rstd, "inp", inp);
-  check_rows(op, inp);
-  check_same_shape(op, "dinp", dinp, "inp", inp);
-  check_same_shape(op, "dout", dout, "inp", inp);
+  check_not_empty(op, "inp", inp);
   const int64_t N = inp.rows(), C = inp.cols();
-  check_numel(op, "rstd", rstd, N, "one per row of inp");
   dispatch_float(op, inp.dtype, [&](auto tag) {
     using T = decltype(tag);
     const T* x = inp.ptr<T>();
@@ -164,24 +153,16 @@ const RopeTable& rope_table(int64_t T, int64_t hd, float rope_base) {
   return table;
 }
 
-void check_rope(const char* op, const QkvDims& d, float rope_base) {
-  if (d.hd % 2 != 0) fail(op, ": head dim ", d.hd, " must be even for RoPE (pairs i, i + hd/2)");
-  if (!(rope_base > 0.f) || !std::isfinite(rope_base))
-    fail(op, ": rope_base ", rope_base, " must be a positive finite number");
-}
-
 }  // namespace
 
-void CpuOps::qknorm_rope_forward(const Tensor& qkv_out, const Tensor& rstd, const Tensor& qkv_in,
-                                 int n_head, float rope_base) {
+void CpuOps::qknorm_rope_forward_impl(const Tensor& qkv_out, const Tensor& rstd,
+                                      const Tensor& qkv_in, int n_head, float rope_base) {
   const char* op = "qknorm_rope_forward";
   check_float(op, "qkv_in", qkv_in);
   check_dtype(op, "qkv_out", qkv_out, "qkv_in", qkv_in);
   check_dtype(op, "rstd", rstd, "qkv_in", qkv_in);
+  check_not_empty(op, "qkv_in", qkv_in);
   const QkvDims d = qkv_dims(op, qkv_in, n_head);
-  check_rope(op, d, rope_base);
-  check_same_numel(op, "qkv_out", qkv_out, "qkv_in", qkv_in);
-  check_numel(op, "rstd", rstd, d.B * d.T * 2 * d.H, "[B*T, 2H]: q then k per head");
   const RopeTable& rope = rope_table(d.T, d.hd, rope_base);
   const int64_t N = d.B * d.T, C = d.C, H = d.H, hd = d.hd, half = hd / 2;
   dispatch_float(op, qkv_in.dtype, [&](auto tag) {
@@ -213,19 +194,16 @@ void CpuOps::qknorm_rope_forward(const Tensor& qkv_out, const Tensor& rstd, cons
   });
 }
 
-void CpuOps::qknorm_rope_backward(const Tensor& dqkv_in, const Tensor& dqkv_out,
-                                  const Tensor& qkv_in, const Tensor& rstd, int n_head,
-                                  float rope_base) {
+void CpuOps::qknorm_rope_backward_impl(const Tensor& dqkv_in, const Tensor& dqkv_out,
+                                       const Tensor& qkv_in, const Tensor& rstd, int n_head,
+                                       float rope_base) {
   const char* op = "qknorm_rope_backward";
   check_float(op, "qkv_in", qkv_in);
   check_dtype(op, "dqkv_in", dqkv_in, "qkv_in", qkv_in);
   check_dtype(op, "dqkv_out", dqkv_out, "qkv_in", qkv_in);
   check_dtype(op, "rstd", rstd, "qkv_in", qkv_in);
+  check_not_empty(op, "qkv_in", qkv_in);
   const QkvDims d = qkv_dims(op, qkv_in, n_head);
-  check_rope(op, d, rope_base);
-  check_same_numel(op, "dqkv_in", dqkv_in, "qkv_in", qkv_in);
-  check_same_numel(op, "dqkv_out", dqkv_out, "qkv_in", qkv_in);
-  check_numel(op, "rstd", rstd, d.B * d.T * 2 * d.H, "[B*T, 2H]: q then k per head");
   const RopeTable& rope = rope_table(d.T, d.hd, rope_base);
   const int64_t N = d.B * d.T, C = d.C, H = d.H, hd = d.hd, half = hd / 2;
   dispatch_float(op, qkv_in.dtype, [&](auto tag) {

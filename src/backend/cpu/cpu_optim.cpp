@@ -34,26 +34,20 @@ void dispatch_state_grad(const char* op, const Tensor& state, const Tensor& g, F
 }  // namespace
 
 // The CPU has no separate working copy (every tensor of an op shares one dtype), so a requested
-// one is a plain copy of the updated weights. Checked before the update; true when it is due.
+// one is a plain copy of the updated weights. Its dtype is checked before the update (its size
+// by the front); true when it is due.
 bool CpuOps::compute_copy_due(const char* op, const Tensor& p, const ComputeCopy& copy) {
   if (!copy.dst.defined() || copy.dst.data == p.data) return false;
   check_dtype(op, "copy.dst", copy.dst, "p", p);
-  check_same_numel(op, "copy.dst", copy.dst, "p", p);
   return true;
 }
 
-void CpuOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v,
-                          const AdamWArgs& args, const ComputeCopy& copy) {
+void CpuOps::adamw_update_impl(const Tensor& p, const Tensor& g, const Tensor& m,
+                               const Tensor& v, const AdamWArgs& args, const ComputeCopy& copy) {
   const char* op = "adamw_update";
   check_float(op, "p", p);
   check_dtype(op, "m", m, "p", p);
   check_dtype(op, "v", v, "p", p);
-  check_same_numel(op, "g", g, "p", p);
-  check_same_numel(op, "m", m, "p", p);
-  check_same_numel(op, "v", v, "p", p);
-  if (!(args.bias_correction1 > 0.0) || !(args.bias_correction2 > 0.0))
-    fail(op, ": bias corrections (", args.bias_correction1, ", ", args.bias_correction2,
-         ") must be > 0 (1 - beta^t with t >= 1)");
   const bool copy_due = compute_copy_due(op, p, copy);
   dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
     using T = decltype(t_tag);
@@ -64,16 +58,14 @@ void CpuOps::adamw_update(const Tensor& p, const Tensor& g, const Tensor& m, con
       adamw_range(pp + lo, pg + lo, pm + lo, pv + lo, hi - lo, args);
     });
   });
-  if (copy_due) this->copy(copy.dst, p);
+  if (copy_due) copy_impl(copy.dst, p);
 }
 
-void CpuOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, const LionArgs& args,
-                         const ComputeCopy& copy) {
+void CpuOps::lion_update_impl(const Tensor& p, const Tensor& g, const Tensor& m,
+                              const LionArgs& args, const ComputeCopy& copy) {
   const char* op = "lion_update";
   check_float(op, "p", p);
   check_dtype(op, "m", m, "p", p);
-  check_same_numel(op, "g", g, "p", p);
-  check_same_numel(op, "m", m, "p", p);
   const bool copy_due = compute_copy_due(op, p, copy);
   dispatch_state_grad(op, p, g, [&](auto t_tag, auto g_tag) {
     using T = decltype(t_tag);
@@ -84,14 +76,13 @@ void CpuOps::lion_update(const Tensor& p, const Tensor& g, const Tensor& m, cons
       lion_range(pp + lo, pg + lo, pm + lo, hi - lo, args);
     });
   });
-  if (copy_due) this->copy(copy.dst, p);
+  if (copy_due) copy_impl(copy.dst, p);
 }
 
-void CpuOps::ema_square(const Tensor& v, const Tensor& x, double beta) {
+void CpuOps::ema_square_impl(const Tensor& v, const Tensor& x, double beta) {
   const char* op = "ema_square";
   check_float(op, "v", v);
   check_dtype(op, "x", x, "v", v);
-  check_same_numel(op, "x", x, "v", v);
   const int64_t n = v.numel();
   dispatch_float(op, v.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -103,16 +94,12 @@ void CpuOps::ema_square(const Tensor& v, const Tensor& x, double beta) {
   });
 }
 
-void CpuOps::adam_direction(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
-                            double bias_correction1, double bias_correction2) {
+void CpuOps::adam_direction_impl(const Tensor& out, const Tensor& m, const Tensor& v, double eps,
+                                 double bias_correction1, double bias_correction2) {
   const char* op = "adam_direction";
   check_float(op, "out", out);
   check_dtype(op, "m", m, "out", out);
   check_dtype(op, "v", v, "out", out);
-  check_same_numel(op, "m", m, "out", out);
-  check_same_numel(op, "v", v, "out", out);
-  if (!(bias_correction1 > 0.0) || !(bias_correction2 > 0.0))
-    fail(op, ": bias corrections (", bias_correction1, ", ", bias_correction2, ") must be > 0");
   const int64_t n = out.numel();
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -133,12 +120,12 @@ namespace mousse {
 
 using namespace cpu;
 
-void CpuOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
+void CpuOps::sum_squares_batched_impl(const Tensor& out, const Tensor& x) {
   const char* op = "sum_squares_batched";
   check_float(op, "out", out);
   check_float(op, "x", x);
   const int64_t k = out.numel();
-  const int64_t len = slice_length(op, x, k, "out");
+  const int64_t len = x.numel() / k;  // k > 0 and divides x.numel(): checked by the front
   std::vector<double> r(size_t(k), 0.0);
   dispatch_float(op, x.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -153,28 +140,24 @@ void CpuOps::sum_squares_batched(const Tensor& out, const Tensor& x) {
   });
 }
 
-void CpuOps::trace_to(const Tensor& out, const Tensor& a) {
+void CpuOps::trace_to_impl(const Tensor& out, const Tensor& a) {
   const char* op = "trace_to";
   check_float(op, "out", out);
-  check_numel(op, "out", out, 1, "one scalar");
-  const double t = trace(a);
+  const double t = trace_impl(a);
   dispatch_float(op, out.dtype, [&](auto tag) {
     using T = decltype(tag);
     out.ptr<T>()[0] = T(t);
   });
 }
 
-void CpuOps::scale_by_ratio(const Tensor& x, const Tensor& num, const Tensor& den, double power,
-                            double c, double alpha, double eps) {
+void CpuOps::scale_by_ratio_impl(const Tensor& x, const Tensor& num, const Tensor& den,
+                                 double power, double c, double alpha, double eps) {
   const char* op = "scale_by_ratio";
   check_float(op, "x", x);
   check_float(op, "den", den);
   const int64_t k = den.numel();
-  const int64_t len = slice_length(op, x, k, "den");
-  if (num.defined()) {
-    check_dtype(op, "num", num, "den", den);
-    check_same_numel(op, "num", num, "den", den);
-  }
+  const int64_t len = x.numel() / k;  // k > 0 and divides x.numel(): checked by the front
+  if (num.defined()) check_dtype(op, "num", num, "den", den);
   std::vector<double> f(size_t(k), 1.0);
   dispatch_float(op, den.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -205,17 +188,13 @@ namespace mousse {
 
 // One eigh() per slice (LAPACK has no batched driver; a is left unchanged, which the contract
 // allows). Non-finite eigenvalues count as a failure, as on CUDA.
-std::vector<int> CpuOps::eigh_batched(const Tensor& eigenvectors, const Tensor& eigenvalues,
-                                      const Tensor& a) {
+std::vector<int> CpuOps::eigh_batched_impl(const Tensor& eigenvectors, const Tensor& eigenvalues,
+                                           const Tensor& a) {
   const char* op = "eigh_batched";
   check_float(op, "a", a);
   check_dtype(op, "eigenvectors", eigenvectors, "a", a);
   check_dtype(op, "eigenvalues", eigenvalues, "a", a);
-  if (a.shape.ndim != 3 || a.shape[1] != a.shape[2])
-    fail(op, ": a ", a.shape.str(), " must be [batch, n, n]");
   const int64_t b = a.shape[0], n = a.shape[1];
-  check_numel(op, "eigenvectors", eigenvectors, b * n * n, "batch · n · n");
-  check_numel(op, "eigenvalues", eigenvalues, b * n, "batch · n");
   std::vector<int> status(size_t(b), 0);
   for (int64_t i = 0; i < b; i++) {
     const Tensor w = eigenvalues.slice(i * n, Shape{n});
