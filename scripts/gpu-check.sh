@@ -97,25 +97,10 @@ run_step() {
 }
 
 echo "gpu-check: root $ROOT, build $BUILD, sm_$ARCH, -j$JOBS"
-# NCCL (a binary built with MPI links it): from the loader cache, else PyTorch's pip nvidia-nccl.
-if ! ldconfig -p 2>/dev/null | grep -q "libnccl.so.2 "; then
-  nccl_dir=$("$PYTHON" -c 'import nvidia.nccl as c, os; print(os.path.join(list(c.__path__)[0], "lib"))' 2>/dev/null)
-  if [ -n "$nccl_dir" ] && [ -f "$nccl_dir/libnccl.so.2" ]; then
-    export LD_LIBRARY_PATH=$nccl_dir:${LD_LIBRARY_PATH:-}
-    echo "NCCL: $nccl_dir"
-  fi
-fi
-# bf16 attention uses cuDNN when libcudnn.so.9 loads (cuda/attention_cudnn.h): find it in the
-# loader cache, else in the pip package nvidia-cudnn that PyTorch installs.
-if ! ldconfig -p 2>/dev/null | grep -q "libcudnn.so.9 "; then
-  cudnn_dir=$("$PYTHON" -c 'import nvidia.cudnn as c, os; print(os.path.join(list(c.__path__)[0], "lib"))' 2>/dev/null)
-  if [ -n "$cudnn_dir" ] && [ -f "$cudnn_dir/libcudnn.so.9" ]; then
-    export LD_LIBRARY_PATH=$cudnn_dir:${LD_LIBRARY_PATH:-}
-    echo "cuDNN: $cudnn_dir"
-  else
-    echo "cuDNN: libcudnn.so.9 not found; bf16 attention runs on Mousse's own kernels"
-  fi
-fi
+# NCCL (a binary built with MPI links it) and cuDNN (bf16 attention, cuda/attention_cudnn.h): from
+# the loader cache, else from the pip wheels PyTorch installs.
+extra_libs=$("$ROOT/scripts/gpu-libs.sh" "$PYTHON")
+[ -n "$extra_libs" ] && export LD_LIBRARY_PATH=$extra_libs:${LD_LIBRARY_PATH:-}
 have_gpu=0
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
   have_gpu=1

@@ -5,13 +5,21 @@
 # The CUDA libraries (cuBLAS, cuSOLVER, NCCL), glibc and the C++ runtime (libstdc++, libgcc_s:
 # newer there than here) are taken from the GPU machine.
 #
-#   scripts/pack-gpu-build.sh BUILD_DIR OUT_DIR
+#   scripts/pack-gpu-build.sh BUILD_DIR OUT_DIR [EXECUTABLE...]
+#
+# Without EXECUTABLEs (paths relative to BUILD_DIR), every GPU binary there is packed (mousse, the
+# CUDA benchmarks and tests); with them, only those, each of which must exist.
 set -euo pipefail
-BUILD=${1:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR}
-OUT=${2:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR}
+BUILD=${1:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR [EXECUTABLE...]}
+OUT=${2:?usage: pack-gpu-build.sh BUILD_DIR OUT_DIR [EXECUTABLE...]}
+shift 2
+for exe in "$@"; do
+  [ -f "$BUILD/$exe" ] && [ -x "$BUILD/$exe" ] || { echo "pack-gpu-build: $BUILD/$exe: no such executable" >&2; exit 1; }
+done
 rm -rf "$OUT"
 mkdir -p "$OUT/bin" "$OUT/lib"
-for exe in mousse bench-ops-cuda bench-optim-cuda "$BUILD"/tests/gpu/test_cuda_*; do
+[ $# -gt 0 ] || set -- mousse bench-ops-cuda bench-optim-cuda "$BUILD"/tests/gpu/test_cuda_*
+for exe in "$@"; do
   exe=${exe#"$BUILD/"}
   if [ -f "$BUILD/$exe" ] && [ -x "$BUILD/$exe" ]; then cp "$BUILD/$exe" "$OUT/bin/"; fi
 done

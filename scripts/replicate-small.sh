@@ -3,7 +3,8 @@
 # tokenizer, sweep the peak LR of AdamW, Muon, SOAP and Mousse on a 30.5M-parameter GPT
 # (configs/small/, 400 steps × 16K tokens), then write the result table and the figures to
 # docs/replication/. Finished runs are skipped and interrupted ones resumed, so it can simply be
-# run again after an interruption.
+# run again after an interruption. That is 16 runs of 400 steps; for a GPU session of a few
+# minutes, scripts/replicate-gpu runs Muon vs Mousse (3 LRs each) within a time budget instead.
 #
 #   scripts/replicate-small.sh                      # everything
 #   OPTIMIZERS="muon mousse" scripts/replicate-small.sh
@@ -29,13 +30,9 @@ SET=${SET:-}
 [ -x "$BUILD/mousse" ] && [ -x "$BUILD/mousse-tokenize" ] \
   || { echo "build first: scripts/build.sh (needs $BUILD/mousse and $BUILD/mousse-tokenize)"; exit 1; }
 
-# 1. Data: the shared web-like corpora (news, web text, speeches; about 2M tokens), the first
-#    131,072 tokens for validation.
-if ! ls "$DATA"/small_train_*.bin >/dev/null 2>&1; then
-  echo "== tokenizing $SHARED/corpora/*.jsonl into $DATA"
-  "$BUILD/mousse-tokenize" "$SHARED"/corpora/*.jsonl --out "$DATA" --name small \
-    --val-tokens 131072 --vocab "$VOCAB"
-fi
+# 1. Data: the shared web-like corpora (news, web text, speeches; about 1.7M tokens), the first
+#    131,072 tokens for validation (skipped when already done).
+bash scripts/tokenize-small-corpora.sh "$BUILD/mousse-tokenize" "$SHARED/corpora" "$VOCAB" "$DATA"
 
 # 2. LR sweeps, one per optimizer (grids in configs/small/lr_grids.json; the embedding LR is tied
 #    to the matrix LR, Dion's convention).
@@ -55,39 +52,10 @@ done
 mkdir -p "$DOCS"
 cp "$OUT/results.csv" "$DOCS/results.csv"
 "$PY" scripts/plot "$OUT" --out "$DOCS"
-"$PY" - "$OUT/results.csv" "$DOCS" <<'PYEOF'
-import csv, os, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["status"] == "completed" and r["final_val_loss"]]
-steps = {}
-p = os.path.join(sys.argv[2], "steps_to_target.csv")
-if os.path.exists(p):
-    steps = {r["optimizer"]: r for r in csv.DictReader(open(p))}
-lr_col = next(c for c in rows[0] if c.startswith("optimizer.matrix.lr")) if rows else None
-lines = ["# Small-scale replication: results", "",
-         "Written by `scripts/replicate-small.sh` (30.5M-parameter GPT, 400 steps × 16,384 tokens, "
-         "cosine schedule with 10% warmup). Every run: `results.csv`.", "",
-         "| optimizer | best peak LR | final val loss | steps to Muon's best final loss | tokens/s |",
-         "|---|---|---|---|---|"]
-for opt in ["adamw", "muon", "soap", "mousse"]:
-    rs = [r for r in rows if r["optimizer"] == opt]
-    if not rs:
-        continue
-    b = min(rs, key=lambda r: float(r["final_val_loss"]))
-    s = steps.get(opt, {})
-    st = s.get("steps_to_target") or "not reached"
-    if s.get("fraction_of_reference"):
-        st += f" ({100 * float(s['fraction_of_reference']):.0f}% of Muon's)"
-    lines.append(f"| {opt} | {b[lr_col]} | {float(b['final_val_loss']):.4f} | {st} | "
-                 f"{float(b['tokens_per_s']):,.0f} |")
-lines += ["", "Per LR (final val loss):", "", "| optimizer | peak LR | final val loss |", "|---|---|---|"]
-for r in sorted(rows, key=lambda r: (r["optimizer"], float(r[lr_col]))):
-    lines.append(f"| {r['optimizer']} | {r[lr_col]} | {float(r['final_val_loss']):.4f} |")
-lines += ["", "Figures: `lr_sweep_cosine.png` (Fig. 3), `curves_cosine.png` (Fig. 1), "
-          "`steps_to_target.png` (Fig. 4), `update_rms.png` (Fig. 6, grafting on only), "
-          "`precond_*.png` (Fig. 10).", ""]
-open(os.path.join(sys.argv[2], "results.md"), "w").write("\n".join(lines))
-print("\n".join(lines))
-PYEOF
+commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+"$PY" scripts/replication_report.py "$OUT" --docs "$DOCS" --title "Small-scale replication: results" \
+  --intro "Written by \`scripts/replicate-small.sh\`: $OPTIMIZERS, each over its peak-LR grid (\`configs/small/lr_grids.json\`)." \
+  --command "OPTIMIZERS=\"$OPTIMIZERS\" SET=\"$SET\" scripts/replicate-small.sh" --commit "\`$commit\`"
 
 # 4. A look at the best Mousse model.
 best=$("$PY" -c "
