@@ -68,28 +68,11 @@ fi
 echo "== 3. dry run here (no GPU: every GPU step must be skipped, none may fail)"
 rm -rf "$DEST" && mkdir -p "$DEST" && tar xJf "$PACK/pack.tar.xz" -C "$DEST"
 DRY=$(mktemp -d)
-set +e
-( . "$DEST/env.sh" && LOGS_DIR=$DRY/logs RESULTS_DIR=$DRY/results PYTHON=${PYTHON:-python3} \
-    bash scripts/gpu-check.sh ) >"$DRY/out.log" 2>&1
-rc=$?
-set -e
-sed -n '/^=== summary/,/^cut by/p' "$DRY/out.log" | sed '/^cut by/d'
-# The summary's step rows: "step RESULT seconds note".
-steps=" configure build gpu-tests bench-model bench-torch bench-train-optim nccl-forced bench-optim bench-ops nccl-1rank nccl-grouped "
-rows=$(awk -v steps="$steps" '/^=== summary/{p=1; next} p && index(steps, " " $1 " ") {print $1, $2}' "$DRY/out.log")
-bad=$(echo "$rows" | awk '$2 != "SKIP" && $2 != "PASS" {print $1 " " $2}')
-ran=$(echo "$rows" | awk '$2 == "PASS" {print $1}')
-[ "$(echo "$rows" | grep -c .)" -ge 9 ] || bad="${bad:+$bad; }fewer steps in the summary than expected"
-rm -rf "$DEST"
-if [ "$rc" -ne 0 ] || [ -n "$bad" ]; then
-  echo "gpu-check-prepare: the dry run failed (exit $rc): ${bad:-see $DRY/out.log}" >&2
+if ! ( . "$DEST/env.sh" && bash scripts/gpu-check-dry-run.sh "$DEST/prebuilt" "$DRY" ); then
+  echo "gpu-check-prepare: the dry run failed (its files: $DRY)" >&2
   exit 1
 fi
-if [ -n "$ran" ]; then
-  echo "gpu-check-prepare: steps passed without a GPU ($ran): they did not check anything" >&2
-  exit 1
-fi
-rm -rf "$DRY"
+rm -rf "$DEST" "$DRY"
 
 cat <<EOF
 == 4. ready. On the GPU machine (the device tool: carry ["$PACK"], timeout_s 480), from the
