@@ -22,19 +22,12 @@
 #include "train/memory_plan.h"
 #include "train/param_groups.h"
 #include "train/run_config.h"
+#include "test_files.h"
 
 using namespace mousse;
+using mousse_test::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 json toy_config() {
   return json::parse(R"({

@@ -1,5 +1,5 @@
 #pragma once
-// Helpers for the data tests: a temporary folder and seeded random shards.
+// Helpers for the data tests: seeded random shards (and test_files.h's TempDir).
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -11,23 +11,9 @@
 #include <vector>
 
 #include "data/shard.h"
+#include "test_files.h"
 
 namespace mousse_test {
-
-// A fresh folder under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "mousse_data_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
 inline std::vector<uint16_t> random_tokens(int64_t count, uint64_t seed, int vocab = 50257) {
   std::mt19937_64 rng(seed);

@@ -18,45 +18,19 @@
 #include "train/run_config.h"
 #include "train/run_dir.h"
 #include "train/state_check.h"
+#include "test_files.h"
 
 using namespace mousse;
+using mousse_test::error_of;
+using mousse_test::slurp;
+using mousse_test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
 
 uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}(); }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "mousse_rundir_XXXXXX").string();
-    REQUIRE(::mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& n) const { return path + "/" + n; }
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void put(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 RunConfig run_config(const std::string& log_dir, const std::string& ckpt_dir = "") {
   RunConfig c;
