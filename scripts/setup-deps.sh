@@ -23,7 +23,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[setup] installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The downloaded .deb files (~1.5 GB with python3-torch) are deleted once installed.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq -o APT::Keep-Downloaded-Packages=false \
+    "${missing[@]}" >/dev/null
 fi
 
 # Python reference tests run with Debian's interpreter (which has python3-torch).

@@ -1,16 +1,14 @@
 #pragma once
-// Helpers shared by the C++ tests: a temporary folder, a file's bytes, an error's message.
+// Helpers shared by the C++ tests (the tokenizer's included): a temporary folder, a file's bytes.
+// Standard library only; the trainer's error helper is in test_errors.h.
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
-
-#include "core/error.h"
 
 namespace mousse_test {
 
@@ -37,16 +35,6 @@ inline std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// The message of the mousse::Error that f throws, "" when it throws none.
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const mousse::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace mousse_test

@@ -22,6 +22,7 @@
 #include "train/memory_plan.h"
 #include "train/param_groups.h"
 #include "train/run_config.h"
+#include "test_errors.h"
 #include "test_files.h"
 
 using namespace mousse;

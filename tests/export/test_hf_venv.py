@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hf_venv.ensure: a venv is reused only when complete (its marker written last), an incomplete
-one (an install that was killed or failed) is deleted and made again, and a changed requirements
-file gets a new venv. Runs offline: the requirements here need no download."""
+one (an install that was killed or failed) is deleted and made again, a changed requirements
+file gets a new venv, and too little disk stops it before it starts. Runs offline: the requirements here need no download."""
 import os
 import subprocess
 import sys
@@ -60,6 +60,26 @@ def main():
                      and not d.endswith(".lock")]
         if len(bad_venvs) != 1 or os.path.exists(os.path.join(os.path.dirname(venv), bad_venvs[0], hf_venv.MARKER)):
             fail("the failed install left %s" % bad_venvs)
+
+        # Too little disk: a clear error naming the folder, before anything is created.
+        short = os.path.join(tmp, "short.txt")
+        with open(short, "w") as f:
+            f.write("# needs more disk than any machine has\n")
+        try:
+            hf_venv.ensure(sys.executable, short, check, name="t", disk=(10**18, 10**9))
+            fail("an install with no room went ahead")
+        except SystemExit as e:
+            cache = os.path.dirname(venv)
+            if "not enough disk" not in str(e) or cache not in str(e) or "GB free for the environment" not in str(e):
+                fail("unexpected message: %s" % e)
+        if os.path.exists(hf_venv.venv_dir(sys.executable, short, name="t")):
+            fail("the refused install created its folder")
+
+        # The large wheels one pip call each, the rest together, comments dropped.
+        with open(short, "w") as f:
+            f.write("# top\nnvidia-cublas==1 # CUDA\nsix==1.16.0\n\ntorch==2.0\nidna==3\n")
+        if hf_venv.install_batches(short) != [["nvidia-cublas==1"], ["torch==2.0"], ["six==1.16.0", "idna==3"]]:
+            fail("install batches: %s" % hf_venv.install_batches(short))
 
         # Another requirements file: another venv.
         with open(req, "a") as f:

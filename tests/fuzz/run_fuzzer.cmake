@@ -1,5 +1,5 @@
 # Runs one fuzz target for SECONDS over the seed corpus CORPUS (read only; new inputs go to
-# WORK/new, findings to WORK/artifacts/). cmake -DFUZZER= -DCORPUS= -DWORK= -DSECONDS= [-DDICT=] -P
+# WORK/new, findings to WORK/artifacts/, scratch files to WORK/tmp). cmake -DFUZZER= -DCORPUS= -DWORK= -DSECONDS= [-DDICT=] -P
 foreach(v FUZZER CORPUS WORK SECONDS)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "run_fuzzer.cmake needs -D${v}=")
@@ -9,7 +9,10 @@ if(NOT EXISTS ${FUZZER})
   message(FATAL_ERROR "${FUZZER} is missing: build the project first")
 endif()
 file(REMOVE_RECURSE ${WORK})
-file(MAKE_DIRECTORY ${WORK}/new ${WORK}/artifacts)
+file(MAKE_DIRECTORY ${WORK}/new ${WORK}/artifacts ${WORK}/tmp)
+# The targets' scratch files (fuzz_common.cpp) go under WORK: libFuzzer ends the process without
+# running the destructor that would remove them from the system temp folder.
+set(ENV{TMPDIR} ${WORK}/tmp)
 set(args -max_total_time=${SECONDS} -seed=1 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536
          -print_final_stats=1 -artifact_prefix=${WORK}/artifacts/)
 if(DICT)

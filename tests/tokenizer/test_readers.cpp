@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "output_dir.h"
+#include "test_files.h"
 #include "readers/input_error.h"
 #include "readers/jsonl.h"
 #include "readers/reader.h"
@@ -25,10 +26,10 @@ using namespace mousse::tok;
 namespace fs = std::filesystem;
 
 namespace {
+// In one temporary folder per process, removed when the process ends.
 std::string temp_file(const std::string& name, const std::string& bytes) {
-  fs::path dir = fs::temp_directory_path() / ("mousse-test-readers-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::string p = (dir / name).string();
+  static mousse_test::TempDir dir;
+  std::string p = dir.file(name);
   std::ofstream(p, std::ios::binary) << bytes;
   return p;
 }

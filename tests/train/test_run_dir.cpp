@@ -18,6 +18,7 @@
 #include "train/run_config.h"
 #include "train/run_dir.h"
 #include "train/state_check.h"
+#include "test_errors.h"
 #include "test_files.h"
 
 using namespace mousse;
