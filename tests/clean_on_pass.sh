@@ -6,6 +6,11 @@
 #   clean_on_pass.sh WORK_DIR COMMAND [ARG...]   (tests/CMakeLists.txt: mousse_add_work_test)
 WORK=$1
 shift
+case "$WORK" in
+  /?*/?*) ;;  # an absolute path at least two levels deep: never / or a top-level folder
+  *) echo "clean_on_pass.sh: WORK_DIR must be an absolute path inside the build tree, got '$WORK'" >&2
+     exit 2 ;;
+esac
 "$@"
 rc=$?
 if [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ]; then
