@@ -1,6 +1,7 @@
 #pragma once
-// Helpers shared by the C++ tests (the tokenizer's included): a temporary folder, a file's bytes.
-// Standard library only; the trainer's error helper is in test_errors.h.
+// Helpers shared by the C++ tests (the tokenizer's included): a temporary folder, a file's bytes,
+// the message of an exception of a given type. Standard library only; the trainer's error helper
+// is in test_errors.h.
 #include <stdlib.h>
 
 #include <filesystem>
@@ -35,6 +36,17 @@ inline std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The message of the E that f throws, "" when it throws none (other exceptions propagate).
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace mousse_test

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/safetensors.h"
+#include "test_errors.h"
 
 using namespace mousse;
 using namespace std::string_literals;
@@ -62,12 +63,7 @@ std::string read_all(const std::string& path) {
 
 // The error the reader gives for `path`, or "" when it accepts the file.
 std::string reader_error(const std::string& path) {
-  try {
-    SafeTensorsFile f(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return mousse_test::error_of([&] { SafeTensorsFile f(path); });
 }
 
 struct Written {

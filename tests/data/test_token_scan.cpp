@@ -9,6 +9,7 @@
 #include "data/data_loader.h"
 #include "data/token_scan.h"
 #include "data_test_util.h"
+#include "test_errors.h"
 
 using namespace mousse;
 using namespace mousse_test;
@@ -29,12 +30,7 @@ std::vector<ShardHeader> headers(const TempDir& dir, size_t n) {
 }
 
 std::string scan_error(const std::vector<ShardHeader>& h, int vocab, int part, int parts) {
-  try {
-    check_token_ids(h, vocab, part, parts);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_of([&] { check_token_ids(h, vocab, part, parts); });
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -55,12 +54,7 @@ ReadAll read_all(DocReader& r, size_t max_bytes = 1 << 20) {
 // The error message of f(), or "" when it does not throw InputError.
 template <class F>
 std::string input_error(F f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
+  return mousse_test::message_of<InputError>(f);
 }
 
 std::string parse(const std::string& line, std::string* text = nullptr) {
@@ -273,8 +267,8 @@ TEST_CASE("shard names of a run, and the output lock", "[tokenizer][output]") {
   CHECK_FALSE(is_partial_shard_of("fineweb_val_000000.bin.partial", "fineweb"));
   CHECK_FALSE(is_partial_shard_of(".other_val_000000.bin.partial", "fineweb"));
 
-  fs::path dir = fs::temp_directory_path() / ("mousse-test-lock-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  mousse_test::TempDir tmp;
+  const fs::path dir = tmp.path;
   {
     OutputLock a;
     REQUIRE(a.acquire(dir.string(), "x").empty());
@@ -287,7 +281,6 @@ TEST_CASE("shard names of a run, and the output lock", "[tokenizer][output]") {
   CHECK_FALSE(fs::exists(dir / ".x.lock"));  // released and removed
   OutputLock again;
   CHECK(again.acquire(dir.string(), "x").empty());
-  fs::remove_all(dir);
 }
 
 TEST_CASE("a reader's failure that is not an InputError is reported with the file and position", "[tokenizer][readers]") {

@@ -19,8 +19,10 @@
 #include "train/reshard.h"
 #include "train/weight_source.h"
 #include "train/weights_export.h"
+#include "test_errors.h"
 
 using namespace mousse;
+using mousse_test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -50,15 +52,6 @@ void write_with_meta(const std::string& path, const std::string& key, const std:
   w.write_atomic(path);
 }
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

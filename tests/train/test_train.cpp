@@ -13,6 +13,7 @@
 #include "train/checkpoint.h"
 #include "train/run_config.h"
 #include "train/schedule.h"
+#include "test_errors.h"
 
 using namespace mousse;
 namespace fs = std::filesystem;
@@ -28,12 +29,7 @@ json toy_config() {
   })");
 }
 std::string error_of(const json& j) {
-  try {
-    parse_run_config(j, "cfg.json");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return mousse_test::error_of([&] { parse_run_config(j, "cfg.json"); });
 }
 }  // namespace
 
