@@ -99,6 +99,13 @@ def train(cfg, ranks, tag, extra=(), check=True, timeout=120, env=ENV, mpirun=Fa
     return p, time.time() - t0
 
 
+def refused(cfg, ranks, tag, extra, what, *needles):
+    """--resume of the checkpoint copied into `tag` must fail, naming every one of `needles`."""
+    p, _ = train(cfg, ranks, tag, ["--resume", *extra], check=False)
+    print(f"{what}:", p.returncode, p.stdout.strip().splitlines()[-1][:300])
+    assert p.returncode != 0 and all(n in p.stdout for n in needles), p.stdout
+
+
 def losses(tag):
     out = {}
     with open(f"{work}/{tag}/log/metrics.jsonl") as f:
@@ -291,22 +298,16 @@ elif a.what == "reshard":
         copy_checkpoint("ref3", "missing", k)
         gone = f"ckpt_{k:08d}.rank1-of-3.safetensors"
         os.remove(f"{work}/missing/ckpt/{gone}")
-        p, _ = train(cfg, 2, "missing", ["--resume"], check=False)
-        print("missing shard:", p.returncode, p.stdout.strip().splitlines()[-1][:300])
-        assert p.returncode != 0 and gone in p.stdout and "3 ranks" in p.stdout, p.stdout
+        refused(cfg, 2, "missing", [], "missing shard", gone, "3 ranks")
         # Another optimizer configuration (AdamW's state where this run has Lion's): refused.
         copy_checkpoint("ref2", "otheropt", k)
-        p, _ = train(cfg, 3, "otheropt", ["--resume", "--set", "optimizer.embedding.type=lion"],
-                     check=False)
-        print("other optimizer:", p.returncode, p.stdout.strip().splitlines()[-1][:300])
-        assert p.returncode != 0 and "lion" in p.stdout, p.stdout
+        refused(cfg, 3, "otheropt", ["--set", "optimizer.embedding.type=lion"], "other optimizer",
+                "lion")
     if a.arg == "mousse-overlap":
         # Whitening one side only: the checkpoint's input-side state is left over, refused.
         copy_checkpoint("ref2", "oneside", k)
-        p, _ = train(cfg, 3, "oneside", ["--resume", "--set", "optimizer.matrix.whiten=output"],
-                     check=False)
-        print("another whitening side:", p.returncode, p.stdout.strip().splitlines()[-1][:300])
-        assert p.returncode != 0 and "different optimizer configuration" in p.stdout, p.stdout
+        refused(cfg, 3, "oneside", ["--set", "optimizer.matrix.whiten=output"],
+                "another whitening side", "different optimizer configuration")
 elif a.what == "forced":
     cfg = config(a.arg, precision=a.precision)
     train(cfg, 1, "plain")

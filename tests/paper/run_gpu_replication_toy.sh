@@ -19,6 +19,18 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export OMP_NUM_THREADS=1
 RG=("$PY" "$REPO/scripts/replicate-gpu")
+# toy_run NAME ARGS...: `run --toy` into $WORK/NAME (its output also in NAME.log); sets rc (its exit
+# status) and wall (milliseconds, python's start-up and exit included).
+toy_run() {
+  local name=$1 t0
+  shift
+  t0=$(date +%s%N)
+  rc=0
+  "${RG[@]}" run --toy --build "$BUILD" --data "$WORK/data" --work "$WORK/$name" "$@" \
+    | tee "$WORK/$name.log" || rc=$?
+  wall=$(( ($(date +%s%N) - t0) / 1000000 ))
+  echo "run: exit $rc after $wall ms"
+}
 
 echo "== 1. prepare --toy: tokenize the corpora"
 t0=$(date +%s%N)
@@ -33,12 +45,7 @@ echo "== 2. run --toy within ${BUDGET}s"
 # 290 ms per toy step; 40 to 80 ms with one thread). So: one thread, runs sized for 6 times the
 # probe's time (--margin 5), and --min-steps 1 to accept the few steps that leaves on a busy
 # machine: what is tested is the pipeline and the sizing, not the losses.
-t0=$(date +%s%N)
-rc=0
-"${RG[@]}" run --toy --build "$BUILD" --data "$WORK/data" --work "$WORK/a" --budget-s "$BUDGET" \
-  --margin 5 --min-steps 1 | tee "$WORK/a.log" || rc=$?
-wall=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "run: exit $rc after $wall ms"
+toy_run a --budget-s "$BUDGET" --margin 5 --min-steps 1
 [ $rc = 0 ] || fail "run --toy exited $rc"
 "$PY" - "$WORK/a" "$BUDGET" "$wall" <<'PYEOF'
 import csv, json, math, os, sys
@@ -112,12 +119,7 @@ fi
 
 echo "== 3. runs that cannot fit the budget: stop cleanly with partial results"
 # --steps far beyond what the budget allows: the first run is predicted not to fit and not started.
-t0=$(date +%s%N)
-rc=0
-"${RG[@]}" run --toy --build "$BUILD" --data "$WORK/data" --work "$WORK/b" --budget-s "$SMALL_BUDGET" \
-  --steps 1000000 | tee "$WORK/b.log" || rc=$?
-wall=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "run: exit $rc after $wall ms"
+toy_run b --budget-s "$SMALL_BUDGET" --steps 1000000
 [ $rc = 2 ] || fail "expected exit 2 (stopped by the budget), got $rc"
 "$PY" - "$WORK/b" "$SMALL_BUDGET" "$wall" <<'PYEOF'
 import json, os, sys
